@@ -1,0 +1,29 @@
+"""``create_app(hub)``: the FastAPI application of one deployment."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from hdhub import __version__
+from hdhub.api.errors import install_error_handlers
+from hdhub.api.middleware import HttpMetrics, install_middleware
+from hdhub.api.routes import audit, auth, health, users
+from hdhub.hub import Hub
+from hdhub.security.oidc import OidcVerifier
+
+
+def create_app(hub: Hub) -> FastAPI:
+    app = FastAPI(
+        title="hdhub",
+        version=__version__,
+        description="Health data platform API: platform, FHIR R4 (/fhir/r4) and DICOMweb (/dicomweb).",
+    )
+    app.state.hub = hub
+    app.state.metrics = HttpMetrics()
+    oidc = hub.settings.oidc
+    app.state.oidc = OidcVerifier(oidc, hub.settings.home) if oidc.issuer else None
+    install_error_handlers(app)
+    install_middleware(app, app.state.metrics)
+    for module in (health, auth, users, audit):
+        app.include_router(module.router)
+    return app

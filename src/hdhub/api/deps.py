@@ -1,0 +1,76 @@
+"""Request dependencies: the catalog session, the caller, and the authorisation gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from hdhub.errors import AuthenticationError
+from hdhub.hub import Hub
+from hdhub.security.authz import authorize
+from hdhub.security.oidc import looks_like_jwt
+from hdhub.security.principal import Principal
+from hdhub.security.tokens import resolve_token
+from hdhub.security.users import principal_for
+
+
+def get_hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    with Session(get_hub(request).catalog) as session, session.begin():
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+def current_principal(request: Request) -> Principal:
+    """Resolve the Authorization header once per request (cached on request.state)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    source = request.client.host if request.client else None
+    header = request.headers.get("authorization", "")
+    if not header:
+        principal = Principal.anonymous(source)
+    else:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials:
+            raise AuthenticationError("use an 'Authorization: Bearer <token>' header")
+        credentials = credentials.strip()
+        if looks_like_jwt(credentials):
+            verifier = request.app.state.oidc
+            if verifier is None:
+                raise AuthenticationError("OIDC bearer tokens are not enabled on this server")
+            principal = verifier.verify(credentials, source=source)
+        else:
+            with Session(get_hub(request).catalog) as session, session.begin():
+                row = resolve_token(session, credentials)
+                principal = principal_for(row.user, kind="token", source=source)
+    request.state.principal = principal
+    return principal
+
+
+def require(action: str) -> Callable[..., Principal]:
+    """Dependency: the caller, once the one decision function has allowed ``action``."""
+
+    def gate(request: Request) -> Principal:
+        principal = current_principal(request)
+        decision = authorize(principal, action)
+        request.state.decision = decision
+        return principal
+
+    gate.__name__ = f"require_{action.replace(':', '_').replace('-', '_')}"
+    return gate
+
+
+def audit_context(request: Request, **fields: Any) -> None:
+    """Let a route add patient/project/resource details to its request's audit event."""
+    current = getattr(request.state, "audit_fields", None) or {}
+    current.update({k: v for k, v in fields.items() if v is not None})
+    request.state.audit_fields = current

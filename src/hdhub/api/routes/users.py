@@ -1,0 +1,100 @@
+"""User administration (role admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from hdhub.api.deps import DbSession, audit_context, require
+from hdhub.catalog.models import User
+from hdhub.security import users as user_service
+from hdhub.security.principal import Principal
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+class UserCreate(BaseModel):
+    username: str = Field(max_length=150)
+    roles: list[str] = Field(min_length=1, max_length=10)
+    password: str | None = Field(None, max_length=1024)
+    display_name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+
+
+class UserUpdate(BaseModel):
+    disabled: bool | None = None
+    roles: list[str] | None = Field(None, min_length=1, max_length=10)
+    password: str | None = Field(None, max_length=1024)
+
+
+class UserPublic(BaseModel):
+    """What the API shows of a user: never the password hash."""
+
+    id: int
+    username: str
+    display_name: str | None
+    email: str | None
+    roles: list[str]
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            email=user.email,
+            roles=user.role_names,
+            disabled=user.disabled,
+            created_at=user.created_at,
+        )
+
+
+@router.get("", response_model=list[UserPublic], summary="List users")
+def list_users(
+    session: DbSession, _: Annotated[Principal, Depends(require("users:read"))]
+) -> list[UserPublic]:
+    return [UserPublic.of(u) for u in user_service.list_users(session)]
+
+
+@router.post("", response_model=UserPublic, status_code=201, summary="Create a user")
+def create_user(
+    request: Request,
+    body: UserCreate,
+    session: DbSession,
+    _: Annotated[Principal, Depends(require("users:manage"))],
+) -> UserPublic:
+    audit_context(request, resource_type="user", resource_id=body.username)
+    user = user_service.create_user(
+        session,
+        body.username,
+        body.roles,
+        password=body.password,
+        display_name=body.display_name,
+        email=body.email,
+    )
+    return UserPublic.of(user)
+
+
+@router.patch("/{username}", response_model=UserPublic, summary="Disable, enable, change roles or password")
+def update_user(
+    request: Request,
+    username: str,
+    body: UserUpdate,
+    session: DbSession,
+    _: Annotated[Principal, Depends(require("users:manage"))],
+) -> UserPublic:
+    audit_context(request, resource_type="user", resource_id=username)
+    user = user_service.get_user(session, username)
+    if body.disabled is not None:
+        user = user_service.set_disabled(session, username, body.disabled)
+    if body.roles is not None:
+        user = user_service.set_roles(session, username, body.roles)
+    if body.password is not None:
+        user = user_service.set_password(session, username, body.password)
+    session.flush()
+    return UserPublic.of(user)

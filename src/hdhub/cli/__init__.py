@@ -1,0 +1,1 @@
+"""The ``hdhub`` command: a thin Typer layer over the same service functions as the API."""

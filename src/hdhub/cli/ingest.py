@@ -1,0 +1,7 @@
+"""`hdhub ingest` commands."""
+
+from __future__ import annotations
+
+from hdhub.cli.context import new_app
+
+app = new_app("ingest commands.")

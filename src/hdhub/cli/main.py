@@ -1,0 +1,48 @@
+"""Entry point of the ``hdhub`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hdhub import __version__
+from hdhub.cli import audit, deployment, ingest, objects, serve, users
+from hdhub.cli.context import new_app, state
+
+app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", help="Deployment directory (else $HDHUB_HOME, else the current directory)."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(f"hdhub {__version__}")
+        raise typer.Exit(0)
+    st = state(ctx)
+    st.home = home
+    st.debug = debug
+
+
+deployment.register(app)
+serve.register(app)
+app.add_typer(deployment.db_app, name="db")
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(objects.app, name="objects")
+app.add_typer(audit.app, name="audit")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

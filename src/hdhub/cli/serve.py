@@ -1,0 +1,119 @@
+"""`hdhub serve` and `hdhub demo`."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hdhub.cli.context import console, state
+from hdhub.errors import ConfigError
+
+DEMO_DIR = "hdhub-demo"
+DEMO_ADMIN = "demo-admin"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_servable(hub: object, host: str) -> None:
+    """Refuse to start on an unmigrated catalog, or exposed beyond loopback without an admin."""
+    from hdhub.catalog.migrate import current_revision, head_revision
+    from hdhub.catalog.models import User, UserRole
+
+    current, head = current_revision(hub.catalog), head_revision()  # type: ignore[attr-defined]
+    if current != head:
+        raise ConfigError(
+            f"catalog schema is at {current or 'nothing'}, expected {head}: run `hdhub db upgrade`"
+        )
+    if not _is_loopback(host):
+        with Session(hub.catalog) as session:  # type: ignore[attr-defined]
+            admin = session.scalar(
+                select(User.id).join(UserRole).where(UserRole.role == "admin", User.disabled.is_(False))
+            )
+        if admin is None:
+            raise ConfigError(
+                f"refusing to listen on {host} with no enabled admin account: create one with "
+                "`hdhub users add NAME --role admin`, or listen on 127.0.0.1"
+            )
+
+
+def run_server(hub: object, host: str, port: int) -> None:
+    import uvicorn
+
+    from hdhub.api.app import create_app
+
+    check_servable(hub, host)
+    console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(hub), host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        ctx: typer.Context,
+        host: str | None = typer.Option(None, help="Listen address (default from [server] host)."),
+        port: int | None = typer.Option(None, help="TCP port (default from [server] port)."),
+    ) -> None:
+        """Serve the HTTP API (and, as they land, FHIR, DICOMweb and the web UI)."""
+        st = state(ctx)
+        st.authorize("system:serve")
+        settings = st.hub.settings
+        run_server(st.hub, host or settings.server.host, port or settings.server.port)
+
+    @app.command()
+    def demo(
+        ctx: typer.Context,
+        port: int = typer.Option(8000, help="TCP port."),
+        serve_: bool = typer.Option(True, "--serve/--no-serve", help="Serve after setting up."),
+    ) -> None:
+        """Set up a demo deployment (./hdhub-demo unless --home) and serve it on 127.0.0.1."""
+        from hdhub.catalog.migrate import upgrade
+        from hdhub.config.deployment import init_deployment
+        from hdhub.config.settings import CONFIG_FILE
+        from hdhub.security import users as user_service
+
+        st = state(ctx)
+        home = (st.home or Path.cwd() / DEMO_DIR).resolve()
+        if not (home / CONFIG_FILE).exists():
+            init_deployment(home)
+            console.print(f"created demo deployment in {home}")
+        st.home = home
+        decision = st.authorize("users:manage")
+        hub = st.hub
+        upgrade(hub.catalog)
+        password = secrets.token_urlsafe(12)
+        with Session(hub.catalog) as session, session.begin():
+            try:
+                user_service.set_password(session, DEMO_ADMIN, password)
+                user_service.set_disabled(session, DEMO_ADMIN, False)
+            except Exception:
+                user_service.create_user(
+                    session,
+                    DEMO_ADMIN,
+                    ["admin", "data_engineer", "dpo"],
+                    password=password,
+                    display_name="Demo administrator",
+                )
+        st.audit("demo.setup", decision, resource_type="user", resource_id=DEMO_ADMIN)
+        console.print("\n[bold]Demo accounts[/bold] (password reset at every `hdhub demo`):")
+        console.print(
+            f"  {DEMO_ADMIN:12} password: {password}   roles: admin, data_engineer, dpo", highlight=False
+        )
+        console.print(
+            f"\nGet a token:  curl -s -d 'username={DEMO_ADMIN}&password={password}' "
+            f"http://127.0.0.1:{port}/api/v1/auth/token",
+            highlight=False,
+        )
+        if serve_:
+            run_server(hub, "127.0.0.1", port)

@@ -1,0 +1,39 @@
+"""The roles of hdhub and what each one may do (deny by default)."""
+
+from __future__ import annotations
+
+ROLES: dict[str, str] = {
+    "admin": "Runs the platform: users, tokens, sites, storage policies. No research data access by default.",
+    "data_engineer": "Loads and checks data: OMOP and FHIR ingestion, objects, data-quality reports.",
+    "clinician": "Reads patients' records and images for care.",
+    "researcher": "Counts patients, requests projects, works in approved project workspaces.",
+    "committee": "Reviews project requests: comments, votes, approves a perimeter or rejects.",
+    "dpo": "Data protection officer: audit log, opposition registry, retention, exports.",
+    "device": "A patient's device sending vitals (bound to one patient).",
+}
+
+# action -> roles allowed. An action missing here is denied to everyone.
+POLICY: dict[str, frozenset[str]] = {
+    # identities
+    "users:read": frozenset({"admin"}),
+    "users:manage": frozenset({"admin"}),
+    "tokens:manage": frozenset({"admin"}),
+    "tokens:self": frozenset(ROLES) - {"device"},
+    # audit
+    "audit:read": frozenset({"admin", "dpo"}),
+    "audit:verify": frozenset({"admin", "dpo"}),
+    "audit:export": frozenset({"admin", "dpo"}),
+    # warehouse
+    "warehouse:load": frozenset({"admin", "data_engineer"}),
+    "warehouse:read": frozenset({"admin", "data_engineer"}),
+    # objects
+    "objects:read": frozenset({"admin", "data_engineer"}),
+    "objects:write": frozenset({"admin", "data_engineer"}),
+    "objects:delete": frozenset({"admin", "data_engineer"}),
+    "objects:retention": frozenset({"admin", "dpo"}),
+    "objects:lifecycle": frozenset({"admin", "data_engineer"}),
+    "objects:rotate-key": frozenset({"admin"}),
+    # platform
+    "metrics:read": frozenset({"admin"}),
+    "system:serve": frozenset({"admin"}),
+}

@@ -1,0 +1,87 @@
+"""API bearer tokens: random, stored as SHA-256, expiring, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import ApiToken, User
+from hdhub.errors import AuthenticationError, NotFound, ValidationError
+
+TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
+
+
+def _digest(token: str) -> str:
+    # Tokens carry 256 bits of entropy, so a fast hash is the right tool (no brute force).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _aware(ts: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def issue_token(session: Session, user: User, *, name: str, ttl: timedelta) -> tuple[str, ApiToken]:
+    """Create a token; the secret is returned once and never stored."""
+    if ttl <= timedelta(0):
+        raise ValidationError("token lifetime must be positive")
+    if user.disabled:
+        raise ValidationError(f"user {user.username!r} is disabled")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        token_hash=_digest(secret),
+        prefix=secret[:12],
+        expires_at=datetime.now(UTC) + ttl,
+    )
+    session.add(row)
+    session.flush()
+    return secret, row
+
+
+def resolve_token(session: Session, secret: str) -> ApiToken:
+    """The live token row for a bearer secret, or AuthenticationError."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        raise AuthenticationError("invalid token")
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    now = datetime.now(UTC)
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError("invalid or revoked token")
+    if _aware(row.expires_at) <= now:
+        raise AuthenticationError("token expired")
+    if row.user.disabled:
+        raise AuthenticationError("account disabled")
+    row.last_used_at = now
+    return row
+
+
+def list_tokens(session: Session, username: str | None = None) -> list[ApiToken]:
+    stmt = select(ApiToken).join(User).order_by(ApiToken.created_at)
+    if username:
+        stmt = stmt.where(User.username == username)
+    return list(session.scalars(stmt))
+
+
+def revoke_token(session: Session, ident: str) -> ApiToken:
+    """Revoke by numeric id, by displayed prefix, or by the secret itself."""
+    stmt = select(ApiToken)
+    if ident.isdigit():
+        stmt = stmt.where(ApiToken.id == int(ident))
+    elif ident.startswith(TOKEN_PREFIX) and len(ident) > 20:
+        stmt = stmt.where(ApiToken.token_hash == _digest(ident))
+    else:
+        stmt = stmt.where(ApiToken.prefix == ident)
+    rows = list(session.scalars(stmt))
+    if not rows:
+        raise NotFound(f"no token {ident!r}")
+    if len(rows) > 1:
+        raise ValidationError(f"{ident!r} matches several tokens; use the numeric id")
+    row = rows[0]
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+    return row

@@ -1,0 +1,102 @@
+"""Local user accounts and their roles."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import User, UserRole
+from hdhub.errors import AuthenticationError, Conflict, NotFound, ValidationError
+from hdhub.security.passwords import hash_password, needs_rehash, verify_password
+from hdhub.security.principal import Principal
+from hdhub.security.roles import ROLES
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
+
+
+def check_roles(roles: list[str] | set[str] | tuple[str, ...]) -> list[str]:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValidationError(f"unknown role(s) {', '.join(unknown)}; known roles: {', '.join(ROLES)}")
+    if not roles:
+        raise ValidationError("a user needs at least one role")
+    return sorted(set(roles))
+
+
+def create_user(
+    session: Session,
+    username: str,
+    roles: list[str],
+    *,
+    password: str | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    if not USERNAME_RE.match(username):
+        raise ValidationError(
+            f"invalid user name {username!r}: 2-150 characters, letters, digits and . _ @ - only"
+        )
+    roles = check_roles(roles)
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise Conflict(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        display_name=display_name,
+        email=email,
+        password_hash=hash_password(password) if password is not None else None,
+        roles=[UserRole(role=r) for r in roles],
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def set_disabled(session: Session, username: str, disabled: bool) -> User:
+    user = get_user(session, username)
+    user.disabled = disabled
+    return user
+
+
+def set_roles(session: Session, username: str, roles: list[str]) -> User:
+    user = get_user(session, username)
+    wanted = check_roles(roles)
+    user.roles = [r for r in user.roles if r.role in wanted]
+    have = {r.role for r in user.roles}
+    user.roles.extend(UserRole(role=r) for r in wanted if r not in have)
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """The user for these credentials, or AuthenticationError (same message whatever failed)."""
+    user = session.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or user.disabled:
+        raise AuthenticationError("invalid user name or password")
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def principal_for(user: User, kind: str = "user", source: str | None = None) -> Principal:
+    return Principal(
+        name=user.username, roles=frozenset(user.role_names), kind=kind, user_id=user.id, source=source
+    )

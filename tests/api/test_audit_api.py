@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from hdhub.security.principal import Principal
+from tests.api.conftest import Api
+
+
+def test_audit_search_returns_fhir_bundle_filtered_by_patient_and_user(api: Api) -> None:
+    clinician = Principal(name="dr.house", roles=frozenset({"clinician"}), kind="user", source="10.0.0.9")
+    api.hub.audit.record(clinician, "fhir.read", resource_type="Patient", resource_id="p1", patient_id="p1")
+    api.hub.audit.record(clinician, "fhir.read", resource_type="Patient", resource_id="p2", patient_id="p2")
+    h = api.as_role("dpo")
+    r = api.client.get("/api/v1/audit", params={"patient": "Patient/p1"}, headers=h)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
+    bundle = r.json()
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset" and bundle["total"] == 1
+    ev = bundle["entry"][0]["resource"]
+    assert ev["resourceType"] == "AuditEvent"
+    assert any(e.get("what", {}).get("reference") == "Patient/p1" for e in ev["entity"])
+    r = api.client.get(
+        "/api/v1/audit", params={"user": "dr.house", "date": ["ge2000-01-01", "le2999-12-31"]}, headers=h
+    )
+    assert r.json()["total"] == 2
+    r = api.client.get("/api/v1/audit", params={"date": "ge2999-01-01"}, headers=h)
+    assert r.json()["total"] == 0
+
+
+def test_audit_search_rejects_bad_dates_and_counts(api: Api) -> None:
+    h = api.as_role("dpo")
+    assert api.client.get("/api/v1/audit", params={"date": "geyesterday"}, headers=h).status_code == 422
+    assert api.client.get("/api/v1/audit", params={"_count": 100000}, headers=h).status_code == 422

@@ -1,0 +1,52 @@
+"""Every endpoint: refused without credentials, refused to every wrong role, allowed to the right one."""
+
+from __future__ import annotations
+
+import pytest
+
+from hdhub.security.roles import POLICY, ROLES
+from tests.api.conftest import Api
+
+# (method, path, action, body)
+ENDPOINTS = [
+    ("GET", "/api/v1/users", "users:read", None),
+    ("POST", "/api/v1/users", "users:manage", {"username": "zed", "roles": ["clinician"]}),
+    ("PATCH", "/api/v1/users/user-clinician", "users:manage", {"disabled": False}),
+    ("GET", "/api/v1/audit", "audit:read", None),
+    ("GET", "/metrics", "metrics:read", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "action", "body"), ENDPOINTS)
+def test_anonymous_is_refused_with_401(
+    api: Api, method: str, path: str, action: str, body: dict | None
+) -> None:
+    r = api.client.request(method, path, json=body)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize(("method", "path", "action", "body"), ENDPOINTS)
+def test_each_role_gets_exactly_its_policy(
+    api: Api, method: str, path: str, action: str, body: dict | None
+) -> None:
+    for role in ROLES:
+        r = api.client.request(method, path, json=body, headers=api.as_role(role))
+        if role in POLICY[action]:
+            assert r.status_code < 400, (role, r.text)
+        else:
+            assert r.status_code == 403, (role, r.text)
+            assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_malformed_authorization_headers(api: Api) -> None:
+    for header in [
+        "Basic dXNlcjpwdw==",
+        "Bearer",
+        "Bearer hdh_nope",
+        "Bearer a.b.c",
+        "Bearer " + "x" * 10000,
+    ]:
+        r = api.client.get("/api/v1/users", headers={"Authorization": header})
+        assert r.status_code == 401, header

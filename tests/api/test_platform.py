@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import User
+from tests.api.conftest import PASSWORD, Api
+
+
+def test_healthz_needs_no_login(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi_docs_served(api: Api) -> None:
+    assert api.client.get("/docs").status_code == 200
+    paths = api.client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/auth/token", "/api/v1/users", "/api/v1/audit", "/healthz", "/metrics"} <= set(paths)
+
+
+def test_password_flow_issues_a_working_token(api: Api) -> None:
+    r = api.client.post("/api/v1/auth/token", data={"username": "user-admin", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 12 * 3600
+    me = api.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.json() == {"name": "user-admin", "kind": "token", "roles": ["admin"]}
+
+
+def test_bad_password_is_401_and_audited_as_denied(api: Api) -> None:
+    r = api.client.post("/api/v1/auth/token", data={"username": "user-admin", "password": "nope" * 4})
+    assert r.status_code == 401
+    assert r.json() == {
+        "error": {"code": "unauthenticated", "message": "invalid user name or password", "status": 401}
+    }
+    ev = api.hub.audit.search(limit=1)[0]
+    assert ev.outcome == "denied" and ev.action == "POST /api/v1/auth/token"
+    assert ev.resource_id == "user-admin" and ev.source == "10.1.2.3"
+
+
+def test_user_admin_round_trip_never_exposes_hash(api: Api) -> None:
+    h = api.as_role("admin")
+    r = api.client.post(
+        "/api/v1/users",
+        headers=h,
+        json={"username": "nurse.joy", "roles": ["clinician"], "password": PASSWORD},
+    )
+    assert r.status_code == 201, r.text
+    assert "password_hash" not in r.text and PASSWORD not in r.text
+    r = api.client.patch(
+        "/api/v1/users/nurse.joy", headers=h, json={"disabled": True, "roles": ["researcher"]}
+    )
+    assert r.json()["disabled"] is True and r.json()["roles"] == ["researcher"]
+    listing = api.client.get("/api/v1/users", headers=h).json()
+    assert "nurse.joy" in {u["username"] for u in listing}
+    assert all("password" not in k for u in listing for k in u)
+
+
+def test_invalid_user_bodies_store_nothing(api: Api) -> None:
+    h = api.as_role("admin")
+    bad = [
+        {"username": "a", "roles": ["clinician"]},
+        {"username": "ok.name", "roles": ["god"]},
+        {"username": "ok.name", "roles": []},
+        {"username": "ok.name", "roles": ["clinician"], "password": "short"},
+        {"username": "<script>", "roles": ["clinician"]},
+        {"username": "x" * 10_000, "roles": ["clinician"]},
+    ]
+    for body in bad:
+        r = api.client.post("/api/v1/users", headers=h, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert set(r.json()["error"]) == {"code", "message", "status"}
+    r = api.client.post(
+        "/api/v1/users",
+        headers=h,
+        content=b"\x00\xff not json",
+    )
+    assert r.status_code == 422
+    with Session(api.hub.catalog) as s:
+        assert s.scalar(select(User).where(User.username == "ok.name")) is None
+
+
+def test_duplicate_user_is_409(api: Api) -> None:
+    h = api.as_role("admin")
+    r = api.client.post("/api/v1/users", headers=h, json={"username": "user-dpo", "roles": ["dpo"]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
+def test_unknown_route_has_same_error_shape(api: Api) -> None:
+    r = api.client.get("/api/v1/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_exposes_prometheus_text(api: Api) -> None:
+    api.client.get("/healthz")
+    r = api.client.get("/metrics", headers=api.as_role("admin"))
+    assert r.headers["content-type"].startswith("text/plain")
+    assert 'hdhub_http_requests_total{method="GET",route="/healthz",status="200"}' in r.text
+
+
+def test_every_api_request_is_audited_with_role_and_source(api: Api) -> None:
+    before = api.hub.audit.count()
+    api.client.get("/api/v1/users", headers=api.as_role("admin"))
+    api.client.get("/api/v1/users", headers=api.as_role("researcher"))
+    api.client.get("/healthz")
+    events = api.hub.audit.search(limit=2)
+    assert api.hub.audit.count() == before + 2
+    denied, ok = events[0], events[1]
+    assert (ok.actor, ok.role, ok.outcome, ok.action) == (
+        "user-admin",
+        "admin",
+        "success",
+        "GET /api/v1/users",
+    )
+    assert (denied.actor, denied.outcome) == ("user-researcher", "denied")
+    assert ok.source == "10.1.2.3"

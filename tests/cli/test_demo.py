@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_demo_serves_and_printed_credentials_work(tmp_path: Path) -> None:
+    """`hdhub demo` as the README runs it: set up, print an account, serve on loopback."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HDHUB_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hdhub.cli.main", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = ""
+        deadline = time.monotonic() + 60
+        while "serving on" not in output and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output += line
+        password = re.search(r"demo-admin\s+password: (\S+)", output).group(1)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        tok = httpx.post(f"{base}/api/v1/auth/token", data={"username": "demo-admin", "password": password})
+        assert tok.status_code == 200, tok.text
+        users = httpx.get(
+            f"{base}/api/v1/users", headers={"Authorization": f"Bearer {tok.json()['access_token']}"}
+        )
+        assert users.status_code == 200 and users.json()[0]["username"] == "demo-admin"
+        assert (tmp_path / "hdhub-demo" / "hdhub.toml").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(15)

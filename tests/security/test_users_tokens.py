@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import ApiToken, User
+from hdhub.errors import AuthenticationError, Conflict, ValidationError
+from hdhub.hub import Hub
+from hdhub.security import tokens, users
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_user_lifecycle_and_authentication(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        u = users.create_user(s, "alice", ["researcher", "clinician"], password=PASSWORD)
+        assert u.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in u.password_hash
+    with Session(hub.catalog) as s, s.begin():
+        assert users.authenticate(s, "alice", PASSWORD).role_names == ["clinician", "researcher"]
+        for name, pw in [("alice", "wrong password!!"), ("nobody", PASSWORD)]:
+            with pytest.raises(AuthenticationError, match="invalid user name or password"):
+                users.authenticate(s, name, pw)
+        users.set_disabled(s, "alice", True)
+    with Session(hub.catalog) as s, pytest.raises(AuthenticationError):
+        users.authenticate(s, "alice", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("username", "roles", "password", "message"),
+    [
+        ("bob", ["wizard"], PASSWORD, "unknown role"),
+        ("bob", [], PASSWORD, "at least one role"),
+        ("../etc", ["admin"], PASSWORD, "invalid user name"),
+        ("x" * 200, ["admin"], PASSWORD, "invalid user name"),
+        ("bob", ["admin"], "short", "at least 12"),
+    ],
+)
+def test_create_user_rejects_bad_input(
+    hub: Hub, username: str, roles: list[str], password: str, message: str
+) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        with pytest.raises(ValidationError, match=message):
+            users.create_user(s, username, roles, password=password)
+        assert s.scalar(select(User).where(User.username == username)) is None
+
+
+def test_duplicate_user_is_conflict(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        users.create_user(s, "carol", ["dpo"], password=PASSWORD)
+    with Session(hub.catalog) as s, s.begin(), pytest.raises(Conflict):
+        users.create_user(s, "carol", ["dpo"], password=PASSWORD)
+
+
+def test_tokens_are_hashed_expire_and_revoke(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        u = users.create_user(s, "dave", ["data_engineer"], password=PASSWORD)
+        secret, row = tokens.issue_token(s, u, name="t", ttl=timedelta(hours=1))
+        expired, _ = tokens.issue_token(s, u, name="old", ttl=timedelta(seconds=1))
+        row_id = row.id
+    with Session(hub.catalog) as s:
+        stored = [t.token_hash for t in s.scalars(select(ApiToken))]
+        assert secret not in stored and all(len(h) == 64 for h in stored)
+    with Session(hub.catalog) as s, s.begin():
+        assert tokens.resolve_token(s, secret).user.username == "dave"
+        past = datetime.now(UTC) - timedelta(days=1)
+        s.execute(ApiToken.__table__.update().where(ApiToken.name == "old").values(expires_at=past))
+    with Session(hub.catalog) as s, s.begin(), pytest.raises(AuthenticationError, match="expired"):
+        tokens.resolve_token(s, expired)
+    with Session(hub.catalog) as s, s.begin():
+        tokens.revoke_token(s, str(row_id))
+    with Session(hub.catalog) as s, s.begin(), pytest.raises(AuthenticationError, match="revoked"):
+        tokens.resolve_token(s, secret)
+
+
+@pytest.mark.parametrize("bad", ["", "hdh_", "hdh_" + "A" * 43, "Bearer x", "hdh_" + "x" * 5000, "\x00"])
+def test_garbage_tokens_are_refused(hub: Hub, bad: str) -> None:
+    with Session(hub.catalog) as s, pytest.raises(AuthenticationError):
+        tokens.resolve_token(s, bad)
+
+
+def test_disabled_user_token_stops_working(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        u = users.create_user(s, "erin", ["clinician"], password=PASSWORD)
+        secret, _ = tokens.issue_token(s, u, name="t", ttl=timedelta(hours=1))
+        users.set_disabled(s, "erin", True)
+    with Session(hub.catalog) as s, pytest.raises(AuthenticationError, match="disabled"):
+        tokens.resolve_token(s, secret)
