@@ -26,7 +26,9 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+# Function scope: the transaction ends when the route returns, before the audit middleware
+# appends (one SQLite writer at a time) and before the response is sent.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def current_principal(request: Request) -> Principal:

@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from hdhub.errors import HdhubError
 from hdhub.security.authz import Decision, authorize
 from hdhub.security.principal import Principal
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays on one line
 
 
 @dataclass
@@ -62,11 +62,11 @@ def state(ctx: typer.Context) -> CliState:
 class HdhubGroup(TyperGroup):
     """Turns any error into one line on stderr and a non-zero exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # help, usage errors and explicit exits keep their own handling
         except HdhubError as exc:
             err_console.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None

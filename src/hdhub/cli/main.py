@@ -13,6 +13,12 @@ from hdhub.cli.context import new_app, state
 app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hdhub {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -20,11 +26,10 @@ def root(
         None, "--home", help="Deployment directory (else $HDHUB_HOME, else the current directory)."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
 ) -> None:
-    if version:
-        typer.echo(f"hdhub {__version__}")
-        raise typer.Exit(0)
     st = state(ctx)
     st.home = home
     st.debug = debug
