@@ -63,6 +63,8 @@ class Hub:
         )
 
     def close(self) -> None:
+        if "audit" in self.__dict__:
+            self.audit.close()
         if "catalog" in self.__dict__:
             self.catalog.dispose()
         if "warehouse" in self.__dict__:

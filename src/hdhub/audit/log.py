@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.sql import Select
 
 from hdhub.audit.chain import (
@@ -46,6 +47,16 @@ _LIMITS = {
 
 _events = AuditEvent.__table__
 _checkpoints = AuditCheckpoint.__table__
+_SQLITE = sqlite_dialect(paramstyle="named")
+# Compiled once from the models, then run on the held DBAPI connection.
+_SQLITE_HEAD = str(
+    select(_events.c.seq, _events.c.hash)
+    .order_by(_events.c.seq.desc())
+    .limit(1)
+    .compile(dialect=_SQLITE, compile_kwargs={"literal_binds": True})
+)
+_SQLITE_INSERT_EVENT = str(insert(_events).compile(dialect=_SQLITE))
+_SQLITE_INSERT_CHECKPOINT = str(insert(_checkpoints).compile(dialect=_SQLITE))
 
 
 def _when(value: str | datetime | None) -> str | None:
@@ -65,6 +76,7 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._lock = threading.Lock()
         self._sqlite = engine.dialect.name == "sqlite"
+        self._raw: Any = None
 
     # Writing ----------------------------------------------------------------------
     @staticmethod
@@ -165,18 +177,13 @@ class AuditLog:
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def _append(self, rows: list[dict[str, Any]]) -> list[int]:
+        if self._sqlite:
+            return self._append_sqlite(rows)
         with self._lock, self.engine.connect() as conn:
             conn = self._begin(conn)
             try:
                 seq, prev = self._head(conn)
-                ts = format_ts(datetime.now(UTC))
-                checkpoints = []
-                for row in rows:
-                    seq += 1
-                    row["seq"], row["ts"], row["prev_hash"] = seq, ts, prev
-                    row["hash"] = prev = entry_hash(prev, row)
-                    if seq % self.checkpoint_every == 0:
-                        checkpoints.append(self._sign(seq, prev))
+                checkpoints = self._chain(rows, seq, prev)
                 conn.execute(insert(_events), rows)
                 if checkpoints:
                     conn.execute(insert(_checkpoints), checkpoints)
@@ -185,6 +192,47 @@ class AuditLog:
                 self._end(conn, commit=False)
                 raise
         return [r["seq"] for r in rows]
+
+    def _chain(self, rows: list[dict[str, Any]], seq: int, prev: str) -> list[dict[str, Any]]:
+        """Number, timestamp and hash ``rows`` after the head (seq, prev); returns due checkpoints."""
+        ts = format_ts(datetime.now(UTC))
+        checkpoints = []
+        for row in rows:
+            seq += 1
+            row["seq"], row["ts"], row["prev_hash"] = seq, ts, prev
+            row["hash"] = prev = entry_hash(prev, row)
+            if seq % self.checkpoint_every == 0:
+                checkpoints.append(self._sign(seq, prev))
+        return checkpoints
+
+    def _append_sqlite(self, rows: list[dict[str, Any]]) -> list[int]:
+        """The embedded hot path: one held DBAPI connection, BEGIN IMMEDIATE, four statements."""
+        with self._lock:
+            if self._raw is None:
+                self._raw = self.engine.raw_connection()
+                self._raw.driver_connection.isolation_level = None  # we issue BEGIN/COMMIT
+            cur = self._raw.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                head = cur.execute(_SQLITE_HEAD).fetchone()
+                checkpoints = self._chain(rows, *(head or (0, GENESIS)))
+                cur.executemany(_SQLITE_INSERT_EVENT, rows)
+                if checkpoints:
+                    cur.executemany(_SQLITE_INSERT_CHECKPOINT, checkpoints)
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._raw.driver_connection.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return [r["seq"] for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
 
     # Reading ----------------------------------------------------------------------
     def _filtered(
