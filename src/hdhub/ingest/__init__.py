@@ -1,0 +1,1 @@
+"""Getting data into hdhub: OMOP CSV exports (FHIR, DICOM and devices later)."""
