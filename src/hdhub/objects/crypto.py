@@ -96,13 +96,23 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
-def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """Segments of exactly ``size`` bytes (the last one shorter), slicing without copies."""
     buf = bytearray()
     for chunk in chunks:
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
+        view = memoryview(chunk)
+        if buf:
+            take = size - len(buf)
+            buf += view[:take]
+            view = view[take:]
+            if len(buf) < size:
+                continue
+            yield bytes(buf)
+            buf = bytearray()
+        while len(view) >= size:
+            yield view[:size]
+            view = view[size:]
+        buf += view
     yield bytes(buf)
 
 
@@ -115,7 +125,7 @@ def encrypt(
     digest = hashlib.sha256(header)
     yield header
     aes = AESGCM(data_key)
-    pending: bytes | None = None
+    pending: bytes | memoryview | None = None
     counter = 0
     for segment in _rechunk(chunks, 1 << shift):
         if pending is not None:  # a later segment exists, so this one is not the last
@@ -128,6 +138,11 @@ def encrypt(
     digest.update(sealed)
     yield sealed
     yield digest.digest()
+
+
+def stored_segment(shift: int = SEGMENT_SHIFT) -> int:
+    """Bytes of one full stored segment: backends read in these units."""
+    return (1 << shift) + TAG
 
 
 def plaintext_size(stored_size: int, shift: int = SEGMENT_SHIFT) -> int:
@@ -149,6 +164,11 @@ def decrypt(
     buf = bytearray()
 
     def take(n: int) -> bytes:
+        if not buf:  # fast path: the backend reads whole segments
+            chunk = next(stream, b"")
+            if len(chunk) == n:
+                return chunk
+            buf.extend(chunk)
         while len(buf) < n:
             try:
                 buf.extend(next(stream))

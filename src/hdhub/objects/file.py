@@ -179,7 +179,8 @@ class FileStore(ObjectStore):
 
         def chunks() -> Iterator[bytes]:
             with blob.open("rb") as fh:
-                while chunk := fh.read(crypto.TAG + (1 << crypto.SEGMENT_SHIFT)):
+                yield fh.read(crypto.HEADER_SIZE)
+                while chunk := fh.read(crypto.stored_segment()):
                     yield chunk
 
         return ObjectReader(info, self._decrypt(info, chunks(), size, override))

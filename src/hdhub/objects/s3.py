@@ -233,7 +233,7 @@ class S3Store(ObjectStore):
 
         def chunks() -> Iterator[bytes]:
             yield raw_header
-            yield from body.iter_chunks(1 << 20)
+            yield from body.iter_chunks(crypto.stored_segment())
 
         return ObjectReader(info, self._decrypt(info, chunks(), r["ContentLength"], override))
 
