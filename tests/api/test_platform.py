@@ -24,6 +24,8 @@ def test_password_flow_issues_a_working_token(api: Api) -> None:
     assert body["token_type"] == "bearer" and body["expires_in"] == 12 * 3600
     me = api.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.json() == {"name": "user-admin", "kind": "token", "roles": ["admin"]}
+    login = api.hub.audit.search(action="POST /api/v1/auth/token", limit=1)[0]
+    assert (login.actor, login.outcome) == ("user-admin", "success")
 
 
 def test_bad_password_is_401_and_audited_as_denied(api: Api) -> None:

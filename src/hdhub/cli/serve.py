@@ -114,6 +114,7 @@ def register(app: typer.Typer) -> None:
             f"\nGet a token:  curl -s -d 'username={DEMO_ADMIN}&password={password}' "
             f"http://127.0.0.1:{port}/api/v1/auth/token",
             highlight=False,
+            soft_wrap=True,  # one line, so it can be copied
         )
         if serve_:
             run_server(hub, "127.0.0.1", port)

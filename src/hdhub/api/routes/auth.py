@@ -13,7 +13,7 @@ from hdhub.api.deps import DbSession, audit_context, current_principal, get_hub
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
 from hdhub.security.tokens import issue_token
-from hdhub.security.users import authenticate
+from hdhub.security.users import authenticate, principal_for
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -39,6 +39,8 @@ def token(
 ) -> TokenResponse:
     audit_context(request, resource_type="user", resource_id=form.username[:150])
     user = authenticate(session, form.username, form.password)
+    source = request.client.host if request.client else None
+    request.state.principal = principal_for(user, source=source)  # the audit event names who signed in
     ttl = timedelta(hours=hub.settings.security.token_ttl_hours)
     secret, _row = issue_token(session, user, name="password-flow", ttl=ttl)
     return TokenResponse(access_token=secret, expires_in=int(ttl.total_seconds()))
