@@ -106,3 +106,10 @@ def test_rotate_kek_keeps_old_key_in_keyring(tmp_path: Path) -> None:
     keys = load_keys(settings.secrets_path)
     assert keys.kek == new
     assert list(keys.keyring.values()) == [new, old]
+
+
+def test_malformed_toml_is_one_clear_error(tmp_path: Path) -> None:
+    home = init_deployment(tmp_path / "d").home
+    (home / "hdhub.toml").write_text('catalog_url = "sqlite:///x.db\n[server\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hdhub.toml: "):
+        load_settings(home, environ={})
