@@ -64,6 +64,15 @@ class ObjectInfo:
         return None
 
 
+@dataclass(frozen=True)
+class PutOptions:
+    content_type: str
+    metadata: dict[str, str]
+    storage_class: str
+    retention: Retention | None
+    legal_hold: bool
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could escape a directory, hide, or confuse listings."""
     if not isinstance(key, str) or not key:
@@ -141,17 +150,8 @@ class ObjectStore(ABC):
 
     # --- operations every backend implements --------------------------------------------
     @abstractmethod
-    def put(
-        self,
-        key: str,
-        data: bytes | BinaryIO | Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        metadata: dict[str, str] | None = None,
-        storage_class: str = "STANDARD",
-        retention: Retention | None = None,
-        legal_hold: bool = False,
-    ) -> ObjectInfo: ...
+    def _put(self, key: str, stored: Iterator[bytes], options: PutOptions) -> ObjectInfo:
+        """Write already-encrypted bytes atomically as a new version of a checked key."""
 
     @abstractmethod
     def head(self, key: str, version_id: str | None = None) -> ObjectInfo: ...
@@ -189,6 +189,24 @@ class ObjectStore(ABC):
     def _write_key_override(self, info: ObjectInfo, key: crypto.WrappedKey) -> None: ...
 
     # --- shared behaviour -----------------------------------------------------------------
+    def put(
+        self,
+        key: str,
+        data: bytes | BinaryIO | Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        storage_class: str = "STANDARD",
+        retention: Retention | None = None,
+        legal_hold: bool = False,
+    ) -> ObjectInfo:
+        """Encrypt and store ``data`` (bytes, a binary file, or an iterable of chunks) as a new version."""
+        check_key(key)
+        options = PutOptions(
+            content_type[:200], check_metadata(metadata), storage_class, retention, legal_hold
+        )
+        return self._put(key, crypto.encrypt(iter_source(data), self.keyring), options)
+
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         return self.get(key, version_id).read()
 

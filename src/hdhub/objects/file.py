@@ -16,22 +16,14 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from hdhub.errors import IntegrityError, NotFound
 from hdhub.objects import crypto
-from hdhub.objects.base import (
-    ObjectInfo,
-    ObjectReader,
-    ObjectStore,
-    Retention,
-    check_key,
-    check_metadata,
-    iter_source,
-)
+from hdhub.objects.base import ObjectInfo, ObjectReader, ObjectStore, PutOptions, Retention, check_key
 
 VERSIONS_DIR = "@v"
 
@@ -42,6 +34,10 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _retention_json(retention: Retention | None) -> dict[str, str] | None:
+    return {"mode": retention.mode, "until": retention.until.isoformat()} if retention else None
 
 
 def new_version_id() -> str:
@@ -111,30 +107,18 @@ class FileStore(ObjectStore):
         )
 
     # --- interface ------------------------------------------------------------------------
-    def put(
-        self,
-        key: str,
-        data: bytes | BinaryIO | Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        metadata: dict[str, str] | None = None,
-        storage_class: str = "STANDARD",
-        retention: Retention | None = None,
-        legal_hold: bool = False,
-    ) -> ObjectInfo:
-        check_key(key)
-        meta = check_metadata(metadata)
+    def _put(self, key: str, stored_chunks: Iterator[bytes], options: PutOptions) -> ObjectInfo:
         version_id = new_version_id()
         tmp = self.root / "tmp" / f"{version_id}.obj"
         stored = 0
         try:
             with tmp.open("wb") as fh:
-                for chunk in crypto.encrypt(iter_source(data), self.keyring):
+                for chunk in stored_chunks:
                     fh.write(chunk)
                     stored += len(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
-            blob = self._blob(key, version_id, storage_class)
+            blob = self._blob(key, version_id, options.storage_class)
             blob.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, blob)
         except BaseException:
@@ -146,13 +130,11 @@ class FileStore(ObjectStore):
             "size": crypto.plaintext_size(stored),
             "stored_size": stored,
             "created": datetime.now(UTC).isoformat(),
-            "content_type": content_type[:200],
-            "storage_class": storage_class,
-            "legal_hold": legal_hold,
-            "metadata": meta,
-            "retention": {"mode": retention.mode, "until": retention.until.isoformat()}
-            if retention
-            else None,
+            "content_type": options.content_type,
+            "storage_class": options.storage_class,
+            "legal_hold": options.legal_hold,
+            "metadata": options.metadata,
+            "retention": _retention_json(options.retention),
             "key_override": None,
         }
         self._write_json(self._vdir(key) / f"{version_id}.json", record)
@@ -248,8 +230,7 @@ class FileStore(ObjectStore):
     def _write_lock(
         self, info: ObjectInfo, retention: Retention | None, legal_hold: bool, bypass_governance: bool
     ) -> None:
-        ret = {"mode": retention.mode, "until": retention.until.isoformat()} if retention else None
-        self._update(info, retention=ret, legal_hold=legal_hold)
+        self._update(info, retention=_retention_json(retention), legal_hold=legal_hold)
 
     def transition(self, key: str, version_id: str, storage_class: str) -> ObjectInfo:
         info = self.head(key, version_id)

@@ -14,9 +14,9 @@ any other S3 class name is passed through.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -30,10 +30,9 @@ from hdhub.objects.base import (
     ObjectInfo,
     ObjectReader,
     ObjectStore,
+    PutOptions,
     Retention,
     check_key,
-    check_metadata,
-    iter_source,
 )
 
 CLASS_TO_S3 = {"STANDARD": "STANDARD", "COLD": "GLACIER_IR"}
@@ -138,34 +137,23 @@ class S3Store(ObjectStore):
         return args
 
     # --- interface ------------------------------------------------------------------------
-    def put(
-        self,
-        key: str,
-        data: bytes | BinaryIO | Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        metadata: dict[str, str] | None = None,
-        storage_class: str = "STANDARD",
-        retention: Retention | None = None,
-        legal_hold: bool = False,
-    ) -> ObjectInfo:
-        check_key(key)
-        meta = {f"u-{k}": v for k, v in check_metadata(metadata).items()} | {"hdhub-format": "1"}
+    def _put(self, key: str, stored_chunks: Iterator[bytes], options: PutOptions) -> ObjectInfo:
+        meta = {f"u-{k}": v for k, v in options.metadata.items()} | {"hdhub-format": "1"}
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
-            "ContentType": content_type[:200],
+            "ContentType": options.content_type,
             "Metadata": meta,
-            **self._lock_params(retention, legal_hold),
+            **self._lock_params(options.retention, options.legal_hold),
         }
-        s3_class = CLASS_TO_S3.get(storage_class, storage_class)
+        s3_class = CLASS_TO_S3.get(options.storage_class, options.storage_class)
         if s3_class != "STANDARD":
             params["StorageClass"] = s3_class
         buf = bytearray()
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         try:
-            for chunk in crypto.encrypt(iter_source(data), self.keyring):
+            for chunk in stored_chunks:
                 buf += chunk
                 while len(buf) > self.part_size:
                     if upload_id is None:
