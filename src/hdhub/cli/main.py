@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hdhub import __version__
-from hdhub.cli import audit, deployment, ingest, objects, serve, users
+from hdhub.cli import audit, deployment, ingest, objects, serve, users, vocab
 from hdhub.cli.context import new_app, state
 
 app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
@@ -41,6 +41,7 @@ app.add_typer(deployment.db_app, name="db")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(ingest.app, name="ingest")
+app.add_typer(vocab.app, name="vocab")
 app.add_typer(objects.app, name="objects")
 app.add_typer(audit.app, name="audit")
 

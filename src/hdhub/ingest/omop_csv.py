@@ -47,7 +47,7 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def discover(directory: Path) -> list[tuple[CdmTable, Path]]:
+def discover(directory: Path, schema: str | None = None) -> list[tuple[CdmTable, Path]]:
     """The CDM table of every data file in ``directory``; anything unknown is an error."""
     if not directory.is_dir():
         raise NotFound(f"{directory} is not a directory")
@@ -61,6 +61,8 @@ def discover(directory: Path) -> list[tuple[CdmTable, Path]]:
         name = lower.removesuffix(".gz").removesuffix(".csv")
         if name not in TABLES:
             raise ValidationError(f"{path.name}: {name!r} is not an OMOP CDM 5.4 table")
+        if schema is not None and TABLES[name].schema != schema:
+            raise ValidationError(f"{path.name}: table {name} is not a {schema} table")
         if name in found:
             raise ValidationError(f"{path.name} and {found[name].name} are both files of table {name}")
         found[name] = path
@@ -74,11 +76,21 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="", errors="replace")
 
 
+def is_tab_separated(path: Path) -> bool:
+    """OHDSI Athena vocabulary files are tab-separated and unquoted, despite their .csv name."""
+    with _open_text(path) as fh:
+        try:
+            return "\t" in fh.readline(MAX_LINE_BYTES)
+        except (OSError, EOFError):
+            return False
+
+
 def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(first physical line, fields) of each CSV record, header included."""
     csv.field_size_limit(MAX_LINE_BYTES)
+    tabs = is_tab_separated(path)
     with _open_text(path) as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if tabs else csv.reader(fh)
         start = 1
         for rec in reader:
             yield start, rec
@@ -159,9 +171,13 @@ class _Stager:
     def stage_file(self) -> int:
         names = read_header(self.path, self.table)
         columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        tabs = is_tab_separated(self.path)
+        dialect = (
+            "delim = '\t', quote = '', escape = ''" if tabs else "delim = ',', quote = '\"', escape = '\"'"
+        )
         source = (
             f"read_csv({_sql_str(str(self.path))}, columns = {columns}, header = true, "
-            "auto_detect = false, delim = ',', quote = '\"', escape = '\"', compression = 'auto', "
+            f"auto_detect = false, {dialect}, compression = 'auto', "
             f"max_line_size = {MAX_LINE_BYTES})"
         )
         try:
@@ -250,12 +266,17 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def load_omop_csv(con: Any, directory: Path | str, *, replace: bool = False) -> LoadReport:
-    """Load every OMOP CSV file in ``directory``; nothing is written unless all are valid."""
+def load_omop_csv(
+    con: Any, directory: Path | str, *, replace: bool = False, schema: str | None = None
+) -> LoadReport:
+    """Load every OMOP CSV file in ``directory``; nothing is written unless all are valid.
+
+    ``schema`` ("VOCAB", "CDM") restricts the files accepted to that part of the model.
+    """
     started = time.perf_counter()
     directory = Path(directory)
     db: duckdb.DuckDBPyConnection = con.con
-    files = discover(directory)
+    files = discover(directory, schema)
     stagers = [_Stager(db, table, path) for table, path in files]
     report = LoadReport()
     try:

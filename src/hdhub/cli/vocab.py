@@ -1,0 +1,52 @@
+"""`hdhub vocab …`: OMOP standardised vocabularies (OHDSI Athena downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from hdhub.cli.context import console, new_app, state
+
+app = new_app("OMOP vocabularies (OHDSI Athena).")
+
+
+@app.command()
+def load(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(
+        ..., help="An unzipped Athena download (CONCEPT.csv, CONCEPT_RELATIONSHIP.csv …)."
+    ),
+) -> None:
+    """Load an Athena vocabulary download, replacing the vocabulary tables it contains (all-or-nothing)."""
+    from hdhub.ingest.omop_csv import load_omop_csv
+
+    st = state(ctx)
+    decision = st.authorize("warehouse:load")
+    try:
+        report = load_omop_csv(st.hub.warehouse, directory, replace=True, schema="VOCAB")
+    except Exception as exc:
+        st.audit(
+            "vocab.load",
+            decision,
+            outcome="failure",
+            resource_type="vocabulary",
+            resource_id=str(directory.resolve()),
+            detail={"error": str(exc)[:500]},
+        )
+        raise
+    st.audit(
+        "vocab.load",
+        decision,
+        resource_type="vocabulary",
+        resource_id=str(directory.resolve()),
+        detail={"rows": report.rows},
+    )
+    table = Table("table", "file", "rows", title=f"Vocabulary load from {directory}")
+    for name, rows in report.rows.items():
+        table.add_row(name, report.files[name], f"{rows:,}")
+    console.print(table)
+    console.print(
+        f"{report.total:,} rows in {len(report.rows)} tables, {report.seconds:.1f} s", highlight=False
+    )
