@@ -51,3 +51,67 @@ def omop(
     console.print(
         f"{report.total:,} rows in {len(report.rows)} tables, {report.seconds:.1f} s", highlight=False
     )
+
+
+@app.command()
+def fhir(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(
+        ..., help="FHIR Bulk NDJSON files (.ndjson, .ndjson.gz), Bundles (.json), or directories."
+    ),
+    site: str = typer.Option(..., "--site", help="Code of the hospital the files come from (e.g. chu-nord)."),
+) -> None:
+    """Load FHIR R4 resources from one site into the OMOP warehouse (atomic, idempotent)."""
+    from hdhub.ingest.fhir import load_fhir
+
+    st = state(ctx)
+    decision = st.authorize("warehouse:load")
+    hub = st.hub
+    try:
+        report = load_fhir(hub.warehouse, paths, site=site, secret=hub.keys.pseudonym, objects=hub.objects)
+    except Exception as exc:
+        st.audit(
+            "warehouse.load-fhir",
+            decision,
+            outcome="failure",
+            resource_type="fhir",
+            resource_id=site,
+            detail={"error": str(exc)[:500]},
+        )
+        raise
+    st.audit(
+        "warehouse.load-fhir",
+        decision,
+        resource_type="fhir",
+        resource_id=site,
+        detail={"load_id": report.load_id, "tables": report.tables, "rejected": len(report.errors)},
+    )
+    table = Table(
+        "resource",
+        "read",
+        "loaded",
+        "already loaded",
+        "rejected",
+        "unmapped code",
+        "not mapped yet",
+        title=f"FHIR load {report.load_id} from site {site}",
+    )
+    for name in sorted(report.types):
+        c = report.types[name]
+        table.add_row(
+            name, *(f"{n:,}" for n in (c.read, c.loaded, c.already, c.rejected, c.unmapped, c.not_mapped_yet))
+        )
+    console.print(table)
+    rows = ", ".join(f"{t} {n:,}" for t, n in report.tables.items() if n)
+    console.print(
+        f"{report.files} files loaded, {report.files_skipped} already loaded; rows: {rows or 'none'}; "
+        f"{report.seconds:.1f} s",
+        highlight=False,
+    )
+    if report.errors:
+        first = report.errors[0]
+        console.print(
+            f"{len(report.errors)} rejected, e.g. {first['file']} line {first['line']}: {first['reason']}; "
+            f"full report: hdhub objects get {report.error_report}",
+            highlight=False,
+        )

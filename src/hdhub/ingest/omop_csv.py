@@ -9,7 +9,6 @@ stops the load with a message naming the file, the physical line and the column.
 
 # SQL here is assembled from identifiers of the OMOP specification only (a file's header
 # is checked against it before any SQL is built) and quoted; values are bound parameters.
-# ruff: noqa: S608
 
 from __future__ import annotations
 

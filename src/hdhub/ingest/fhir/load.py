@@ -1,0 +1,556 @@
+"""``hdhub ingest fhir``: FHIR R4 files from one site into the OMOP warehouse.
+
+A load is one DuckDB transaction: it commits whole or not at all, so a load killed at
+any point leaves the warehouse as it was, and running it again completes it. Re-loading
+the same files changes nothing: files already loaded for the site are skipped, and every
+row remembers the keyed hash of the resource it came from (``_hdhub_fhir_rows``), so a
+resource seen again is not inserted twice.
+
+Clear identifiers never enter the warehouse: patients are known by keyed hashes of
+(site, id) and of their merge identifier (for France, the INS), and
+``person_source_value`` is such a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from hdhub.errors import ValidationError
+from hdhub.ingest.fhir import mapping as m
+from hdhub.ingest.fhir.sources import RAW, StagingIssues, create_raw, discover, stage_file
+
+INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"  # French national health identifier (INS-NIR)
+SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+EVENT_TABLES = (
+    "condition_occurrence",
+    "procedure_occurrence",
+    "drug_exposure",
+    "measurement",
+    "observation",
+    "device_exposure",
+    "note",
+)
+ID_COLUMN = {t: f"{t}_id" for t in EVENT_TABLES} | {"visit_occurrence": "visit_occurrence_id"}
+
+BOOKKEEPING = [
+    "CREATE TABLE IF NOT EXISTS _hdhub_patients (patient_key VARCHAR PRIMARY KEY, person_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _hdhub_identities (identity_key VARCHAR PRIMARY KEY, person_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _hdhub_fhir_rows (source_key VARCHAR PRIMARY KEY, omop_table VARCHAR NOT NULL,"
+    " row_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _hdhub_loaded_files (site VARCHAR, sha256 VARCHAR, name VARCHAR, load_id VARCHAR,"
+    " loaded_at TIMESTAMP, PRIMARY KEY (site, sha256))",
+]
+
+# Columns of each event table, from the event staging table `_ev`.
+TARGET_COLUMNS: dict[str, dict[str, str]] = {
+    "condition_occurrence": {
+        "condition_concept_id": "concept_id",
+        "condition_start_date": "start_date",
+        "condition_start_datetime": "start_ts",
+        "condition_end_date": "end_date",
+        "condition_end_datetime": "end_ts",
+        "condition_type_concept_id": "type_concept",
+        "condition_source_value": "source_value",
+        "condition_source_concept_id": "source_concept_id",
+    },
+    "procedure_occurrence": {
+        "procedure_concept_id": "concept_id",
+        "procedure_date": "start_date",
+        "procedure_datetime": "start_ts",
+        "procedure_end_date": "end_date",
+        "procedure_end_datetime": "end_ts",
+        "procedure_type_concept_id": "type_concept",
+        "procedure_source_value": "source_value",
+        "procedure_source_concept_id": "source_concept_id",
+    },
+    "drug_exposure": {
+        "drug_concept_id": "concept_id",
+        "drug_exposure_start_date": "start_date",
+        "drug_exposure_start_datetime": "start_ts",
+        "drug_exposure_end_date": "coalesce(end_date, start_date)",
+        "drug_exposure_end_datetime": "coalesce(end_ts, start_ts)",
+        "drug_type_concept_id": "type_concept",
+        "drug_source_value": "source_value",
+        "drug_source_concept_id": "source_concept_id",
+    },
+    "measurement": {
+        "measurement_concept_id": "concept_id",
+        "measurement_date": "start_date",
+        "measurement_datetime": "start_ts",
+        "measurement_type_concept_id": "type_concept",
+        "value_as_number": "value_num",
+        "value_as_concept_id": "value_concept_id",
+        "unit_concept_id": "unit_concept_id",
+        "range_low": "range_low",
+        "range_high": "range_high",
+        "measurement_source_value": "source_value",
+        "measurement_source_concept_id": "source_concept_id",
+        "unit_source_value": "unit_source_value",
+        "value_source_value": "left(value_string, 50)",
+    },
+    "observation": {
+        "observation_concept_id": "concept_id",
+        "observation_date": "start_date",
+        "observation_datetime": "start_ts",
+        "observation_type_concept_id": "type_concept",
+        "value_as_number": "value_num",
+        "value_as_string": "left(value_string, 60)",
+        "value_as_concept_id": "value_concept_id",
+        "unit_concept_id": "unit_concept_id",
+        "observation_source_value": "source_value",
+        "observation_source_concept_id": "source_concept_id",
+        "unit_source_value": "unit_source_value",
+    },
+    "device_exposure": {
+        "device_concept_id": "concept_id",
+        "device_exposure_start_date": "start_date",
+        "device_exposure_start_datetime": "start_ts",
+        "device_exposure_end_date": "end_date",
+        "device_type_concept_id": "type_concept",
+        "device_source_value": "source_value",
+        "device_source_concept_id": "source_concept_id",
+    },
+    "note": {
+        "note_date": "start_date",
+        "note_datetime": "start_ts",
+        "note_type_concept_id": "type_concept",
+        "note_class_concept_id": "concept_id",
+        "note_title": "left(note_title, 250)",
+        "note_text": "coalesce(note_text, '')",
+        "encoding_concept_id": str(m.UTF8),
+        "language_concept_id": "0",
+        "note_source_value": "source_value",
+    },
+}
+
+
+@dataclass
+class TypeCounts:
+    read: int = 0
+    loaded: int = 0
+    already: int = 0
+    rejected: int = 0
+    unmapped: int = 0
+    not_mapped_yet: int = 0
+
+
+@dataclass
+class FhirLoadReport:
+    site: str
+    load_id: str
+    files: int = 0
+    files_skipped: int = 0
+    types: dict[str, TypeCounts] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)  # OMOP table -> rows inserted
+    errors: list[dict[str, Any]] = field(default_factory=list)  # file, line, type, reason
+    error_report: str | None = None  # object key of the error report
+    seconds: float = 0.0
+
+    def count(self, rtype: str) -> TypeCounts:
+        return self.types.setdefault(rtype, TypeCounts())
+
+
+def keyed(secret: bytes, value: str) -> str:
+    """The keyed hash used for every source identifier (the same as the SQL macro hkey)."""
+    return hashlib.sha256(f"{secret.hex()}|{value}".encode()).hexdigest()[:40]
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ref_id(expr: str) -> str:
+    """The id part of a reference: Patient/123, urn:uuid:123, or a full URL."""
+    return f"nullif(regexp_extract({expr}, '([^/:]+)$', 1), '')"
+
+
+class _Load:
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        site: str,
+        secret: bytes,
+        merge_systems: tuple[str, ...],
+        report: FhirLoadReport,
+    ) -> None:
+        self.db, self.site, self.report = db, site, report
+        self.merge_systems = merge_systems
+        db.execute(
+            f"CREATE OR REPLACE TEMP MACRO hkey(s) AS substr(sha256({_lit(secret.hex())} || '|' || s), 1, 40)"
+        )
+        db.execute(
+            "CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
+            "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP)"
+        )
+
+    def q(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params or []).fetchall()
+
+    def site_key(self, kind: str, ref_expr: str) -> str:
+        return f"hkey({_lit(kind + '|' + self.site + '|')} || {ref_expr})"
+
+    # 1. classify raw lines -------------------------------------------------------------------
+    def classify(self) -> None:
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _res AS SELECT file_no, line, j, json_valid(j) AS ok, "
+            f"CASE WHEN json_valid(j) THEN json_extract_string(j, '$.resourceType') END AS rtype, "
+            f"CASE WHEN json_valid(j) THEN json_extract_string(j, '$.id') END AS fid FROM {RAW} WHERE j IS NOT NULL "
+            f"AND trim(j) <> ''"
+        )
+        self.reject_where("NOT ok", "'not valid JSON'")
+        self.reject_where("ok AND rtype IS NULL", "'no resourceType'")
+        known = ", ".join(_lit(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
+        self.reject_where(
+            f"ok AND rtype IS NOT NULL AND rtype NOT IN ({known})", "'unsupported resource type ' || rtype"
+        )
+        self.reject_where(
+            f"ok AND rtype IN ({', '.join(_lit(t) for t in m.MAPPED)}) AND fid IS NULL", "'no id'"
+        )
+        for rtype, n in self.q(
+            "SELECT rtype, count(*) FROM _res WHERE ok AND rtype IS NOT NULL GROUP BY rtype"
+        ):
+            self.report.count(rtype).read = n
+            if rtype in m.NOT_MAPPED_YET:
+                self.report.count(rtype).not_mapped_yet = n
+
+    def reject_where(self, cond: str, reason_sql: str, table: str = "_res") -> None:
+        rows = self.q(
+            f"SELECT file_no, line, rtype, {reason_sql} FROM {table} WHERE {cond} ORDER BY file_no, line"
+        )
+        for file_no, line, rtype, reason in rows:
+            self.report.errors.append({"file_no": file_no, "line": line, "type": rtype, "reason": reason})
+            self.report.count(rtype or "(invalid)").rejected += 1
+
+    # 2. patients -> person ------------------------------------------------------------------
+    def patients(self) -> None:
+        systems = "[" + ", ".join(_lit(s) for s in self.merge_systems) + "]::VARCHAR[]"
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _p AS SELECT file_no, line, 'Patient' AS rtype, r.id AS fid, "
+            f"{self.site_key('Patient', 'r.id')} AS patient_key, "
+            f"list_filter(r.identifier, i -> list_contains({systems}, i.system) AND i.value IS NOT NULL)[1] AS mid, "
+            f"r.gender, r.birthDate, fhir_ts(r.birthDate) AS birth_ts, r.deceasedDateTime, "
+            f"fhir_ts(r.deceasedDateTime) AS death_ts "
+            f"FROM (SELECT file_no, line, json_transform(j, {_lit(m.PATIENT_STRUCT)}) AS r FROM _res "
+            f"WHERE ok AND rtype = 'Patient' AND fid IS NOT NULL)"
+        )
+        self.reject_where("birthDate IS NULL", "'no birthDate (OMOP requires a year of birth)'", "_p")
+        self.reject_where(
+            "birthDate IS NOT NULL AND birth_ts IS NULL", "'impossible birthDate ' || birthDate", "_p"
+        )
+        self.reject_where(
+            "birth_ts IS NOT NULL AND deceasedDateTime IS NOT NULL AND death_ts IS NULL",
+            "'impossible deceasedDateTime ' || deceasedDateTime",
+            "_p",
+        )
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _pok AS SELECT *, CASE WHEN mid IS NOT NULL "
+            "THEN hkey('ID|' || mid.system || '|' || mid.value) ELSE patient_key END AS identity_key FROM _p "
+            "WHERE birth_ts IS NOT NULL AND NOT (deceasedDateTime IS NOT NULL AND death_ts IS NULL) "
+            "QUALIFY row_number() OVER (PARTITION BY patient_key ORDER BY file_no, line) = 1"
+        )
+        already = self.q("SELECT count(*) FROM _pok JOIN _hdhub_patients USING (patient_key)")[0][0]
+        self.report.count("Patient").already = already
+        # New identities get new person ids; patients sharing an identity share the person.
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _pnew AS SELECT * FROM _pok "
+            "WHERE patient_key NOT IN (SELECT patient_key FROM _hdhub_patients)"
+        )
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ids AS WITH firsts AS (SELECT identity_key, min(file_no * 1000000000::BIGINT "
+            "+ line) AS pos FROM _pnew WHERE identity_key NOT IN (SELECT identity_key FROM _hdhub_identities) "
+            "GROUP BY identity_key) SELECT identity_key, (SELECT coalesce(max(person_id), 0) FROM person) "
+            "+ row_number() OVER (ORDER BY pos) AS person_id, pos FROM firsts"
+        )
+        self.db.execute(
+            "INSERT INTO person (person_id, gender_concept_id, year_of_birth, month_of_birth, day_of_birth, "
+            "birth_datetime, race_concept_id, ethnicity_concept_id, person_source_value, gender_source_value, "
+            "gender_source_concept_id, race_source_concept_id, ethnicity_source_concept_id) "
+            "SELECT i.person_id, CASE p.gender WHEN 'male' THEN 8507 WHEN 'female' THEN 8532 ELSE 0 END, "
+            "year(p.birth_ts), CASE WHEN length(p.birthDate) >= 7 THEN month(p.birth_ts) END, "
+            "CASE WHEN length(p.birthDate) >= 10 THEN day(p.birth_ts) END, "
+            "CASE WHEN length(p.birthDate) >= 10 THEN p.birth_ts END, 0, 0, p.identity_key, left(p.gender, 50), "
+            "0, 0, 0 FROM _ids i JOIN _pnew p ON p.identity_key = i.identity_key "
+            "AND p.file_no * 1000000000::BIGINT + p.line = i.pos"
+        )
+        self.db.execute("INSERT INTO _hdhub_identities SELECT identity_key, person_id FROM _ids")
+        self.db.execute(
+            "INSERT INTO _hdhub_patients SELECT p.patient_key, h.person_id FROM _pnew p "
+            "JOIN _hdhub_identities h USING (identity_key)"
+        )
+        self.db.execute(
+            "INSERT INTO death (person_id, death_date, death_datetime, death_type_concept_id, cause_concept_id, "
+            "cause_source_concept_id) SELECT DISTINCT ON (h.person_id) h.person_id, p.death_ts::DATE, p.death_ts, "
+            f"{m.EHR}, 0, 0 FROM _pnew p JOIN _hdhub_patients h USING (patient_key) WHERE p.death_ts IS NOT NULL "
+            "AND h.person_id NOT IN (SELECT person_id FROM death)"
+        )
+        new = self.q("SELECT count(*) FROM _pnew")[0][0]
+        self.report.count("Patient").loaded = new
+        self.report.tables["person"] = self.q("SELECT count(*) FROM _ids")[0][0]
+
+    def person_of(self, ref_expr: str) -> str:
+        return (
+            f"(SELECT person_id FROM _hdhub_patients WHERE patient_key = "
+            f"{self.site_key('Patient', _ref_id(ref_expr))})"
+        )
+
+    # 3. encounters -> visit_occurrence --------------------------------------------------------
+    def visits(self) -> None:
+        classes = " ".join(f"WHEN {_lit(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _v AS SELECT file_no, line, 'Encounter' AS rtype, r.id AS fid, "
+            f"{self.site_key('Encounter', 'r.id')} AS source_key, {_ref_id('r.subject.reference')} AS patient_ref, "
+            f"{self.person_of('r.subject.reference')} AS person_id, "
+            f"CASE r.class.code {classes} ELSE 0 END AS visit_concept_id, left(r.class.code, 50) AS class_code, "
+            f'r.period.start AS start_raw, r.period."end" AS end_raw, fhir_ts(r.period.start) AS start_ts, '
+            f'fhir_ts(coalesce(r.period."end", r.period.start)) AS end_ts '
+            f"FROM (SELECT file_no, line, json_transform(j, {_lit(m.ENCOUNTER_STRUCT)}) AS r FROM _res "
+            f"WHERE ok AND rtype = 'Encounter' AND fid IS NOT NULL)"
+        )
+        self._reject_common("_v")
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _vok AS SELECT * FROM _v WHERE person_id IS NOT NULL AND start_ts IS NOT NULL "
+            "AND end_ts IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source_key ORDER BY file_no, line) = 1"
+        )
+        self.report.count("Encounter").already = self.q(
+            "SELECT count(*) FROM _vok JOIN _hdhub_fhir_rows USING (source_key)"
+        )[0][0]
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _vnew AS SELECT *, (SELECT coalesce(max(visit_occurrence_id), 0) FROM "
+            "visit_occurrence) + row_number() OVER (ORDER BY file_no, line) AS row_id FROM _vok "
+            "WHERE source_key NOT IN (SELECT source_key FROM _hdhub_fhir_rows)"
+        )
+        self.db.execute(
+            "INSERT INTO visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, visit_start_date, "
+            "visit_start_datetime, visit_end_date, visit_end_datetime, visit_type_concept_id, visit_source_value, "
+            "visit_source_concept_id, admitted_from_concept_id, discharged_to_concept_id) "
+            f"SELECT row_id, person_id, visit_concept_id, start_ts::DATE, start_ts, end_ts::DATE, end_ts, {m.EHR}, "
+            "class_code, 0, 0, 0 FROM _vnew"
+        )
+        self.db.execute(
+            "INSERT INTO _hdhub_fhir_rows SELECT source_key, 'visit_occurrence', row_id FROM _vnew"
+        )
+        n = self.q("SELECT count(*) FROM _vnew")[0][0]
+        self.report.count("Encounter").loaded = n
+        self.report.tables["visit_occurrence"] = n
+
+    def _reject_common(self, table: str) -> None:
+        self.reject_where("patient_ref IS NULL", "'no patient reference (subject)'", table)
+        self.reject_where(
+            "patient_ref IS NOT NULL AND person_id IS NULL", "'unknown patient ' || patient_ref", table
+        )
+        self.reject_where("person_id IS NOT NULL AND start_raw IS NULL", "'no date'", table)
+        self.reject_where(
+            "person_id IS NOT NULL AND start_raw IS NOT NULL AND (start_ts IS NULL OR (end_raw IS NOT NULL "
+            "AND end_ts IS NULL))",
+            "'impossible date ' || coalesce(start_raw, '') || ' ' || coalesce(end_raw, '')",
+            table,
+        )
+
+    # 4. clinical events -> the table their concept's domain dictates ----------------------
+    def events(self) -> None:
+        parts = []
+        for e in m.EVENTS:
+            has_value = e.value_coding != "NULL"
+            value_sys = f"({e.value_coding}).coding[1].system" if has_value else "NULL"
+            value_code = f"({e.value_coding}).coding[1].code" if has_value else "NULL"
+            parts.append(
+                f"SELECT file_no, line, {_lit(e.resource)} AS rtype, r.id AS fid, "
+                f"{self.site_key(e.resource, 'r.id')} AS source_key, "
+                f"{_ref_id(e.patient)} AS patient_ref, {self.person_of(e.patient)} AS person_id, "
+                f"(SELECT row_id FROM _hdhub_fhir_rows WHERE source_key = "
+                f"{self.site_key('Encounter', _ref_id(e.encounter))}) AS visit_id, "
+                f"({e.coding}).coding[1].system AS sys, ({e.coding}).coding[1].code AS code, "
+                f"{e.start} AS start_raw, {e.end} AS end_raw, fhir_ts({e.start}) AS start_ts, fhir_ts({e.end}) AS end_ts, "
+                f"{e.default_table} AS default_table, {_lit(e.forced_table) if e.forced_table else 'NULL'} AS forced, "
+                f"{str(e.code_is_value).upper()} AS code_is_value, "
+                f"{e.type_concept} AS type_concept, {e.value_num}::DOUBLE AS value_num, "
+                f"{e.unit_code}::VARCHAR AS unit_code, {value_sys}::VARCHAR AS value_sys, "
+                f"{value_code}::VARCHAR AS value_code, {e.value_string}::VARCHAR AS value_string, "
+                f"{e.range_low}::DOUBLE AS range_low, {e.range_high}::DOUBLE AS range_high, "
+                f"{e.note_text}::VARCHAR AS note_text, {e.note_title}::VARCHAR AS note_title "
+                f"FROM (SELECT file_no, line, json_transform(j, {_lit(e.struct)}) AS r FROM _res "
+                f"WHERE ok AND rtype = {_lit(e.resource)} AND fid IS NOT NULL)"
+            )
+        self.db.execute("CREATE OR REPLACE TEMP TABLE _e AS " + " UNION ALL BY NAME ".join(parts))
+        self._reject_common("_e")
+        self._concepts()
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _eok AS SELECT e.*, "
+            "CASE WHEN e.code_is_value THEN CASE WHEN c.domain = 'Observation' THEN c.standard_id ELSE 0 END "
+            "ELSE coalesce(c.standard_id, 0) END AS concept_id, "
+            "coalesce(c.source_id, 0) AS source_concept_id, left(e.code, 50) AS source_value, "
+            "coalesce(CASE WHEN e.code_is_value THEN c.standard_id ELSE vc.standard_id END, 0) AS value_concept_id, "
+            "coalesce(u.standard_id, 0) AS unit_concept_id, "
+            "left(e.unit_code, 50) AS unit_source_value, start_ts::DATE AS start_date, end_ts::DATE AS end_date, "
+            "coalesce(e.forced, CASE c.domain "
+            + " ".join(f"WHEN {_lit(d)} THEN {_lit(t)}" for d, t in m.DOMAIN_TABLE.items())
+            + " END, e.default_table) AS target FROM _e e "
+            "LEFT JOIN _codes c ON c.sys = e.sys AND c.code = e.code "
+            "LEFT JOIN _codes vc ON vc.sys = e.value_sys AND vc.code = e.value_code "
+            "LEFT JOIN _codes u ON u.sys = 'http://unitsofmeasure.org' AND u.code = e.unit_code "
+            "WHERE e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL) "
+            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.file_no, e.line) = 1"
+        )
+        for rtype, n in self.q(
+            "SELECT rtype, count(*) FROM _eok JOIN _hdhub_fhir_rows USING (source_key) GROUP BY 1"
+        ):
+            self.report.count(rtype).already = n
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _enew AS SELECT * FROM _eok "
+            "WHERE source_key NOT IN (SELECT source_key FROM _hdhub_fhir_rows)"
+        )
+        for rtype, loaded, unmapped in self.q(
+            "SELECT rtype, count(*), count(*) FILTER (WHERE CASE WHEN code_is_value THEN value_concept_id "
+            "ELSE concept_id END = 0) FROM _enew GROUP BY 1"
+        ):
+            self.report.count(rtype).loaded = loaded
+            self.report.count(rtype).unmapped = unmapped
+        for table, columns in TARGET_COLUMNS.items():
+            id_col = ID_COLUMN[table]
+            base = self.q(f"SELECT coalesce(max({id_col}), 0) FROM {table}")[0][0]
+            self.db.execute(
+                f"CREATE OR REPLACE TEMP TABLE _t AS SELECT *, {base} + row_number() OVER (ORDER BY file_no, line) "
+                f"AS row_id FROM _enew WHERE target = {_lit(table)}"
+            )
+            cols = ", ".join(columns)
+            exprs = ", ".join(columns.values())
+            self.db.execute(
+                f"INSERT INTO {table} ({id_col}, person_id, visit_occurrence_id, {cols}) "
+                f"SELECT row_id, person_id, visit_id, {exprs} FROM _t"
+            )
+            self.db.execute(f"INSERT INTO _hdhub_fhir_rows SELECT source_key, {_lit(table)}, row_id FROM _t")
+            n = self.q("SELECT count(*) FROM _t")[0][0]
+            if n:
+                self.report.tables[table] = n
+
+    def _concepts(self) -> None:
+        systems = " UNION ALL ".join(
+            f"SELECT {_lit(u)} AS sys, {_lit(v)} AS vocab" for u, v in m.SYSTEMS.items()
+        )
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _codes AS WITH wanted AS ("
+            f"  SELECT DISTINCT sys, code FROM _e WHERE code IS NOT NULL UNION "
+            f"  SELECT DISTINCT value_sys, value_code FROM _e WHERE value_code IS NOT NULL UNION "
+            f"  SELECT DISTINCT 'http://unitsofmeasure.org', unit_code FROM _e WHERE unit_code IS NOT NULL), "
+            f"systems AS ({systems}), "
+            f"src AS (SELECT w.sys, w.code, min(c.concept_id) AS source_id FROM wanted w JOIN systems s ON s.sys = w.sys "
+            f"  JOIN concept c ON c.vocabulary_id = s.vocab AND c.concept_code = w.code GROUP BY 1, 2), "
+            f"std AS (SELECT src.sys, src.code, src.source_id, coalesce(CASE WHEN c.standard_concept = 'S' "
+            f"  THEN c.concept_id END, (SELECT min(r.concept_id_2) FROM concept_relationship r "
+            f"  WHERE r.concept_id_1 = src.source_id AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL)) "
+            f"  AS standard_id FROM src JOIN concept c ON c.concept_id = src.source_id) "
+            f"SELECT std.*, c.domain_id AS domain FROM std LEFT JOIN concept c ON c.concept_id = std.standard_id"
+        )
+
+    # 5. observation periods of the persons touched --------------------------------------------
+    def observation_periods(self) -> None:
+        spans = " UNION ALL ".join(
+            [
+                "SELECT person_id, visit_start_date AS s, visit_end_date AS e FROM visit_occurrence",
+                "SELECT person_id, condition_start_date, coalesce(condition_end_date, condition_start_date) "
+                "FROM condition_occurrence",
+                "SELECT person_id, drug_exposure_start_date, drug_exposure_end_date FROM drug_exposure",
+                "SELECT person_id, procedure_date, coalesce(procedure_end_date, procedure_date) FROM procedure_occurrence",
+                "SELECT person_id, measurement_date, measurement_date FROM measurement",
+                "SELECT person_id, observation_date, observation_date FROM observation",
+                "SELECT person_id, note_date, note_date FROM note",
+            ]
+        )
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT person_id FROM _enew UNION "
+            "SELECT DISTINCT person_id FROM _vnew UNION SELECT person_id FROM _ids"
+        )
+        self.db.execute("DELETE FROM observation_period WHERE person_id IN (SELECT person_id FROM _touched)")
+        self.db.execute(
+            "INSERT INTO observation_period (observation_period_id, person_id, observation_period_start_date, "
+            "observation_period_end_date, period_type_concept_id) SELECT (SELECT coalesce(max(observation_period_id), 0) "
+            f"FROM observation_period) + row_number() OVER (ORDER BY person_id), person_id, min(s), max(e), {m.EHR} "
+            f"FROM ({spans}) WHERE person_id IN (SELECT person_id FROM _touched) AND s IS NOT NULL GROUP BY person_id"
+        )
+
+
+def load_fhir(
+    con: Any,
+    paths: list[Path],
+    *,
+    site: str,
+    secret: bytes,
+    objects: Any = None,
+    merge_systems: tuple[str, ...] = (INS_SYSTEM,),
+) -> FhirLoadReport:
+    """Load FHIR files from ``site``; see the module docstring for the guarantees."""
+    if not SITE_RE.match(site):
+        raise ValidationError(f"site code {site!r}: 1-40 letters, digits, '-' or '_'")
+    started = time.perf_counter()
+    db: duckdb.DuckDBPyConnection = con.con
+    report = FhirLoadReport(site=site, load_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8])
+    files = discover([Path(p) for p in paths])
+    for stmt in BOOKKEEPING:
+        db.execute(stmt)
+    done = {
+        row[0]
+        for row in db.execute("SELECT sha256 FROM _hdhub_loaded_files WHERE site = ?", [site]).fetchall()
+    }
+    todo = []
+    for f in files:  # skip files loaded before, and copies of a file within this load
+        if f.sha256 not in done:
+            todo.append(f)
+            done.add(f.sha256)
+    report.files, report.files_skipped = len(todo), len(files) - len(todo)
+    landing = f"landing/fhir/{site}/{report.load_id}"
+    if objects is not None:  # the landing zone: every received file, unchanged and encrypted
+        for f in todo:
+            with f.path.open("rb") as fh:
+                objects.put(
+                    f"{landing}/{f.number:05d}-{f.path.name}",
+                    fh,
+                    content_type="application/fhir+ndjson",
+                    metadata={"sha256": f.sha256, "site": site},
+                )
+    create_raw(db)
+    issues = StagingIssues()
+    for f in todo:
+        stage_file(db, f, issues)
+    load = _Load(db, site, secret, merge_systems, report)
+    for file_no, line, reason in issues.rows:
+        report.errors.append({"file_no": file_no, "line": line, "type": None, "reason": reason})
+    db.begin()
+    try:
+        load.classify()
+        load.patients()
+        load.visits()
+        load.events()
+        load.observation_periods()
+        if todo:
+            db.executemany(
+                "INSERT INTO _hdhub_loaded_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                [(site, f.sha256, f.path.name, report.load_id) for f in todo],
+            )
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    names = {f.number: f.path.name for f in files}
+    report.errors.sort(key=lambda e: (e["file_no"], e["line"]))
+    for err in report.errors:
+        err["file"] = names.get(err.pop("file_no"), "?")
+    if report.errors and objects is not None:
+        body = b"".join(orjson.dumps(e) + b"\n" for e in report.errors)
+        report.error_report = f"{landing}/errors.ndjson"
+        objects.put(report.error_report, body, content_type="application/x-ndjson")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def summary_counts(report: FhirLoadReport) -> Counter[str]:
+    return Counter({t: c.loaded for t, c in report.types.items()})
