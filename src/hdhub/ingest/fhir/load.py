@@ -45,7 +45,10 @@ ID_COLUMN = {t: f"{t}_id" for t in EVENT_TABLES} | {"visit_occurrence": "visit_o
 BOOKKEEPING = [
     "CREATE TABLE IF NOT EXISTS _hdhub_patients (patient_key VARCHAR PRIMARY KEY, person_id INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _hdhub_identities (identity_key VARCHAR PRIMARY KEY, person_id INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS _hdhub_fhir_rows (source_key VARCHAR PRIMARY KEY, omop_table VARCHAR NOT NULL,"
+    # No index: a source key is inserted only after an anti-join against this table and a
+    # de-duplication within the load, in one single-writer transaction; an ART index on
+    # hundreds of millions of keys would cost more than it protects.
+    "CREATE TABLE IF NOT EXISTS _hdhub_fhir_rows (source_key VARCHAR NOT NULL, omop_table VARCHAR NOT NULL,"
     " row_id INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _hdhub_loaded_files (site VARCHAR, sha256 VARCHAR, name VARCHAR, load_id VARCHAR,"
     " loaded_at TIMESTAMP, PRIMARY KEY (site, sha256))",
@@ -297,24 +300,37 @@ class _Load:
         self.report.count("Patient").loaded = new
         self.report.tables["person"] = self.q("SELECT count(*) FROM _ids")[0][0]
 
-    def person_of(self, ref_expr: str) -> str:
-        return (
-            f"(SELECT person_id FROM _hdhub_patients WHERE patient_key = "
-            f"{self.site_key('Patient', _ref_id(ref_expr))})"
+    def ref_maps(self, table: str) -> None:
+        """Person and visit of each distinct reference in ``table``: one keyed hash per distinct
+        reference instead of one per row (temporary tables, never committed)."""
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _pm AS SELECT d.ref, p.person_id FROM (SELECT DISTINCT patient_ref AS ref "
+            f"FROM {table} WHERE patient_ref IS NOT NULL) d LEFT JOIN _hdhub_patients p "
+            f"ON p.patient_key = {self.site_key('Patient', 'd.ref')}"
+        )
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _vm AS SELECT d.ref, v.row_id AS visit_id FROM (SELECT DISTINCT enc_ref AS ref "
+            f"FROM {table} WHERE enc_ref IS NOT NULL) d JOIN _hdhub_fhir_rows v "
+            f"ON v.source_key = {self.site_key('Encounter', 'd.ref')}"
         )
 
     # 3. encounters -> visit_occurrence --------------------------------------------------------
     def visits(self) -> None:
         classes = " ".join(f"WHEN {_lit(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _v AS SELECT file_no, line, 'Encounter' AS rtype, r.id AS fid, "
+            f"CREATE OR REPLACE TEMP TABLE _v0 AS SELECT file_no, line, 'Encounter' AS rtype, r.id AS fid, "
             f"{self.site_key('Encounter', 'r.id')} AS source_key, {_ref_id('r.subject.reference')} AS patient_ref, "
-            f"{self.person_of('r.subject.reference')} AS person_id, "
+            f"NULL::VARCHAR AS enc_ref, "
             f"CASE r.class.code {classes} ELSE 0 END AS visit_concept_id, left(r.class.code, 50) AS class_code, "
             f'r.period.start AS start_raw, r.period."end" AS end_raw, fhir_ts(r.period.start) AS start_ts, '
             f'fhir_ts(coalesce(r.period."end", r.period.start)) AS end_ts '
             f"FROM (SELECT file_no, line, json_transform(j, {_lit(m.ENCOUNTER_STRUCT)}) AS r FROM _res "
             f"WHERE ok AND rtype = 'Encounter' AND fid IS NOT NULL)"
+        )
+        self.ref_maps("_v0")
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _v AS SELECT v.*, pm.person_id FROM _v0 v LEFT JOIN _pm pm "
+            "ON pm.ref = v.patient_ref"
         )
         self._reject_common("_v")
         self.db.execute(
@@ -366,9 +382,7 @@ class _Load:
             parts.append(
                 f"SELECT file_no, line, {_lit(e.resource)} AS rtype, r.id AS fid, "
                 f"{self.site_key(e.resource, 'r.id')} AS source_key, "
-                f"{_ref_id(e.patient)} AS patient_ref, {self.person_of(e.patient)} AS person_id, "
-                f"(SELECT row_id FROM _hdhub_fhir_rows WHERE source_key = "
-                f"{self.site_key('Encounter', _ref_id(e.encounter))}) AS visit_id, "
+                f"{_ref_id(e.patient)} AS patient_ref, {_ref_id(e.encounter)} AS enc_ref, "
                 f"({e.coding}).coding[1].system AS sys, ({e.coding}).coding[1].code AS code, "
                 f"{e.start} AS start_raw, {e.end} AS end_raw, fhir_ts({e.start}) AS start_ts, fhir_ts({e.end}) AS end_ts, "
                 f"{e.default_table} AS default_table, {_lit(e.forced_table) if e.forced_table else 'NULL'} AS forced, "
@@ -382,56 +396,56 @@ class _Load:
                 f"WHERE ok AND rtype = {_lit(e.resource)} AND fid IS NOT NULL)"
             )
         self.db.execute("CREATE OR REPLACE TEMP TABLE _e AS " + " UNION ALL BY NAME ".join(parts))
-        self._reject_common("_e")
-        self._concepts()
+        self.ref_maps("_e")
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _eok AS SELECT e.*, "
+            "CREATE OR REPLACE TEMP VIEW _ej AS SELECT e.*, pm.person_id, vm.visit_id FROM _e e "
+            "LEFT JOIN _pm pm ON pm.ref = e.patient_ref LEFT JOIN _vm vm ON vm.ref = e.enc_ref"
+        )
+        self._reject_common("_ej")
+        self._concepts()
+        bases = " ".join(
+            f"WHEN {_lit(t)} THEN {self.q(f'SELECT coalesce(max({ID_COLUMN[t]}), 0) FROM {t}')[0][0]}"
+            for t in TARGET_COLUMNS
+        )
+        domains = " ".join(f"WHEN {_lit(d)} THEN {_lit(t)}" for d, t in m.DOMAIN_TABLE.items())
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _eok AS WITH x AS (SELECT e.*, "
             "CASE WHEN e.code_is_value THEN CASE WHEN c.domain = 'Observation' THEN c.standard_id ELSE 0 END "
             "ELSE coalesce(c.standard_id, 0) END AS concept_id, "
             "coalesce(c.source_id, 0) AS source_concept_id, left(e.code, 50) AS source_value, "
             "coalesce(CASE WHEN e.code_is_value THEN c.standard_id ELSE vc.standard_id END, 0) AS value_concept_id, "
             "coalesce(u.standard_id, 0) AS unit_concept_id, "
             "left(e.unit_code, 50) AS unit_source_value, start_ts::DATE AS start_date, end_ts::DATE AS end_date, "
-            "coalesce(e.forced, CASE c.domain "
-            + " ".join(f"WHEN {_lit(d)} THEN {_lit(t)}" for d, t in m.DOMAIN_TABLE.items())
-            + " END, e.default_table) AS target FROM _e e "
+            f"coalesce(e.forced, CASE c.domain {domains} END, e.default_table) AS target, "
+            "k.source_key IS NOT NULL AS already FROM _ej e "
             "LEFT JOIN _codes c ON c.sys = e.sys AND c.code = e.code "
             "LEFT JOIN _codes vc ON vc.sys = e.value_sys AND vc.code = e.value_code "
             "LEFT JOIN _codes u ON u.sys = 'http://unitsofmeasure.org' AND u.code = e.unit_code "
+            "LEFT JOIN _hdhub_fhir_rows k ON k.source_key = e.source_key "
             "WHERE e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL) "
-            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.file_no, e.line) = 1"
+            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.file_no, e.line) = 1) "
+            f"SELECT *, CASE target {bases} END + row_number() OVER (PARTITION BY target, already "
+            "ORDER BY file_no, line) AS row_id FROM x"
         )
-        for rtype, n in self.q(
-            "SELECT rtype, count(*) FROM _eok JOIN _hdhub_fhir_rows USING (source_key) GROUP BY 1"
+        for rtype, already, loaded, unmapped in self.q(
+            "SELECT rtype, count(*) FILTER (WHERE already), count(*) FILTER (WHERE NOT already), "
+            "count(*) FILTER (WHERE NOT already AND CASE WHEN code_is_value THEN value_concept_id "
+            "ELSE concept_id END = 0) FROM _eok GROUP BY 1"
         ):
-            self.report.count(rtype).already = n
-        self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _enew AS SELECT * FROM _eok "
-            "WHERE source_key NOT IN (SELECT source_key FROM _hdhub_fhir_rows)"
-        )
-        for rtype, loaded, unmapped in self.q(
-            "SELECT rtype, count(*), count(*) FILTER (WHERE CASE WHEN code_is_value THEN value_concept_id "
-            "ELSE concept_id END = 0) FROM _enew GROUP BY 1"
-        ):
-            self.report.count(rtype).loaded = loaded
-            self.report.count(rtype).unmapped = unmapped
+            counts = self.report.count(rtype)
+            counts.already, counts.loaded, counts.unmapped = already, loaded, unmapped
         for table, columns in TARGET_COLUMNS.items():
-            id_col = ID_COLUMN[table]
-            base = self.q(f"SELECT coalesce(max({id_col}), 0) FROM {table}")[0][0]
-            self.db.execute(
-                f"CREATE OR REPLACE TEMP TABLE _t AS SELECT *, {base} + row_number() OVER (ORDER BY file_no, line) "
-                f"AS row_id FROM _enew WHERE target = {_lit(table)}"
-            )
             cols = ", ".join(columns)
             exprs = ", ".join(columns.values())
             self.db.execute(
-                f"INSERT INTO {table} ({id_col}, person_id, visit_occurrence_id, {cols}) "
-                f"SELECT row_id, person_id, visit_id, {exprs} FROM _t"
+                f"INSERT INTO {table} ({ID_COLUMN[table]}, person_id, visit_occurrence_id, {cols}) "
+                f"SELECT row_id, person_id, visit_id, {exprs} FROM _eok WHERE NOT already AND target = {_lit(table)}"
             )
-            self.db.execute(f"INSERT INTO _hdhub_fhir_rows SELECT source_key, {_lit(table)}, row_id FROM _t")
-            n = self.q("SELECT count(*) FROM _t")[0][0]
-            if n:
-                self.report.tables[table] = n
+        self.db.execute(
+            "INSERT INTO _hdhub_fhir_rows SELECT source_key, target, row_id FROM _eok WHERE NOT already"
+        )
+        for table, n in self.q("SELECT target, count(*) FROM _eok WHERE NOT already GROUP BY 1"):
+            self.report.tables[table] = n
 
     def _concepts(self) -> None:
         systems = " UNION ALL ".join(
@@ -467,7 +481,7 @@ class _Load:
             ]
         )
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT person_id FROM _enew UNION "
+            "CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT person_id FROM _eok WHERE NOT already UNION "
             "SELECT DISTINCT person_id FROM _vnew UNION SELECT person_id FROM _ids"
         )
         self.db.execute("DELETE FROM observation_period WHERE person_id IN (SELECT person_id FROM _touched)")
