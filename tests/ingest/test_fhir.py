@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hdhub.catalog.migrate import upgrade
 from hdhub.cli.main import app
+from hdhub.config.deployment import init_deployment
 from hdhub.errors import ValidationError
 from hdhub.hub import Hub
 from hdhub.ingest.fhir import load_fhir
@@ -279,7 +281,7 @@ def test_kill_9_mid_load_then_rerun_gives_a_clean_result(
     """Must show: a kill -9 half-way, then a re-run, gives the same final counts as one clean load."""
     src = tmp_path / "big"
     src.mkdir()
-    for i in range(6):  # six sites' worth of files, so the load lasts long enough to be killed
+    for i in range(4):  # four sites' worth of files
         for f in (shared_data / "fhir-bulk-synthea-10").glob("[A-Z]*.ndjson.gz"):
             data = gzip.decompress(f.read_bytes()).decode().replace('"id":"', f'"id":"s{i}-')
             data = data.replace('"reference":"Patient/', f'"reference":"Patient/s{i}-')
@@ -300,9 +302,19 @@ def test_kill_9_mid_load_then_rerun_gives_a_clean_result(
         "nord",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HDHUB_")}
+    # Time one whole run in a scratch deployment, then kill at fractions of that time.
+    scratch = tmp_path / "timing"
+    init_deployment(scratch)
+    hub = Hub.open(scratch)
+    upgrade(hub.catalog)
+    hub.close()
+    started = time.monotonic()
+    subprocess.run([*cmd[:4], str(scratch), *cmd[5:]], env=env, check=True, capture_output=True)
+    whole = time.monotonic() - started
+    shutil.rmtree(scratch)
     observed = set()
     interrupted = 0
-    for delay in (1.6, 2.0, 2.4, 2.8):
+    for delay in (whole * 0.4, whole * 0.65, whole * 0.9):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         interrupted += proc.poll() is None

@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import orjson
 
 from hdhub.errors import ValidationError
 from hdhub.ingest.fhir import mapping as m
-from hdhub.ingest.fhir.sources import RAW, StagingIssues, create_raw, discover, stage_file
+from hdhub.ingest.fhir.sources import STAGE, StagingIssues, create_staging, discover, locate_lines, stage_file
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"  # French national health identifier (INS-NIR)
 SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -41,6 +42,7 @@ EVENT_TABLES = (
     "note",
 )
 ID_COLUMN = {t: f"{t}_id" for t in EVENT_TABLES} | {"visit_occurrence": "visit_occurrence_id"}
+SLICE = 1_000_000  # staged rows mapped at a time: memory stays flat however large the load
 
 BOOKKEEPING = [
     "CREATE TABLE IF NOT EXISTS _hdhub_patients (patient_key VARCHAR PRIMARY KEY, person_id INTEGER NOT NULL)",
@@ -48,8 +50,8 @@ BOOKKEEPING = [
     # No index: a source key is inserted only after an anti-join against this table and a
     # de-duplication within the load, in one single-writer transaction; an ART index on
     # hundreds of millions of keys would cost more than it protects.
-    "CREATE TABLE IF NOT EXISTS _hdhub_fhir_rows (source_key VARCHAR NOT NULL, omop_table VARCHAR NOT NULL,"
-    " row_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _hdhub_source_rows (source_key UHUGEINT NOT NULL, omop_table VARCHAR NOT NULL,"
+    " row_id BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _hdhub_loaded_files (site VARCHAR, sha256 VARCHAR, name VARCHAR, load_id VARCHAR,"
     " loaded_at TIMESTAMP, PRIMARY KEY (site, sha256))",
 ]
@@ -172,29 +174,35 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _ref_id(expr: str) -> str:
-    """The id part of a reference: Patient/123, urn:uuid:123, or a full URL."""
-    return f"nullif(regexp_extract({expr}, '([^/:]+)$', 1), '')"
+def create_macros(db: duckdb.DuckDBPyConnection, secret: bytes) -> None:
+    """Keyed hashes: SHA-256 for patients and identities (their keys become
+    person_source_value); a keyed 128-bit MD5 number for rows, a compact join key for the
+    idempotency bookkeeping. fhir_ts: a FHIR date or dateTime as a local timestamp."""
+    db.execute(
+        f"CREATE OR REPLACE TEMP MACRO hkey(s) AS substr(sha256({_lit(secret.hex())} || '|' || s), 1, 40)"
+    )
+    db.execute(f"CREATE OR REPLACE TEMP MACRO rkey(s) AS md5_number({_lit(secret.hex())} || '|' || s)")
+    db.execute(
+        "CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
+        "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP)"
+    )
 
 
 class _Load:
+    """The steps of one load, over the staged rows (``STAGE``), one slice of rows at a time."""
+
     def __init__(
         self,
         db: duckdb.DuckDBPyConnection,
         site: str,
-        secret: bytes,
-        merge_systems: tuple[str, ...],
         report: FhirLoadReport,
     ) -> None:
         self.db, self.site, self.report = db, site, report
-        self.merge_systems = merge_systems
-        db.execute(
-            f"CREATE OR REPLACE TEMP MACRO hkey(s) AS substr(sha256({_lit(secret.hex())} || '|' || s), 1, 40)"
-        )
-        db.execute(
-            "CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
-            "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP)"
-        )
+        self.staged = self.q(f"SELECT count(*) FROM {STAGE}")[0][0]
+        self.bases = {
+            t: self.q(f"SELECT coalesce(max({col}), 0) FROM {t}")[0][0] for t, col in ID_COLUMN.items()
+        }
+        db.execute("CREATE OR REPLACE TEMP TABLE _touched (person_id INTEGER)")
 
     def q(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, params or []).fetchall()
@@ -202,49 +210,47 @@ class _Load:
     def site_key(self, kind: str, ref_expr: str) -> str:
         return f"hkey({_lit(kind + '|' + self.site + '|')} || {ref_expr})"
 
-    # 1. classify raw lines -------------------------------------------------------------------
+    def row_key(self, kind: str, ref_expr: str) -> str:  # the same as STAGED's source_key
+        return f"rkey({_lit(kind + '|' + self.site + '|')} || {ref_expr})"
+
+    def slices(self, rtypes: list[str]) -> Iterator[str]:
+        """A view ``_c`` over each slice of the staged rows of ``rtypes``, in turn."""
+        types = ", ".join(_lit(t) for t in rtypes)
+        for start in range(0, max(self.staged, 1), SLICE):
+            self.db.execute(
+                f"CREATE OR REPLACE TEMP VIEW _c AS SELECT rowid AS rid, * FROM {STAGE} "
+                f"WHERE rowid >= {start} AND rowid < {start + SLICE} AND rtype IN ({types}) AND fid IS NOT NULL"
+            )
+            yield "_c"
+
+    # 1. what was read, and what cannot be loaded at all ----------------------------------------
     def classify(self) -> None:
-        self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _res AS SELECT file_no, line, j, json_valid(j) AS ok, "
-            f"CASE WHEN json_valid(j) THEN json_extract_string(j, '$.resourceType') END AS rtype, "
-            f"CASE WHEN json_valid(j) THEN json_extract_string(j, '$.id') END AS fid FROM {RAW} WHERE j IS NOT NULL "
-            f"AND trim(j) <> ''"
-        )
-        self.reject_where("NOT ok", "'not valid JSON'")
-        self.reject_where("ok AND rtype IS NULL", "'no resourceType'")
-        known = ", ".join(_lit(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
-        self.reject_where(
-            f"ok AND rtype IS NOT NULL AND rtype NOT IN ({known})", "'unsupported resource type ' || rtype"
-        )
-        self.reject_where(
-            f"ok AND rtype IN ({', '.join(_lit(t) for t in m.MAPPED)}) AND fid IS NULL", "'no id'"
-        )
-        for rtype, n in self.q(
-            "SELECT rtype, count(*) FROM _res WHERE ok AND rtype IS NOT NULL GROUP BY rtype"
-        ):
+        for rtype, n in self.q(f"SELECT rtype, count(*) FROM {STAGE} WHERE rtype IS NOT NULL GROUP BY 1"):
             self.report.count(rtype).read = n
             if rtype in m.NOT_MAPPED_YET:
                 self.report.count(rtype).not_mapped_yet = n
+        self.reject_where("rtype IS NULL", "'no resourceType'", STAGE)
+        known = ", ".join(_lit(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
+        self.reject_where(f"rtype NOT IN ({known})", "'unsupported resource type ' || rtype", STAGE)
+        mapped = ", ".join(_lit(t) for t in m.MAPPED)
+        self.reject_where(f"rtype IN ({mapped}) AND fid IS NULL", "'no id'", STAGE)
 
-    def reject_where(self, cond: str, reason_sql: str, table: str = "_res") -> None:
-        rows = self.q(
-            f"SELECT file_no, line, rtype, {reason_sql} FROM {table} WHERE {cond} ORDER BY file_no, line"
-        )
-        for file_no, line, rtype, reason in rows:
-            self.report.errors.append({"file_no": file_no, "line": line, "type": rtype, "reason": reason})
+    def reject_where(self, cond: str, reason_sql: str, table: str) -> None:
+        for file_no, line, rtype, fid, reason in self.q(
+            f"SELECT file_no, line, rtype, fid, {reason_sql} FROM {table} WHERE {cond}"
+        ):
+            self.report.errors.append(
+                {"file_no": file_no, "line": line, "type": rtype, "id": fid, "reason": reason}
+            )
             self.report.count(rtype or "(invalid)").rejected += 1
 
     # 2. patients -> person ------------------------------------------------------------------
-    def patients(self) -> None:
-        systems = "[" + ", ".join(_lit(s) for s in self.merge_systems) + "]::VARCHAR[]"
+    def patients(self, c: str) -> None:
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _p AS SELECT file_no, line, 'Patient' AS rtype, r.id AS fid, "
-            f"{self.site_key('Patient', 'r.id')} AS patient_key, "
-            f"list_filter(r.identifier, i -> list_contains({systems}, i.system) AND i.value IS NOT NULL)[1] AS mid, "
-            f"r.gender, r.birthDate, fhir_ts(r.birthDate) AS birth_ts, r.deceasedDateTime, "
-            f"fhir_ts(r.deceasedDateTime) AS death_ts "
-            f"FROM (SELECT file_no, line, json_transform(j, {_lit(m.PATIENT_STRUCT)}) AS r FROM _res "
-            f"WHERE ok AND rtype = 'Patient' AND fid IS NOT NULL)"
+            f"CREATE OR REPLACE TEMP TABLE _p AS SELECT rid, file_no, line, rtype, fid, "
+            f"{self.site_key('Patient', 'fid')} AS patient_key, mid_system, mid_value, gender, "
+            f"start_raw AS birthDate, fhir_ts(start_raw) AS birth_ts, end_raw AS deceasedDateTime, "
+            f"fhir_ts(end_raw) AS death_ts FROM {c} WHERE rtype = 'Patient'"
         )
         self.reject_where("birthDate IS NULL", "'no birthDate (OMOP requires a year of birth)'", "_p")
         self.reject_where(
@@ -256,22 +262,20 @@ class _Load:
             "_p",
         )
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _pok AS SELECT *, CASE WHEN mid IS NOT NULL "
-            "THEN hkey('ID|' || mid.system || '|' || mid.value) ELSE patient_key END AS identity_key FROM _p "
+            "CREATE OR REPLACE TEMP TABLE _pok AS SELECT *, CASE WHEN mid_value IS NOT NULL "
+            "THEN hkey('ID|' || mid_system || '|' || mid_value) ELSE patient_key END AS identity_key FROM _p "
             "WHERE birth_ts IS NOT NULL AND NOT (deceasedDateTime IS NOT NULL AND death_ts IS NULL) "
-            "QUALIFY row_number() OVER (PARTITION BY patient_key ORDER BY file_no, line) = 1"
+            "QUALIFY row_number() OVER (PARTITION BY patient_key ORDER BY rid) = 1"
         )
-        already = self.q("SELECT count(*) FROM _pok JOIN _hdhub_patients USING (patient_key)")[0][0]
-        self.report.count("Patient").already = already
-        # New identities get new person ids; patients sharing an identity share the person.
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE _pnew AS SELECT * FROM _pok "
             "WHERE patient_key NOT IN (SELECT patient_key FROM _hdhub_patients)"
         )
+        # New identities get new person ids; patients sharing an identity share the person.
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _ids AS WITH firsts AS (SELECT identity_key, min(file_no * 1000000000::BIGINT "
-            "+ line) AS pos FROM _pnew WHERE identity_key NOT IN (SELECT identity_key FROM _hdhub_identities) "
-            "GROUP BY identity_key) SELECT identity_key, (SELECT coalesce(max(person_id), 0) FROM person) "
+            "CREATE OR REPLACE TEMP TABLE _ids AS WITH firsts AS (SELECT identity_key, min(rid) AS pos FROM _pnew "
+            "WHERE identity_key NOT IN (SELECT identity_key FROM _hdhub_identities) GROUP BY identity_key) "
+            "SELECT identity_key, (SELECT coalesce(max(person_id), 0) FROM person) "
             "+ row_number() OVER (ORDER BY pos) AS person_id, pos FROM firsts"
         )
         self.db.execute(
@@ -282,8 +286,7 @@ class _Load:
             "year(p.birth_ts), CASE WHEN length(p.birthDate) >= 7 THEN month(p.birth_ts) END, "
             "CASE WHEN length(p.birthDate) >= 10 THEN day(p.birth_ts) END, "
             "CASE WHEN length(p.birthDate) >= 10 THEN p.birth_ts END, 0, 0, p.identity_key, left(p.gender, 50), "
-            "0, 0, 0 FROM _ids i JOIN _pnew p ON p.identity_key = i.identity_key "
-            "AND p.file_no * 1000000000::BIGINT + p.line = i.pos"
+            "0, 0, 0 FROM _ids i JOIN _pnew p ON p.rid = i.pos"
         )
         self.db.execute("INSERT INTO _hdhub_identities SELECT identity_key, person_id FROM _ids")
         self.db.execute(
@@ -296,9 +299,15 @@ class _Load:
             f"{m.EHR}, 0, 0 FROM _pnew p JOIN _hdhub_patients h USING (patient_key) WHERE p.death_ts IS NOT NULL "
             "AND h.person_id NOT IN (SELECT person_id FROM death)"
         )
-        new = self.q("SELECT count(*) FROM _pnew")[0][0]
-        self.report.count("Patient").loaded = new
-        self.report.tables["person"] = self.q("SELECT count(*) FROM _ids")[0][0]
+        self.db.execute("INSERT INTO _touched SELECT person_id FROM _ids")
+        already, new, persons = self.q(
+            "SELECT (SELECT count(*) FROM _pok) - (SELECT count(*) FROM _pnew), (SELECT count(*) FROM _pnew), "
+            "(SELECT count(*) FROM _ids)"
+        )[0]
+        counts = self.report.count("Patient")
+        counts.already += already
+        counts.loaded += new
+        self.report.tables["person"] = self.report.tables.get("person", 0) + persons
 
     def ref_maps(self, table: str) -> None:
         """Person and visit of each distinct reference in ``table``: one keyed hash per distinct
@@ -310,22 +319,19 @@ class _Load:
         )
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _vm AS SELECT d.ref, v.row_id AS visit_id FROM (SELECT DISTINCT enc_ref AS ref "
-            f"FROM {table} WHERE enc_ref IS NOT NULL) d JOIN _hdhub_fhir_rows v "
-            f"ON v.source_key = {self.site_key('Encounter', 'd.ref')}"
+            f"FROM {table} WHERE enc_ref IS NOT NULL) d JOIN _hdhub_source_rows v "
+            f"ON v.source_key = {self.row_key('Encounter', 'd.ref')}"
         )
 
     # 3. encounters -> visit_occurrence --------------------------------------------------------
-    def visits(self) -> None:
+    def visits(self, c: str) -> None:
         classes = " ".join(f"WHEN {_lit(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _v0 AS SELECT file_no, line, 'Encounter' AS rtype, r.id AS fid, "
-            f"{self.site_key('Encounter', 'r.id')} AS source_key, {_ref_id('r.subject.reference')} AS patient_ref, "
-            f"NULL::VARCHAR AS enc_ref, "
-            f"CASE r.class.code {classes} ELSE 0 END AS visit_concept_id, left(r.class.code, 50) AS class_code, "
-            f'r.period.start AS start_raw, r.period."end" AS end_raw, fhir_ts(r.period.start) AS start_ts, '
-            f'fhir_ts(coalesce(r.period."end", r.period.start)) AS end_ts '
-            f"FROM (SELECT file_no, line, json_transform(j, {_lit(m.ENCOUNTER_STRUCT)}) AS r FROM _res "
-            f"WHERE ok AND rtype = 'Encounter' AND fid IS NOT NULL)"
+            f"CREATE OR REPLACE TEMP TABLE _v0 AS SELECT rid, file_no, line, rtype, fid, "
+            "source_key, patient_ref, "
+            f"NULL::VARCHAR AS enc_ref, CASE class_code {classes} ELSE 0 END AS visit_concept_id, "
+            f"left(class_code, 50) AS class_code, start_raw, end_raw, start_ts, "
+            f"fhir_ts(coalesce(end_raw, start_raw)) AS end_ts FROM {c} WHERE rtype = 'Encounter'"
         )
         self.ref_maps("_v0")
         self.db.execute(
@@ -334,30 +340,29 @@ class _Load:
         )
         self._reject_common("_v")
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _vok AS SELECT * FROM _v WHERE person_id IS NOT NULL AND start_ts IS NOT NULL "
-            "AND end_ts IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source_key ORDER BY file_no, line) = 1"
-        )
-        self.report.count("Encounter").already = self.q(
-            "SELECT count(*) FROM _vok JOIN _hdhub_fhir_rows USING (source_key)"
-        )[0][0]
-        self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _vnew AS SELECT *, (SELECT coalesce(max(visit_occurrence_id), 0) FROM "
-            "visit_occurrence) + row_number() OVER (ORDER BY file_no, line) AS row_id FROM _vok "
-            "WHERE source_key NOT IN (SELECT source_key FROM _hdhub_fhir_rows)"
+            f"CREATE OR REPLACE TEMP TABLE _vok AS SELECT v.*, {self.bases['visit_occurrence']} + v.rid + 1 AS row_id, "
+            "k.source_key IS NOT NULL AS already FROM _v v LEFT JOIN _hdhub_source_rows k USING (source_key) "
+            "WHERE v.person_id IS NOT NULL AND v.start_ts IS NOT NULL AND v.end_ts IS NOT NULL "
+            "QUALIFY row_number() OVER (PARTITION BY v.source_key ORDER BY v.rid) = 1"
         )
         self.db.execute(
             "INSERT INTO visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, visit_start_date, "
             "visit_start_datetime, visit_end_date, visit_end_datetime, visit_type_concept_id, visit_source_value, "
             "visit_source_concept_id, admitted_from_concept_id, discharged_to_concept_id) "
             f"SELECT row_id, person_id, visit_concept_id, start_ts::DATE, start_ts, end_ts::DATE, end_ts, {m.EHR}, "
-            "class_code, 0, 0, 0 FROM _vnew"
+            "class_code, 0, 0, 0 FROM _vok WHERE NOT already"
         )
         self.db.execute(
-            "INSERT INTO _hdhub_fhir_rows SELECT source_key, 'visit_occurrence', row_id FROM _vnew"
+            "INSERT INTO _hdhub_source_rows SELECT source_key, 'visit_occurrence', row_id FROM _vok WHERE NOT already"
         )
-        n = self.q("SELECT count(*) FROM _vnew")[0][0]
-        self.report.count("Encounter").loaded = n
-        self.report.tables["visit_occurrence"] = n
+        self.db.execute("INSERT INTO _touched SELECT DISTINCT person_id FROM _vok WHERE NOT already")
+        already, new = self.q(
+            "SELECT count(*) FILTER (WHERE already), count(*) FILTER (WHERE NOT already) FROM _vok"
+        )[0]
+        counts = self.report.count("Encounter")
+        counts.already += already
+        counts.loaded += new
+        self.report.tables["visit_occurrence"] = self.report.tables.get("visit_occurrence", 0) + new
 
     def _reject_common(self, table: str) -> None:
         self.reject_where("patient_ref IS NULL", "'no patient reference (subject)'", table)
@@ -373,29 +378,25 @@ class _Load:
         )
 
     # 4. clinical events -> the table their concept's domain dictates ----------------------
-    def events(self) -> None:
-        parts = []
-        for e in m.EVENTS:
-            has_value = e.value_coding != "NULL"
-            value_sys = f"({e.value_coding}).coding[1].system" if has_value else "NULL"
-            value_code = f"({e.value_coding}).coding[1].code" if has_value else "NULL"
-            parts.append(
-                f"SELECT file_no, line, {_lit(e.resource)} AS rtype, r.id AS fid, "
-                f"{self.site_key(e.resource, 'r.id')} AS source_key, "
-                f"{_ref_id(e.patient)} AS patient_ref, {_ref_id(e.encounter)} AS enc_ref, "
-                f"({e.coding}).coding[1].system AS sys, ({e.coding}).coding[1].code AS code, "
-                f"{e.start} AS start_raw, {e.end} AS end_raw, fhir_ts({e.start}) AS start_ts, fhir_ts({e.end}) AS end_ts, "
-                f"{e.default_table} AS default_table, {_lit(e.forced_table) if e.forced_table else 'NULL'} AS forced, "
-                f"{str(e.code_is_value).upper()} AS code_is_value, "
-                f"{e.type_concept} AS type_concept, {e.value_num}::DOUBLE AS value_num, "
-                f"{e.unit_code}::VARCHAR AS unit_code, {value_sys}::VARCHAR AS value_sys, "
-                f"{value_code}::VARCHAR AS value_code, {e.value_string}::VARCHAR AS value_string, "
-                f"{e.range_low}::DOUBLE AS range_low, {e.range_high}::DOUBLE AS range_high, "
-                f"{e.note_text}::VARCHAR AS note_text, {e.note_title}::VARCHAR AS note_title "
-                f"FROM (SELECT file_no, line, json_transform(j, {_lit(e.struct)}) AS r FROM _res "
-                f"WHERE ok AND rtype = {_lit(e.resource)} AND fid IS NOT NULL)"
-            )
-        self.db.execute("CREATE OR REPLACE TEMP TABLE _e AS " + " UNION ALL BY NAME ".join(parts))
+    def events(self, c: str) -> None:
+        def per_type(attr: str) -> str:
+            whens = " ".join(f"WHEN {_lit(e.resource)} THEN {attr_sql(getattr(e, attr))}" for e in m.EVENTS)
+            return f"CASE rtype {whens} END"
+
+        def attr_sql(value: object) -> str:
+            if value is None:
+                return "NULL"
+            if isinstance(value, bool):
+                return str(value).upper()
+            return _lit(value) if isinstance(value, str) else str(value)
+
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
+            f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
+            f"{per_type('forced_table')} AS forced, {per_type('code_is_value')} AS code_is_value, "
+            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code FROM {c} "
+            f"WHERE rtype IN ({', '.join(_lit(t) for t in m.EVENT_TYPES)})"
+        )
         self.ref_maps("_e")
         self.db.execute(
             "CREATE OR REPLACE TEMP VIEW _ej AS SELECT e.*, pm.person_id, vm.visit_id FROM _e e "
@@ -403,29 +404,25 @@ class _Load:
         )
         self._reject_common("_ej")
         self._concepts()
-        bases = " ".join(
-            f"WHEN {_lit(t)} THEN {self.q(f'SELECT coalesce(max({ID_COLUMN[t]}), 0) FROM {t}')[0][0]}"
-            for t in TARGET_COLUMNS
-        )
+        bases = " ".join(f"WHEN {_lit(t)} THEN {self.bases[t]}" for t in TARGET_COLUMNS)
         domains = " ".join(f"WHEN {_lit(d)} THEN {_lit(t)}" for d, t in m.DOMAIN_TABLE.items())
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _eok AS WITH x AS (SELECT e.*, "
+            "CREATE OR REPLACE TEMP TABLE _eok AS WITH x AS (SELECT e.rid, e.rtype, e.source_key, e.person_id, "
+            "e.visit_id, e.type_concept, e.code_is_value, "
             "CASE WHEN e.code_is_value THEN CASE WHEN c.domain = 'Observation' THEN c.standard_id ELSE 0 END "
             "ELSE coalesce(c.standard_id, 0) END AS concept_id, "
-            "coalesce(c.source_id, 0) AS source_concept_id, left(e.code, 50) AS source_value, "
+            "coalesce(c.source_id, 0) AS source_concept_id, "
             "coalesce(CASE WHEN e.code_is_value THEN c.standard_id ELSE vc.standard_id END, 0) AS value_concept_id, "
             "coalesce(u.standard_id, 0) AS unit_concept_id, "
-            "left(e.unit_code, 50) AS unit_source_value, start_ts::DATE AS start_date, end_ts::DATE AS end_date, "
             f"coalesce(e.forced, CASE c.domain {domains} END, e.default_table) AS target, "
             "k.source_key IS NOT NULL AS already FROM _ej e "
             "LEFT JOIN _codes c ON c.sys = e.sys AND c.code = e.code "
             "LEFT JOIN _codes vc ON vc.sys = e.value_sys AND vc.code = e.value_code "
             "LEFT JOIN _codes u ON u.sys = 'http://unitsofmeasure.org' AND u.code = e.unit_code "
-            "LEFT JOIN _hdhub_fhir_rows k ON k.source_key = e.source_key "
+            "LEFT JOIN _hdhub_source_rows k ON k.source_key = e.source_key "
             "WHERE e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL) "
-            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.file_no, e.line) = 1) "
-            f"SELECT *, CASE target {bases} END + row_number() OVER (PARTITION BY target, already "
-            "ORDER BY file_no, line) AS row_id FROM x"
+            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.rid) = 1) "
+            f"SELECT *, CASE target {bases} END + rid + 1 AS row_id FROM x"
         )
         for rtype, already, loaded, unmapped in self.q(
             "SELECT rtype, count(*) FILTER (WHERE already), count(*) FILTER (WHERE NOT already), "
@@ -433,19 +430,26 @@ class _Load:
             "ELSE concept_id END = 0) FROM _eok GROUP BY 1"
         ):
             counts = self.report.count(rtype)
-            counts.already, counts.loaded, counts.unmapped = already, loaded, unmapped
+            counts.already += already
+            counts.loaded += loaded
+            counts.unmapped += unmapped
         for table, columns in TARGET_COLUMNS.items():
             cols = ", ".join(columns)
             exprs = ", ".join(columns.values())
             self.db.execute(
                 f"INSERT INTO {table} ({ID_COLUMN[table]}, person_id, visit_occurrence_id, {cols}) "
-                f"SELECT row_id, person_id, visit_id, {exprs} FROM _eok WHERE NOT already AND target = {_lit(table)}"
+                f"SELECT row_id, person_id, visit_id, {exprs} FROM (SELECT d.*, s.start_ts, s.end_ts, "
+                "s.start_ts::DATE AS start_date, s.end_ts::DATE AS end_date, left(s.code, 50) AS source_value, "
+                "s.value_num, s.range_low, s.range_high, left(s.unit_code, 50) AS unit_source_value, s.value_string, "
+                f"s.note_text, s.note_title FROM _eok d JOIN {STAGE} s ON s.rowid = d.rid "
+                f"WHERE NOT d.already AND d.target = {_lit(table)})"
             )
         self.db.execute(
-            "INSERT INTO _hdhub_fhir_rows SELECT source_key, target, row_id FROM _eok WHERE NOT already"
+            "INSERT INTO _hdhub_source_rows SELECT source_key, target, row_id FROM _eok WHERE NOT already"
         )
+        self.db.execute("INSERT INTO _touched SELECT DISTINCT person_id FROM _eok WHERE NOT already")
         for table, n in self.q("SELECT target, count(*) FROM _eok WHERE NOT already GROUP BY 1"):
-            self.report.tables[table] = n
+            self.report.tables[table] = self.report.tables.get(table, 0) + n
 
     def _concepts(self) -> None:
         systems = " UNION ALL ".join(
@@ -480,16 +484,13 @@ class _Load:
                 "SELECT person_id, note_date, note_date FROM note",
             ]
         )
-        self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT person_id FROM _eok WHERE NOT already UNION "
-            "SELECT DISTINCT person_id FROM _vnew UNION SELECT person_id FROM _ids"
-        )
-        self.db.execute("DELETE FROM observation_period WHERE person_id IN (SELECT person_id FROM _touched)")
+        self.db.execute("CREATE OR REPLACE TEMP TABLE _tp AS SELECT DISTINCT person_id FROM _touched")
+        self.db.execute("DELETE FROM observation_period WHERE person_id IN (SELECT person_id FROM _tp)")
         self.db.execute(
             "INSERT INTO observation_period (observation_period_id, person_id, observation_period_start_date, "
             "observation_period_end_date, period_type_concept_id) SELECT (SELECT coalesce(max(observation_period_id), 0) "
             f"FROM observation_period) + row_number() OVER (ORDER BY person_id), person_id, min(s), max(e), {m.EHR} "
-            f"FROM ({spans}) WHERE person_id IN (SELECT person_id FROM _touched) AND s IS NOT NULL GROUP BY person_id"
+            f"FROM ({spans}) WHERE person_id IN (SELECT person_id FROM _tp) AND s IS NOT NULL GROUP BY person_id"
         )
 
 
@@ -531,19 +532,25 @@ def load_fhir(
                     content_type="application/fhir+ndjson",
                     metadata={"sha256": f.sha256, "site": site},
                 )
-    create_raw(db)
+    create_macros(db, secret)
+    create_staging(db)
     issues = StagingIssues()
+    select = m.staged_select(merge_systems, site)
     for f in todo:
-        stage_file(db, f, issues)
-    load = _Load(db, site, secret, merge_systems, report)
+        stage_file(db, f, issues, select)
     for file_no, line, reason in issues.rows:
-        report.errors.append({"file_no": file_no, "line": line, "type": None, "reason": reason})
+        report.errors.append({"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason})
     db.begin()
     try:
+        load = _Load(db, site, report)
         load.classify()
-        load.patients()
-        load.visits()
-        load.events()
+        for step, rtypes in (
+            (load.patients, ["Patient"]),
+            (load.visits, ["Encounter"]),
+            (load.events, list(m.EVENT_TYPES)),
+        ):
+            for chunk in load.slices(rtypes):
+                step(chunk)
         load.observation_periods()
         if todo:
             db.executemany(
@@ -554,6 +561,9 @@ def load_fhir(
     except BaseException:
         db.rollback()
         raise
+    finally:
+        db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    _number_lines(db, report, {f.number: f for f in files})
     names = {f.number: f.path.name for f in files}
     report.errors.sort(key=lambda e: (e["file_no"], e["line"]))
     for err in report.errors:
@@ -564,6 +574,18 @@ def load_fhir(
         objects.put(report.error_report, body, content_type="application/x-ndjson")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _number_lines(db: duckdb.DuckDBPyConnection, report: FhirLoadReport, files: dict[int, Any]) -> None:
+    """Give line numbers to the rejections of files read on the fast path (which has none)."""
+    unnumbered: dict[int, list[dict[str, Any]]] = {}
+    for err in report.errors:
+        if err["line"] is None:
+            unnumbered.setdefault(err["file_no"], []).append(err)
+    for file_no, errs in unnumbered.items():
+        lines = locate_lines(db, files[file_no], [(e["type"], e["id"]) for e in errs])
+        for err, line in zip(errs, lines, strict=True):
+            err["line"] = line
 
 
 def summary_counts(report: FhirLoadReport) -> Counter[str]:

@@ -1,11 +1,12 @@
 """How each FHIR resource type becomes OMOP rows (after the HL7 FHIR-to-OMOP IG).
 
-Every clinical resource becomes one *coded event* — person, visit, code, dates, value —
-through a typed projection (``json_transform``, one parse per resource). The event's
-code is looked up in the loaded vocabulary (source concept, then "Maps to" for the
-standard concept) and the standard concept's domain chooses the OMOP table; a code
-that maps to nothing gets concept 0 and goes to the resource type's default table.
-Allergies and notes always go to their own table.
+Every resource is parsed once, into the typed top-level fields of ``FIELDS`` (DuckDB's
+``read_json``, or ``json_transform`` for Bundles and damaged files), and projected into
+one narrow *staged* row (``STAGED``): references, code, dates, value. A clinical
+resource becomes one *coded event*: its code is looked up in the loaded vocabulary
+(source concept, then "Maps to" for the standard concept) and the standard concept's
+domain chooses the OMOP table; a code that maps to nothing gets concept 0 and goes to
+the resource type's default table. Allergies and notes always go to their own table.
 """
 
 from __future__ import annotations
@@ -59,20 +60,64 @@ EHR_ADMINISTRATION = 32818
 PATIENT_SELF_REPORT = 32865
 UTF8 = 32678
 
-_CODING = '{"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}'
-_REF = '{"reference": "VARCHAR"}'
-_PERIOD = '{"start": "VARCHAR", "end": "VARCHAR"}'
+_V = "VARCHAR"
+_CC = "STRUCT(coding STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)[], text VARCHAR)"
+_REF = "STRUCT(reference VARCHAR)"
+_PERIOD = 'STRUCT("start" VARCHAR, "end" VARCHAR)'
+
+# The top-level fields read from every resource, with their types. A field whose shape
+# differs between resource types (context, type, category) is read as JSON.
+FIELDS: dict[str, str] = {
+    "resourceType": _V,
+    "id": _V,
+    "subject": _REF,
+    "patient": _REF,
+    "encounter": _REF,
+    "context": "JSON",
+    "code": _CC,
+    "medicationCodeableConcept": _CC,
+    "vaccineCode": _CC,
+    "valueCodeableConcept": _CC,
+    "type": "JSON",
+    "category": "JSON",
+    "class": "STRUCT(system VARCHAR, code VARCHAR)",
+    "period": _PERIOD,
+    "onsetDateTime": _V,
+    "onsetPeriod": _PERIOD,
+    "recordedDate": _V,
+    "abatementDateTime": _V,
+    "performedDateTime": _V,
+    "performedPeriod": _PERIOD,
+    "authoredOn": _V,
+    "effectiveDateTime": _V,
+    "effectivePeriod": _PERIOD,
+    "dateAsserted": _V,
+    "occurrenceDateTime": _V,
+    "issued": _V,
+    "date": _V,
+    "description": _V,
+    "valueQuantity": "STRUCT(value DOUBLE, unit VARCHAR, system VARCHAR, code VARCHAR)",
+    "valueString": _V,
+    "referenceRange": "STRUCT(low STRUCT(value DOUBLE), high STRUCT(value DOUBLE))[]",
+    "content": "STRUCT(attachment STRUCT(contentType VARCHAR, data VARCHAR, title VARCHAR))[]",
+    "gender": _V,
+    "birthDate": _V,
+    "deceasedDateTime": _V,
+    "identifier": "STRUCT(system VARCHAR, value VARCHAR)[]",
+    "name": "JSON",
+    "address": "JSON",
+    "telecom": "JSON",
+}
 
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One FHIR resource type as coded events. Expressions use ``r``, the typed resource."""
+    """One FHIR resource type as coded events; expressions over the fields of ``FIELDS``."""
 
     resource: str
-    struct: str
     patient: str
     encounter: str
-    coding: str  # expression of a CodeableConcept struct
+    coding: str  # a CodeableConcept field (typed), or JSON path prefix when ``coding_json``
     start: str
     end: str
     default_table: str  # SQL expression giving the table for unmapped codes
@@ -87,147 +132,113 @@ class EventSpec:
     note_text: str = "NULL"
     note_title: str = "NULL"
     code_is_value: bool = False  # the code is the observation's value (an allergen), not its concept
+    coding_json: bool = False
+
+    @property
+    def system_expr(self) -> str:
+        if self.coding_json:
+            return f"{self.coding}->>'$.coding[0].system'"
+        return f"{self.coding}.coding[1].system"
+
+    @property
+    def code_expr(self) -> str:
+        if self.coding_json:
+            return f"{self.coding}->>'$.coding[0].code'"
+        return f"{self.coding}.coding[1].code"
 
 
-def _s(**fields: str) -> str:
-    return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
-
-
-V = '"VARCHAR"'
 # Laboratory and vital-sign observations are measurements; the rest observations.
+# (category is JSON text: a code in quotes is the code, whatever the nesting)
 OBSERVATION_TABLE = (
-    "CASE WHEN list_has_any(flatten(list_transform(r.category, c -> list_transform(c.coding, x -> x.code))), "
-    "['laboratory', 'vital-signs']) THEN 'measurement' ELSE 'observation' END"
+    "CASE WHEN contains(category, '\"laboratory\"') OR contains(category, '\"vital-signs\"') "
+    "THEN 'measurement' ELSE 'observation' END"
 )
-NOTE_TITLE = "coalesce(r.content[1].attachment.title, r.description, r.type.text, r.type.coding[1].display)"
+NOTE_TITLE = (
+    "coalesce(content[1].attachment.title, description, type->>'$.text', type->>'$.coding[0].display')"
+)
 EVENTS: list[EventSpec] = [
     EventSpec(
         "Condition",
-        _s(
-            id=V,
-            subject=_REF,
-            encounter=_REF,
-            code=_CODING,
-            onsetDateTime=V,
-            onsetPeriod=_PERIOD,
-            recordedDate=V,
-            abatementDateTime=V,
-        ),
-        "r.subject.reference",
-        "r.encounter.reference",
-        "r.code",
-        "coalesce(r.onsetDateTime, r.onsetPeriod.start, r.recordedDate)",
-        'coalesce(r.abatementDateTime, r.onsetPeriod."end")',
+        "subject.reference",
+        "encounter.reference",
+        "code",
+        "coalesce(onsetDateTime, onsetPeriod.start, recordedDate)",
+        'coalesce(abatementDateTime, onsetPeriod."end")',
         "'condition_occurrence'",
         EHR,
     ),
     EventSpec(
         "Procedure",
-        _s(id=V, subject=_REF, encounter=_REF, code=_CODING, performedDateTime=V, performedPeriod=_PERIOD),
-        "r.subject.reference",
-        "r.encounter.reference",
-        "r.code",
-        "coalesce(r.performedDateTime, r.performedPeriod.start)",
-        'r.performedPeriod."end"',
+        "subject.reference",
+        "encounter.reference",
+        "code",
+        "coalesce(performedDateTime, performedPeriod.start)",
+        'performedPeriod."end"',
         "'procedure_occurrence'",
         EHR,
     ),
     EventSpec(
         "MedicationRequest",
-        _s(id=V, subject=_REF, encounter=_REF, medicationCodeableConcept=_CODING, authoredOn=V),
-        "r.subject.reference",
-        "r.encounter.reference",
-        "r.medicationCodeableConcept",
-        "r.authoredOn",
+        "subject.reference",
+        "encounter.reference",
+        "medicationCodeableConcept",
+        "authoredOn",
         "NULL",
         "'drug_exposure'",
         EHR_PRESCRIPTION,
     ),
     EventSpec(
         "MedicationAdministration",
-        _s(
-            id=V,
-            subject=_REF,
-            context=_REF,
-            medicationCodeableConcept=_CODING,
-            effectiveDateTime=V,
-            effectivePeriod=_PERIOD,
-        ),
-        "r.subject.reference",
-        "r.context.reference",
-        "r.medicationCodeableConcept",
-        "coalesce(r.effectiveDateTime, r.effectivePeriod.start)",
-        'r.effectivePeriod."end"',
+        "subject.reference",
+        "context->>'$.reference'",
+        "medicationCodeableConcept",
+        "coalesce(effectiveDateTime, effectivePeriod.start)",
+        'effectivePeriod."end"',
         "'drug_exposure'",
         EHR_ADMINISTRATION,
     ),
     EventSpec(
         "MedicationStatement",
-        _s(
-            id=V,
-            subject=_REF,
-            context=_REF,
-            medicationCodeableConcept=_CODING,
-            effectiveDateTime=V,
-            effectivePeriod=_PERIOD,
-            dateAsserted=V,
-        ),
-        "r.subject.reference",
-        "r.context.reference",
-        "r.medicationCodeableConcept",
-        "coalesce(r.effectiveDateTime, r.effectivePeriod.start, r.dateAsserted)",
-        'r.effectivePeriod."end"',
+        "subject.reference",
+        "context->>'$.reference'",
+        "medicationCodeableConcept",
+        "coalesce(effectiveDateTime, effectivePeriod.start, dateAsserted)",
+        'effectivePeriod."end"',
         "'drug_exposure'",
         PATIENT_SELF_REPORT,
     ),
     EventSpec(
         "Immunization",
-        _s(id=V, patient=_REF, encounter=_REF, vaccineCode=_CODING, occurrenceDateTime=V),
-        "r.patient.reference",
-        "r.encounter.reference",
-        "r.vaccineCode",
-        "r.occurrenceDateTime",
+        "patient.reference",
+        "encounter.reference",
+        "vaccineCode",
+        "occurrenceDateTime",
         "NULL",
         "'drug_exposure'",
         EHR,
     ),
     EventSpec(
         "Observation",
-        _s(
-            id=V,
-            subject=_REF,
-            encounter=_REF,
-            code=_CODING,
-            effectiveDateTime=V,
-            effectivePeriod=_PERIOD,
-            issued=V,
-            category=f"[{_CODING}]",
-            valueQuantity='{"value": "DOUBLE", "unit": "VARCHAR", "system": "VARCHAR", "code": "VARCHAR"}',
-            valueCodeableConcept=_CODING,
-            valueString=V,
-            referenceRange='[{"low": {"value": "DOUBLE"}, "high": {"value": "DOUBLE"}}]',
-        ),
-        "r.subject.reference",
-        "r.encounter.reference",
-        "r.code",
-        "coalesce(r.effectiveDateTime, r.effectivePeriod.start, r.issued)",
-        'r.effectivePeriod."end"',
+        "subject.reference",
+        "encounter.reference",
+        "code",
+        "coalesce(effectiveDateTime, effectivePeriod.start, issued)",
+        'effectivePeriod."end"',
         OBSERVATION_TABLE,
         EHR,
-        value_num="r.valueQuantity.value",
-        unit_code="coalesce(r.valueQuantity.code, r.valueQuantity.unit)",
-        value_coding="r.valueCodeableConcept",
-        value_string="r.valueString",
-        range_low="r.referenceRange[1].low.value",
-        range_high="r.referenceRange[1].high.value",
+        value_num="valueQuantity.value",
+        unit_code="coalesce(valueQuantity.code, valueQuantity.unit)",
+        value_coding="valueCodeableConcept",
+        value_string="valueString",
+        range_low="referenceRange[1].low.value",
+        range_high="referenceRange[1].high.value",
     ),
     EventSpec(
         "AllergyIntolerance",
-        _s(id=V, patient=_REF, encounter=_REF, code=_CODING, recordedDate=V, onsetDateTime=V),
-        "r.patient.reference",
-        "r.encounter.reference",
-        "r.code",
-        "coalesce(r.onsetDateTime, r.recordedDate)",
+        "patient.reference",
+        "encounter.reference",
+        "code",
+        "coalesce(onsetDateTime, recordedDate)",
         "NULL",
         "'observation'",
         EHR,
@@ -236,43 +247,20 @@ EVENTS: list[EventSpec] = [
     ),
     EventSpec(
         "DocumentReference",
-        _s(
-            id=V,
-            subject=_REF,
-            type=_CODING,
-            date=V,
-            context='{"encounter": [{"reference": "VARCHAR"}], "period": {"start": "VARCHAR"}}',
-            content='[{"attachment": {"contentType": "VARCHAR", "data": "VARCHAR", "title": "VARCHAR"}}]',
-            description=V,
-        ),
-        "r.subject.reference",
-        "r.context.encounter[1].reference",
-        "r.type",
-        "coalesce(r.date, r.context.period.start)",
+        "subject.reference",
+        "context->>'$.encounter[0].reference'",
+        "type",
+        "coalesce(date, context->>'$.period.start')",
         "NULL",
         "'note'",
         EHR,
         forced_table="note",
-        note_text="TRY(decode(from_base64(r.content[1].attachment.data)))",
+        note_text="TRY(decode(from_base64(content[1].attachment.data)))",
         note_title=NOTE_TITLE,
+        coding_json=True,
     ),
 ]
-
-PATIENT_STRUCT = _s(
-    id=V,
-    gender=V,
-    birthDate=V,
-    deceasedDateTime=V,
-    deceasedBoolean='"BOOLEAN"',
-    identifier='[{"system": "VARCHAR", "value": "VARCHAR"}]',
-)
-ENCOUNTER_STRUCT = _s(
-    id=V,
-    subject=_REF,
-    period=_PERIOD,
-    type=f"[{_CODING}]",
-    **{"class": '{"system": "VARCHAR", "code": "VARCHAR"}'},
-)
+EVENT_TYPES = {e.resource: e for e in EVENTS}
 
 # Recognised types not mapped to OMOP yet: counted, not rejected.
 NOT_MAPPED_YET = frozenset(
@@ -294,4 +282,109 @@ NOT_MAPPED_YET = frozenset(
         "SupplyDelivery",
     }
 )
-MAPPED = frozenset({"Patient", "Encounter", *(e.resource for e in EVENTS)})
+MAPPED = frozenset({"Patient", "Encounter", *EVENT_TYPES})
+
+
+def _ref_id(expr: str) -> str:
+    """The id part of a reference: Patient/123, urn:uuid:123, or a full URL (a FHIR id has
+    neither '/' nor ':')."""
+    return f"nullif(split_part(split_part({expr}, '/', -1), ':', -1), '')"
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _by_type(pick: dict[str, str], default: str = "NULL") -> str:
+    """One CASE over resourceType, grouping the types that share an expression."""
+    groups: dict[str, list[str]] = {}
+    for rtype, expr in pick.items():
+        if expr != "NULL":
+            groups.setdefault(expr, []).append(rtype)
+    if not groups:
+        return default
+    whens = " ".join(
+        f"WHEN resourceType IN ({', '.join(repr(t) for t in types)}) THEN {expr}"
+        for expr, types in groups.items()
+    )
+    return f"CASE {whens} ELSE {default} END"
+
+
+def _events(attr: str) -> dict[str, str]:
+    return {e.resource: str(getattr(e, attr)) for e in EVENTS}
+
+
+_MERGE_ID = "list_filter(identifier, i -> list_contains($merge_systems, i.system) AND i.value IS NOT NULL)[1]"
+
+# The staged row of every resource: column -> (type, expression over FIELDS).
+STAGED: dict[str, tuple[str, str]] = {
+    "rtype": (_V, "resourceType"),
+    "fid": (_V, "id"),
+    # The row's keyed source hash (macro rkey), and the ids its references point to.
+    "source_key": ("UHUGEINT", "rkey(resourceType || '|' || $site || '|' || id)"),
+    "patient_ref": (_V, _ref_id(_by_type(_events("patient") | {"Encounter": "subject.reference"}))),
+    "enc_ref": (_V, _ref_id(_by_type(_events("encounter")))),
+    "sys": (_V, _by_type({e.resource: e.system_expr for e in EVENTS})),
+    "code": (_V, _by_type({e.resource: e.code_expr for e in EVENTS})),
+    "start_raw": (_V, _by_type(_events("start") | {"Encounter": "period.start", "Patient": "birthDate"})),
+    "end_raw": (_V, _by_type(_events("end") | {"Encounter": 'period."end"', "Patient": "deceasedDateTime"})),
+    "start_ts": ("TIMESTAMP", "fhir_ts(start_raw)"),
+    "end_ts": ("TIMESTAMP", "fhir_ts(end_raw)"),
+    "default_table": (_V, _by_type(_events("default_table"))),
+    "value_num": ("DOUBLE", _by_type(_events("value_num"))),
+    "unit_code": (_V, _by_type(_events("unit_code"))),
+    "value_sys": (
+        _V,
+        _by_type(
+            {e.resource: f"{e.value_coding}.coding[1].system" for e in EVENTS if e.value_coding != "NULL"}
+        ),
+    ),
+    "value_code": (
+        _V,
+        _by_type(
+            {e.resource: f"{e.value_coding}.coding[1].code" for e in EVENTS if e.value_coding != "NULL"}
+        ),
+    ),
+    "value_string": (_V, _by_type(_events("value_string"))),
+    "range_low": ("DOUBLE", _by_type(_events("range_low"))),
+    "range_high": ("DOUBLE", _by_type(_events("range_high"))),
+    "note_text": (_V, _by_type(_events("note_text"))),
+    "note_title": (_V, _by_type(_events("note_title"))),
+    "class_code": (_V, _by_type({"Encounter": "class.code"})),
+    "gender": (_V, _by_type({"Patient": "gender"})),
+    "mid_system": (_V, _by_type({"Patient": f"{_MERGE_ID}.system"})),
+    "mid_value": (_V, _by_type({"Patient": f"{_MERGE_ID}.value"})),
+    # Directly identifying data, for the encrypted identity store only (never the warehouse).
+    "identity": (
+        "JSON",
+        _by_type(
+            {"Patient": "to_json({name: name, address: address, telecom: telecom, identifier: identifier})"}
+        ),
+    ),
+}
+
+
+def staged_select(merge_systems: tuple[str, ...], site: str) -> str:
+    """The SELECT list staging one resource (needs the macros rkey and fhir_ts)."""
+    systems = "[" + ", ".join(_lit(s) for s in merge_systems) + "]::VARCHAR[]"
+    columns = {
+        col: expr.replace("$merge_systems", systems).replace("$site", _lit(site))
+        for col, (_, expr) in STAGED.items()
+    }
+    # start_ts and end_ts are computed from start_raw and end_raw: inline them.
+    for col in ("start_ts", "end_ts"):
+        raw = columns[col.replace("_ts", "_raw")]
+        columns[col] = columns[col].replace(col.replace("_ts", "_raw"), f"({raw})")
+    return ", ".join(f"({expr})::{STAGED[col][0]} AS {col}" for col, expr in columns.items())
+
+
+def read_json_columns() -> str:
+    """The ``columns`` argument of DuckDB's read_json."""
+    return "{" + ", ".join(f"'{k}': '{v}'" for k, v in FIELDS.items()) + "}"
+
+
+def transform_structure() -> str:
+    """The structure argument of json_transform (same fields, same types)."""
+    return (
+        "{" + ", ".join(f'"{k}": "{v.replace(chr(34), chr(92) + chr(34))}"' for k, v in FIELDS.items()) + "}"
+    )

@@ -1,8 +1,14 @@
-"""Finding FHIR input files and staging their resources, one row per line or Bundle entry.
+"""Finding FHIR input files and staging their resources: one typed row per resource.
 
-NDJSON (plain or .gz) is read by DuckDB as text lines with exact line numbers; a file
-DuckDB cannot read whole (a truncated .gz, a line over the size limit) is read again by
-Python up to the damage, and what could be read is kept. A ``.json`` file holding a
+An NDJSON file (plain or .gz) is parsed once by DuckDB's ``read_json`` straight into the
+typed fields of ``mapping.FIELDS`` and projected into the staged row (``mapping.STAGED``):
+no copy of the JSON text is kept. Lines are not numbered on this fast path; the few
+rejected resources are located in their file afterwards (``locate_lines``).
+
+A file the fast path cannot read whole (an invalid JSON line, a field of an unexpected
+shape, a line over the size limit, a damaged .gz) is read again as text lines with exact
+line numbers: invalid lines are reported, the rest is staged through ``json_transform``.
+A damaged .gz keeps every complete line before the damage. A ``.json`` file holding a
 Bundle (collection, transaction, batch, searchset) is exploded into its entries.
 """
 
@@ -18,10 +24,14 @@ from pathlib import Path
 import duckdb
 
 from hdhub.errors import NotFound, ValidationError
+from hdhub.ingest.fhir import mapping as m
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
-RAW = "_fhir_raw"
+RAW = "_fhir_raw"  # text lines of the files that need the slow path
+STAGE = "_fhir_staged"  # one typed row per resource
+# Bulk Data exports name files after their resource type: patients load first, then encounters.
+FIRST = ("patient", "encounter")
 
 
 @dataclass
@@ -31,6 +41,7 @@ class SourceFile:
     sha256: str
     size: int
     bundle: bool
+    longest_line: int = 0  # bytes, of a plain file (a .gz file is measured when it is staged)
 
 
 @dataclass
@@ -59,33 +70,72 @@ def discover(paths: list[Path]) -> list[SourceFile]:
             raise NotFound(f"{p}: no such file or directory")
     if not files:
         raise ValidationError("no FHIR files found (.ndjson, .ndjson.gz, or .json Bundles)")
+    files.sort(key=_load_order)
     out = []
     for i, f in enumerate(files, start=1):
-        digest = hashlib.sha256()
+        digest, lines = hashlib.sha256(), LineMeter()
         with f.open("rb") as fh:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
+                lines.feed(chunk)
         name = f.name.lower().removesuffix(".gz")
-        out.append(SourceFile(i, f, digest.hexdigest(), f.stat().st_size, bundle=name.endswith(".json")))
+        out.append(
+            SourceFile(
+                i,
+                f,
+                digest.hexdigest(),
+                f.stat().st_size,
+                bundle=name.endswith(".json"),
+                longest_line=lines.longest,
+            )
+        )
     return out
+
+
+class LineMeter:
+    """The longest line of a stream of chunks, in a few C calls per chunk: only a line that
+    spans chunks can be longer than a chunk."""
+
+    def __init__(self) -> None:
+        self.longest = 0
+        self.run = 0  # bytes since the last newline
+
+    def feed(self, chunk: bytes) -> None:
+        first = chunk.find(b"\n")
+        if first < 0:
+            self.run += len(chunk)
+        else:
+            self.longest = max(self.longest, self.run + first + 1)
+            self.run = len(chunk) - chunk.rfind(b"\n") - 1
+        self.longest = max(self.longest, self.run)
+
+
+def _load_order(path: Path) -> int:
+    name = path.name.lower()
+    return next((i for i, prefix in enumerate(FIRST) if name.startswith(prefix)), len(FIRST))
 
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def create_raw(db: duckdb.DuckDBPyConnection) -> None:
+def create_staging(db: duckdb.DuckDBPyConnection) -> None:
     db.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} (file_no INTEGER, line INTEGER, j VARCHAR)")
+    columns = ", ".join(f"{col} {typ}" for col, (typ, _) in m.STAGED.items())
+    db.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} (file_no INTEGER, line INTEGER, {columns})")
 
 
-def gzip_damage(path: Path) -> str | None:
-    """Why a .gz file is damaged, or None. DuckDB reads a truncated gzip without a word."""
+def gzip_damage(path: Path, lines: LineMeter | None = None) -> str | None:
+    """Why a .gz file is damaged, or None (DuckDB reads a truncated gzip without a word);
+    measures its lines on the way."""
     decomp = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
     try:
         with path.open("rb") as fh:
             while chunk := fh.read(1 << 20):
                 while chunk:
-                    decomp.decompress(chunk, 1 << 24)  # output discarded, bounded memory
+                    out = decomp.decompress(chunk, 1 << 24)  # bounded memory
+                    if lines is not None:
+                        lines.feed(out)
                     chunk = decomp.unconsumed_tail
                     if decomp.eof and decomp.unused_data:  # next member of a multi-member file
                         chunk, decomp = decomp.unused_data + chunk, zlib.decompressobj(wbits=47)
@@ -94,13 +144,30 @@ def gzip_damage(path: Path) -> str | None:
     return None if decomp.eof else "truncated gzip file"
 
 
-def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues) -> None:
+def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues, select: str) -> None:
+    """Stage every resource of ``src`` (``select``: ``mapping.staged_select``); report what
+    cannot be read. Runs in autocommit: a failed statement leaves nothing behind."""
+    lines = LineMeter()
     if src.bundle:
         _stage_bundle(db, src, issues)
-        return
-    if src.path.name.lower().endswith(".gz") and (damage := gzip_damage(src.path)):
+    elif src.path.name.lower().endswith(".gz") and (damage := gzip_damage(src.path, lines)):
         _stage_with_python(db, src, issues, damage)
-        return
+    elif max(lines.longest, src.longest_line) > MAX_LINE_BYTES:
+        _stage_with_python(db, src, issues, "")
+    else:
+        reader = (
+            f"read_json({_sql_str(str(src.path))}, format = 'newline_delimited', columns = {m.read_json_columns()}, "
+            f"compression = 'auto_detect', maximum_object_size = {MAX_LINE_BYTES})"
+        )
+        try:
+            db.execute(f"INSERT INTO {STAGE} SELECT {src.number}, NULL, {select} FROM {reader}")
+            return
+        except duckdb.Error:  # an invalid line or an unexpected shape somewhere: go line by line
+            _stage_lines(db, src, issues)
+    _stage_text(db, src, issues, select)
+
+
+def _stage_lines(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues) -> None:
     reader = (
         f"read_csv({_sql_str(str(src.path))}, columns = {{'j': 'VARCHAR'}}, header = false, delim = '\\x01', "
         f"quote = '', escape = '', auto_detect = false, null_padding = true, compression = 'auto', "
@@ -110,6 +177,52 @@ def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIs
         db.execute(f"INSERT INTO {RAW} SELECT {src.number}, row_number() OVER () AS line, j FROM {reader}")
     except duckdb.Error as exc:
         _stage_with_python(db, src, issues, str(exc).splitlines()[0])
+
+
+def _stage_text(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues, select: str) -> None:
+    """Text lines of ``src`` in RAW -> typed staged rows; invalid JSON is reported by line."""
+    where = f"file_no = {src.number} AND j IS NOT NULL AND trim(j) <> ''"
+    for (line,) in db.execute(
+        f"SELECT line FROM {RAW} WHERE {where} AND NOT json_valid(j) ORDER BY line"
+    ).fetchall():
+        issues.rows.append((src.number, line, "not valid JSON"))
+    db.execute(
+        f"INSERT INTO {STAGE} SELECT file_no, line, {select} FROM (SELECT file_no, line, "
+        f"unnest(json_transform(j, {_sql_str(m.transform_structure())})) FROM {RAW} WHERE {where} AND json_valid(j) "
+        f"AND json_type(j) = 'OBJECT')"
+    )
+    for (line,) in db.execute(
+        f"SELECT line FROM {RAW} WHERE {where} AND json_valid(j) AND json_type(j) <> 'OBJECT' ORDER BY line"
+    ).fetchall():
+        issues.rows.append((src.number, line, "not a JSON object"))
+    db.execute(f"DELETE FROM {RAW} WHERE file_no = {src.number}")
+
+
+def locate_lines(
+    db: duckdb.DuckDBPyConnection, src: SourceFile, wanted: list[tuple[str | None, str | None]]
+) -> list[int]:
+    """Line numbers of resources staged without one (fast path), by (resourceType, id),
+    in file order: the n-th wanted (type, id) pair gets the n-th line holding it."""
+    reader = (
+        f"read_csv({_sql_str(str(src.path))}, columns = {{'j': 'VARCHAR'}}, header = false, delim = '\\x01', "
+        f"quote = '', escape = '', auto_detect = false, null_padding = true, compression = 'auto', "
+        f"max_line_size = {MAX_LINE_BYTES})"
+    )
+    keys = sorted({f"{t}\x00{i}" for t, i in wanted if t is not None and i is not None})
+    rows = db.execute(
+        f"SELECT line, k[1], k[2] FROM (SELECT line, json_extract_string(j, ['$.resourceType', '$.id']) AS k "
+        f"FROM (SELECT row_number() OVER () AS line, j FROM {reader}) WHERE json_valid(j)) "
+        f"WHERE k[1] IS NULL OR k[2] IS NULL OR list_contains(?, k[1] || chr(0) || k[2]) ORDER BY line",
+        [keys],
+    ).fetchall()
+    lines: dict[tuple[str | None, str | None], list[int]] = {}
+    for line, rtype, fid in rows:
+        lines.setdefault((rtype, fid), []).append(line)
+    out = []
+    for key in wanted:
+        found = lines.get(key)
+        out.append(found.pop(0) if found else 0)
+    return out
 
 
 def _stage_with_python(
@@ -133,7 +246,7 @@ def _stage_with_python(
     except (EOFError, OSError, zlib.error) as exc:
         issues.rows.append((src.number, line_no + 1, f"file damaged from here on: {exc}"))
     else:
-        if line_no:
+        if line_no and why:
             issues.rows.append((src.number, line_no, f"file damaged from here on: {why[:200]}"))
     if rows:
         db.executemany(f"INSERT INTO {RAW} VALUES (?, ?, ?)", rows)
