@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from hdhub.audit.log import AuditLog
     from hdhub.objects.base import ObjectStore
+    from hdhub.privacy.identity_store import IdentityStore
 
 
 class Hub:
@@ -61,6 +62,13 @@ class Hub:
             self.keys.audit_signing,
             checkpoint_every=self.settings.audit.checkpoint_every,
         )
+
+    @cached_property
+    def identities(self) -> IdentityStore:
+        """Patients' identifying data, encrypted in the catalog (see privacy.identity_store)."""
+        from hdhub.privacy.identity_store import IdentityStore
+
+        return IdentityStore(self.catalog, self.keys)
 
     def close(self) -> None:
         if "audit" in self.__dict__:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hdhub.security.roles import POLICY, ROLES
-from tests.api.conftest import Api
+from tests.api.conftest import INS, PERSON_KEY, Api
 
 # (method, path, action, body)
 ENDPOINTS = [
@@ -14,6 +14,8 @@ ENDPOINTS = [
     ("PATCH", "/api/v1/users/user-clinician", "users:manage", {"disabled": False}),
     ("GET", "/api/v1/audit", "audit:read", None),
     ("GET", "/metrics", "metrics:read", None),
+    ("GET", f"/api/v1/identities?identifier={INS[0]}|{INS[1]}", "identities:read", None),
+    ("GET", f"/api/v1/identities/{PERSON_KEY}", "identities:read", None),
 ]
 
 

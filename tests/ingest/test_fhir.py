@@ -270,7 +270,20 @@ def test_cli_archives_landing_zone_and_reports(home: Path, shared_data: Path) ->
     patient_key = next(k for k in landed if k.endswith("Patient.000.ndjson.gz"))
     assert hub.objects.get_bytes(patient_key) == original  # archived unchanged (and encrypted at rest)
     assert hub.audit.search(action="warehouse.load-fhir", limit=1)[0].outcome == "success"
+    # Identity apart: every Patient's name and identifiers are in the encrypted identity
+    # store, found by identifier; the warehouse file never holds them.
+    with gzip.open(src / "Patient.000.ndjson.gz", "rt") as fh:
+        patients = [json.loads(line) for line in fh if line.strip()]
+    first = patients[0]
+    ident = next(i for i in first["identifier"] if i.get("system") and i.get("value"))
+    found = hub.identities.by_identifier(ident["system"], ident["value"])
+    assert found[0]["name"][0]["family"] == first["name"][0]["family"]
+    assert found[0]["birthDate"] == first["birthDate"]
+    with hub.catalog.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM patient_identities").scalar() == len(patients)
     hub.close()
+    warehouse = (home / "warehouse.duckdb").read_bytes()
+    assert all(p["name"][0]["family"].encode() not in warehouse for p in patients)
 
 
 @pytest.mark.integration

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hdhub.catalog.base import Base, BigId
@@ -110,3 +110,36 @@ class AuditCheckpoint(Base):
     ts: Mapped[str] = mapped_column(String(27))
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class PatientIdentity(Base):
+    """A patient's directly identifying data (names, addresses, telecom, identifiers, birth
+    date), kept apart from the warehouse and encrypted: AES-256-GCM under a per-row data key
+    wrapped by the KEK, the row's ``patient_key`` as associated data.
+
+    ``patient_key`` is the keyed hash of (site, Patient id) and ``person_key`` the warehouse
+    person's ``person_source_value``: the only links between identity and clinical data.
+    """
+
+    __tablename__ = "patient_identities"
+
+    patient_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(40), index=True)
+    site: Mapped[str] = mapped_column(String(40))
+    kek_id: Mapped[str] = mapped_column(String(16))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # nonce (12) + wrapped data key (48)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PatientIdentifierIndex(Base):
+    """Blind index: keyed hash of each (system, value) identifier -> patient, so a patient
+    can be found by IPP or INS without decrypting every row."""
+
+    __tablename__ = "patient_identifier_index"
+
+    identifier_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(
+        ForeignKey("patient_identities.patient_key", ondelete="CASCADE"), primary_key=True
+    )

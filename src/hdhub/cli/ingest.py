@@ -68,7 +68,14 @@ def fhir(
     decision = st.authorize("warehouse:load")
     hub = st.hub
     try:
-        report = load_fhir(hub.warehouse, paths, site=site, secret=hub.keys.pseudonym, objects=hub.objects)
+        report = load_fhir(
+            hub.warehouse,
+            paths,
+            site=site,
+            secret=hub.keys.pseudonym,
+            objects=hub.objects,
+            identities=hub.identities,
+        )
     except Exception as exc:
         st.audit(
             "warehouse.load-fhir",

@@ -149,6 +149,7 @@ def rm(
 def rotate_key(ctx: typer.Context) -> None:
     """Make a new key-encryption key and re-wrap every data key (objects are not rewritten)."""
     from hdhub.config.keys import key_id, load_keys, retire_kek, rotate_kek
+    from hdhub.privacy.identity_store import IdentityStore
 
     st = state(ctx)
     decision = st.authorize("objects:rotate-key")
@@ -156,6 +157,7 @@ def rotate_key(ctx: typer.Context) -> None:
     old, _new = rotate_kek(secrets_dir)
     store = st.hub.objects
     count = store.rewrap(load_keys(secrets_dir).keyring)
+    count += IdentityStore(st.hub.catalog, load_keys(secrets_dir)).rewrap()  # patients' identities too
     retire_kek(secrets_dir, key_id(old))  # only once every data key is re-wrapped
     st.audit(
         "objects.rotate-key",

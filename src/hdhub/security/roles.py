@@ -23,6 +23,8 @@ POLICY: dict[str, frozenset[str]] = {
     "audit:read": frozenset({"admin", "dpo"}),
     "audit:verify": frozenset({"admin", "dpo"}),
     "audit:export": frozenset({"admin", "dpo"}),
+    # patients' identifying data (the identity store): care, and the DPO for access requests
+    "identities:read": frozenset({"clinician", "dpo"}),
     # warehouse
     "warehouse:load": frozenset({"admin", "data_engineer"}),
     "warehouse:read": frozenset({"admin", "data_engineer"}),

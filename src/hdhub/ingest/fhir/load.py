@@ -29,6 +29,7 @@ import orjson
 from hdhub.errors import ValidationError
 from hdhub.ingest.fhir import mapping as m
 from hdhub.ingest.fhir.sources import STAGE, StagingIssues, create_staging, discover, locate_lines, stage_file
+from hdhub.privacy.identity_store import IdentityRecord, IdentityStore
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"  # French national health identifier (INS-NIR)
 SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -42,6 +43,7 @@ EVENT_TABLES = (
     "note",
 )
 ID_COLUMN = {t: f"{t}_id" for t in EVENT_TABLES} | {"visit_occurrence": "visit_occurrence_id"}
+MEMORY_LIMIT = "1GB"  # DuckDB's working memory during a load
 SLICE = 1_000_000  # staged rows mapped at a time: memory stays flat however large the load
 
 BOOKKEEPING = [
@@ -196,8 +198,9 @@ class _Load:
         db: duckdb.DuckDBPyConnection,
         site: str,
         report: FhirLoadReport,
+        identities: IdentityStore | None,
     ) -> None:
-        self.db, self.site, self.report = db, site, report
+        self.db, self.site, self.report, self.identities = db, site, report, identities
         self.staged = self.q(f"SELECT count(*) FROM {STAGE}")[0][0]
         self.bases = {
             t: self.q(f"SELECT coalesce(max({col}), 0) FROM {t}")[0][0] for t, col in ID_COLUMN.items()
@@ -248,7 +251,7 @@ class _Load:
     def patients(self, c: str) -> None:
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _p AS SELECT rid, file_no, line, rtype, fid, "
-            f"{self.site_key('Patient', 'fid')} AS patient_key, mid_system, mid_value, gender, "
+            f"{self.site_key('Patient', 'fid')} AS patient_key, mid_system, mid_value, gender, identity, "
             f"start_raw AS birthDate, fhir_ts(start_raw) AS birth_ts, end_raw AS deceasedDateTime, "
             f"fhir_ts(end_raw) AS death_ts FROM {c} WHERE rtype = 'Patient'"
         )
@@ -300,6 +303,18 @@ class _Load:
             "AND h.person_id NOT IN (SELECT person_id FROM death)"
         )
         self.db.execute("INSERT INTO _touched SELECT person_id FROM _ids")
+        if self.identities is not None:  # the identity store (catalog), never the warehouse
+            self.identities.put_many(
+                IdentityRecord(
+                    self.site,
+                    patient_key,
+                    identity_key,
+                    {**orjson.loads(identity or "{}"), "birthDate": birth_date, "gender": gender},
+                )
+                for patient_key, identity_key, identity, birth_date, gender in self.q(
+                    "SELECT patient_key, identity_key, identity, birthDate, gender FROM _pok"
+                )
+            )
         already, new, persons = self.q(
             "SELECT (SELECT count(*) FROM _pok) - (SELECT count(*) FROM _pnew), (SELECT count(*) FROM _pnew), "
             "(SELECT count(*) FROM _ids)"
@@ -502,8 +517,13 @@ def load_fhir(
     secret: bytes,
     objects: Any = None,
     merge_systems: tuple[str, ...] = (INS_SYSTEM,),
+    identities: IdentityStore | None = None,
 ) -> FhirLoadReport:
-    """Load FHIR files from ``site``; see the module docstring for the guarantees."""
+    """Load FHIR files from ``site``; see the module docstring for the guarantees.
+
+    Patients' names, addresses, telecom, identifiers and birth dates go to ``identities``
+    (written before the warehouse commits: a failed load leaves at most identities that a
+    re-run writes again), never to the warehouse."""
     if not SITE_RE.match(site):
         raise ValidationError(f"site code {site!r}: 1-40 letters, digits, '-' or '_'")
     started = time.perf_counter()
@@ -532,6 +552,9 @@ def load_fhir(
                     content_type="application/fhir+ndjson",
                     metadata={"sha256": f.sha256, "site": site},
                 )
+    # Staged rows and the load's working tables spill to disk beyond this: memory stays flat.
+    previous_limit = db.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+    db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     create_macros(db, secret)
     create_staging(db)
     issues = StagingIssues()
@@ -542,7 +565,7 @@ def load_fhir(
         report.errors.append({"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason})
     db.begin()
     try:
-        load = _Load(db, site, report)
+        load = _Load(db, site, report, identities)
         load.classify()
         for step, rtypes in (
             (load.patients, ["Patient"]),
@@ -563,6 +586,7 @@ def load_fhir(
         raise
     finally:
         db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        db.execute(f"SET memory_limit = '{previous_limit}'")
     _number_lines(db, report, {f.number: f for f in files})
     names = {f.number: f.path.name for f in files}
     report.errors.sort(key=lambda e: (e["file_no"], e["line"]))

@@ -1,0 +1,1 @@
+"""Privacy: the encrypted identity store (pseudonyms, de-identification and opposition come later)."""
