@@ -69,3 +69,35 @@ def test_vocab_load_refuses_clinical_tables(tmp_path: Path, local_hub: Hub) -> N
     r = runner.invoke(app, ["--home", home, "vocab", "load", str(d)])
     assert r.exit_code == 0, r.output
     assert "concept_relationship" in r.output
+
+
+@pytest.mark.integration
+def test_builtin_vocabulary_maps_the_generators_codes(home: Path, tmp_path: Path) -> None:
+    """The demo path: synth + built-in vocabulary, no Athena download."""
+    r = runner.invoke(app, ["--home", str(home), "vocab", "load", "--builtin"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["--home", str(home), "vocab", "load"]).exit_code != 0  # neither given
+    out = tmp_path / "synth"
+    assert (
+        runner.invoke(app, ["synth", str(out), "--patients", "60", "--sites", "1", "--seed", "3"]).exit_code
+        == 0
+    )
+    site = next(p.name for p in out.iterdir() if p.is_dir())
+    r = runner.invoke(app, ["--home", str(home), "ingest", "fhir", str(out / site), "--site", site])
+    assert r.exit_code == 0, r.output
+    con = connect(f"duckdb:///{home}/warehouse.duckdb")
+    try:
+        mapped, total = con.con.execute(
+            "SELECT count(*) FILTER (WHERE measurement_concept_id <> 0), count(*) FROM measurement"
+        ).fetchone()
+        unmapped_units = con.con.execute(
+            "SELECT count(*) FROM measurement WHERE unit_source_value IS NOT NULL AND unit_concept_id = 0"
+        ).fetchone()[0]
+        snomed = con.con.execute(
+            # type 2 diabetes, essential hypertension, atrial fibrillation (SNOMED, standard)
+            "SELECT count(*) FROM condition_occurrence WHERE condition_concept_id IN (201826, 320128, 313217)"
+        ).fetchone()[0]
+    finally:
+        con.disconnect()
+    assert total > 0 and mapped == total and unmapped_units == 0  # every lab and vital: LOINC and UCUM
+    assert snomed > 0

@@ -15,13 +15,20 @@ app = new_app("OMOP vocabularies (OHDSI Athena).")
 @app.command()
 def load(
     ctx: typer.Context,
-    directory: Path = typer.Argument(
-        ..., help="An unzipped Athena download (CONCEPT.csv, CONCEPT_RELATIONSHIP.csv …)."
+    directory: Path | None = typer.Argument(
+        None, help="An unzipped Athena download (CONCEPT.csv, CONCEPT_RELATIONSHIP.csv …)."
+    ),
+    builtin: bool = typer.Option(
+        False, "--builtin", help="Load hdhub's small built-in vocabulary (the codes of `hdhub synth`)."
     ),
 ) -> None:
     """Load an Athena vocabulary download, replacing the vocabulary tables it contains (all-or-nothing)."""
     from hdhub.ingest.omop_csv import load_omop_csv
+    from hdhub.warehouse import BUILTIN_VOCABULARY
 
+    if (directory is None) == (not builtin):
+        raise typer.BadParameter("give either a DIRECTORY or --builtin")
+    directory = BUILTIN_VOCABULARY if directory is None else directory
     st = state(ctx)
     decision = st.authorize("warehouse:load")
     try:
