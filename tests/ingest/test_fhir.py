@@ -243,8 +243,14 @@ def test_bundle_with_100000_entries(tmp_path: Path) -> None:
     (tmp_path / "bundle.json").write_text(
         json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     )
-    report = load_fhir(con, [tmp_path / "bundle.json"], site="nord", secret=SECRET)
+    calls: list[tuple[str, int, int]] = []
+    report = load_fhir(
+        con, [tmp_path / "bundle.json"], site="nord", secret=SECRET, progress=lambda *c: calls.append(c)
+    )
     assert report.types["Procedure"].loaded == 100_000 and report.errors == []
+    size = (tmp_path / "bundle.json").stat().st_size
+    assert ("read", 0, size) in calls and ("read", size, size) in calls  # progress, in bytes then steps
+    assert calls[-1][0] == "map" and calls[-1][1] == calls[-1][2] > 0
     assert con.con.execute("SELECT count(*) FROM procedure_occurrence").fetchone()[0] == 100_000
     assert con.con.execute("SELECT year_of_birth, month_of_birth FROM person").fetchone() == (1970, None)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hdhub.cli.context import console, new_app, state
@@ -53,6 +58,29 @@ def omop(
     )
 
 
+@contextmanager
+def load_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on standard error while a load runs (only on a terminal)."""
+    bars = Progress(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bars.add_task(phase, total=total)
+        bars.update(tasks[phase], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
 @app.command()
 def fhir(
     ctx: typer.Context,
@@ -68,14 +96,16 @@ def fhir(
     decision = st.authorize("warehouse:load")
     hub = st.hub
     try:
-        report = load_fhir(
-            hub.warehouse,
-            paths,
-            site=site,
-            secret=hub.keys.pseudonym,
-            objects=hub.objects,
-            identities=hub.identities,
-        )
+        with load_progress() as progress:
+            report = load_fhir(
+                hub.warehouse,
+                paths,
+                site=site,
+                secret=hub.keys.pseudonym,
+                objects=hub.objects,
+                identities=hub.identities,
+                progress=progress,
+            )
     except Exception as exc:
         st.audit(
             "warehouse.load-fhir",

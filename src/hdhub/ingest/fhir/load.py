@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -518,12 +518,15 @@ def load_fhir(
     objects: Any = None,
     merge_systems: tuple[str, ...] = (INS_SYSTEM,),
     identities: IdentityStore | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> FhirLoadReport:
     """Load FHIR files from ``site``; see the module docstring for the guarantees.
 
     Patients' names, addresses, telecom, identifiers and birth dates go to ``identities``
     (written before the warehouse commits: a failed load leaves at most identities that a
-    re-run writes again), never to the warehouse."""
+    re-run writes again), never to the warehouse. ``progress(phase, done, total)`` is told
+    how far each phase is: archive and read (in bytes), map (in steps)."""
+    tell = progress or (lambda phase, done, total: None)
     if not SITE_RE.match(site):
         raise ValidationError(f"site code {site!r}: 1-40 letters, digits, '-' or '_'")
     started = time.perf_counter()
@@ -543,8 +546,12 @@ def load_fhir(
             done.add(f.sha256)
     report.files, report.files_skipped = len(todo), len(files) - len(todo)
     landing = f"landing/fhir/{site}/{report.load_id}"
+    total_bytes = sum(f.size for f in todo)
     if objects is not None:  # the landing zone: every received file, unchanged and encrypted
+        done_bytes = 0
         for f in todo:
+            tell("archive", done_bytes, total_bytes)
+            done_bytes += f.size
             with f.path.open("rb") as fh:
                 objects.put(
                     f"{landing}/{f.number:05d}-{f.path.name}",
@@ -559,22 +566,31 @@ def load_fhir(
     create_staging(db)
     issues = StagingIssues()
     select = m.staged_select(merge_systems, site)
+    done_bytes = 0
     for f in todo:
+        tell("read", done_bytes, total_bytes)
         stage_file(db, f, issues, select)
+        done_bytes += f.size
+    tell("read", total_bytes, total_bytes)
     for file_no, line, reason in issues.rows:
         report.errors.append({"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason})
     db.begin()
     try:
         load = _Load(db, site, report, identities)
         load.classify()
-        for step, rtypes in (
+        steps = (
             (load.patients, ["Patient"]),
             (load.visits, ["Encounter"]),
             (load.events, list(m.EVENT_TYPES)),
-        ):
+        )
+        total_steps, done_steps = len(steps) * max(1, -(-load.staged // SLICE)) + 1, 0
+        for step, rtypes in steps:
             for chunk in load.slices(rtypes):
+                tell("map", done_steps, total_steps)
                 step(chunk)
+                done_steps += 1
         load.observation_periods()
+        tell("map", total_steps, total_steps)
         if todo:
             db.executemany(
                 "INSERT INTO _hdhub_loaded_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",

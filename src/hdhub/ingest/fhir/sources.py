@@ -252,6 +252,13 @@ def _stage_with_python(
         db.executemany(f"INSERT INTO {RAW} VALUES (?, ?, ?)", rows)
 
 
+def _bundle_limit(src: SourceFile) -> int:
+    """DuckDB reserves twice this much memory: the file's own size (a gzipped Bundle may
+    expand some twenty-fold)."""
+    factor = 20 if src.path.name.lower().endswith(".gz") else 1
+    return min(src.size * factor + 1024, (1 << 31) - 1)
+
+
 def _stage_bundle(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues) -> None:
     try:
         db.execute(
@@ -260,7 +267,8 @@ def _stage_bundle(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: Stagin
             f"    SELECT json_extract(json, '$.entry[*].resource')::VARCHAR[] AS entries,"
             f"           json_extract_string(json, '$.resourceType') AS kind"
             f"    FROM read_json_objects({_sql_str(str(src.path))}, format = 'auto', compression = 'auto_detect',"
-            f"                           maximum_object_size = {(1 << 31) - 1}) WHERE kind = 'Bundle')"
+            f"                           maximum_object_size = {_bundle_limit(src)}) "
+            f"WHERE kind = 'Bundle')"
             f") e"
         )
     except duckdb.Error as exc:
