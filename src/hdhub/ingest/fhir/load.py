@@ -166,6 +166,26 @@ class FhirLoadReport:
     def count(self, rtype: str) -> TypeCounts:
         return self.types.setdefault(rtype, TypeCounts())
 
+    def add(
+        self,
+        rtype: str,
+        *,
+        already: int,
+        loaded: int,
+        unmapped: int = 0,
+        table: str | None = None,
+        rows: int = 0,
+    ) -> None:
+        """Add one slice's counts of ``rtype`` (and the rows it put in ``table``)."""
+        if not (already or loaded or unmapped or rows):
+            return
+        counts = self.count(rtype)
+        counts.already += already
+        counts.loaded += loaded
+        counts.unmapped += unmapped
+        if table is not None:
+            self.tables[table] = self.tables.get(table, 0) + rows
+
 
 def keyed(secret: bytes, value: str) -> str:
     """The keyed hash used for every source identifier (the same as the SQL macro hkey)."""
@@ -319,10 +339,7 @@ class _Load:
             "SELECT (SELECT count(*) FROM _pok) - (SELECT count(*) FROM _pnew), (SELECT count(*) FROM _pnew), "
             "(SELECT count(*) FROM _ids)"
         )[0]
-        counts = self.report.count("Patient")
-        counts.already += already
-        counts.loaded += new
-        self.report.tables["person"] = self.report.tables.get("person", 0) + persons
+        self.report.add("Patient", already=already, loaded=new, table="person", rows=persons)
 
     def ref_maps(self, table: str) -> None:
         """Person and visit of each distinct reference in ``table``: one keyed hash per distinct
@@ -374,10 +391,7 @@ class _Load:
         already, new = self.q(
             "SELECT count(*) FILTER (WHERE already), count(*) FILTER (WHERE NOT already) FROM _vok"
         )[0]
-        counts = self.report.count("Encounter")
-        counts.already += already
-        counts.loaded += new
-        self.report.tables["visit_occurrence"] = self.report.tables.get("visit_occurrence", 0) + new
+        self.report.add("Encounter", already=already, loaded=new, table="visit_occurrence", rows=new)
 
     def _reject_common(self, table: str) -> None:
         self.reject_where("patient_ref IS NULL", "'no patient reference (subject)'", table)
@@ -444,10 +458,7 @@ class _Load:
             "count(*) FILTER (WHERE NOT already AND CASE WHEN code_is_value THEN value_concept_id "
             "ELSE concept_id END = 0) FROM _eok GROUP BY 1"
         ):
-            counts = self.report.count(rtype)
-            counts.already += already
-            counts.loaded += loaded
-            counts.unmapped += unmapped
+            self.report.add(rtype, already=already, loaded=loaded, unmapped=unmapped)
         for table, columns in TARGET_COLUMNS.items():
             cols = ", ".join(columns)
             exprs = ", ".join(columns.values())
