@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from hdhub.errors import NotFound, ValidationError
+from hdhub.ingest.sql import sql_literal
 from hdhub.warehouse._omop_cdm54 import TABLES
 from hdhub.warehouse.spec import CdmColumn, CdmTable
 
@@ -40,10 +41,6 @@ class LoadReport:
     @property
     def total(self) -> int:
         return sum(self.rows.values())
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def discover(directory: Path, schema: str | None = None) -> list[tuple[CdmTable, Path]]:
@@ -169,13 +166,13 @@ class _Stager:
 
     def stage_file(self) -> int:
         names = read_header(self.path, self.table)
-        columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        columns = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
         tabs = is_tab_separated(self.path)
         dialect = (
             "delim = '\t', quote = '', escape = ''" if tabs else "delim = ',', quote = '\"', escape = '\"'"
         )
         source = (
-            f"read_csv({_sql_str(str(self.path))}, columns = {columns}, header = true, "
+            f"read_csv({sql_literal(str(self.path))}, columns = {columns}, header = true, "
             f"auto_detect = false, {dialect}, compression = 'auto', "
             f"max_line_size = {MAX_LINE_BYTES})"
         )

@@ -29,6 +29,7 @@ import orjson
 from hdhub.errors import ValidationError
 from hdhub.ingest.fhir import mapping as m
 from hdhub.ingest.fhir.sources import STAGE, StagingIssues, create_staging, discover, locate_lines, stage_file
+from hdhub.ingest.sql import sql_literal
 from hdhub.privacy.identity_store import IdentityRecord, IdentityStore
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"  # French national health identifier (INS-NIR)
@@ -192,18 +193,14 @@ def keyed(secret: bytes, value: str) -> str:
     return hashlib.sha256(f"{secret.hex()}|{value}".encode()).hexdigest()[:40]
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def create_macros(db: duckdb.DuckDBPyConnection, secret: bytes) -> None:
     """Keyed hashes: SHA-256 for patients and identities (their keys become
     person_source_value); a keyed 128-bit MD5 number for rows, a compact join key for the
     idempotency bookkeeping. fhir_ts: a FHIR date or dateTime as a local timestamp."""
     db.execute(
-        f"CREATE OR REPLACE TEMP MACRO hkey(s) AS substr(sha256({_lit(secret.hex())} || '|' || s), 1, 40)"
+        f"CREATE OR REPLACE TEMP MACRO hkey(s) AS substr(sha256({sql_literal(secret.hex())} || '|' || s), 1, 40)"
     )
-    db.execute(f"CREATE OR REPLACE TEMP MACRO rkey(s) AS md5_number({_lit(secret.hex())} || '|' || s)")
+    db.execute(f"CREATE OR REPLACE TEMP MACRO rkey(s) AS md5_number({sql_literal(secret.hex())} || '|' || s)")
     db.execute(
         "CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
         "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP)"
@@ -231,14 +228,14 @@ class _Load:
         return self.db.execute(sql, params or []).fetchall()
 
     def site_key(self, kind: str, ref_expr: str) -> str:
-        return f"hkey({_lit(kind + '|' + self.site + '|')} || {ref_expr})"
+        return f"hkey({sql_literal(kind + '|' + self.site + '|')} || {ref_expr})"
 
-    def row_key(self, kind: str, ref_expr: str) -> str:  # the same as STAGED's source_key
-        return f"rkey({_lit(kind + '|' + self.site + '|')} || {ref_expr})"
+    def row_key(self, kind: str, ref_expr: str) -> str:
+        return m.row_key_sql(sql_literal(kind), self.site, ref_expr)
 
     def slices(self, rtypes: list[str]) -> Iterator[str]:
         """A view ``_c`` over each slice of the staged rows of ``rtypes``, in turn."""
-        types = ", ".join(_lit(t) for t in rtypes)
+        types = ", ".join(sql_literal(t) for t in rtypes)
         for start in range(0, max(self.staged, 1), SLICE):
             self.db.execute(
                 f"CREATE OR REPLACE TEMP VIEW _c AS SELECT rowid AS rid, * FROM {STAGE} "
@@ -253,9 +250,9 @@ class _Load:
             if rtype in m.NOT_MAPPED_YET:
                 self.report.count(rtype).not_mapped_yet = n
         self.reject_where("rtype IS NULL", "'no resourceType'", STAGE)
-        known = ", ".join(_lit(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
+        known = ", ".join(sql_literal(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
         self.reject_where(f"rtype NOT IN ({known})", "'unsupported resource type ' || rtype", STAGE)
-        mapped = ", ".join(_lit(t) for t in m.MAPPED)
+        mapped = ", ".join(sql_literal(t) for t in m.MAPPED)
         self.reject_where(f"rtype IN ({mapped}) AND fid IS NULL", "'no id'", STAGE)
 
     def reject_where(self, cond: str, reason_sql: str, table: str) -> None:
@@ -272,8 +269,8 @@ class _Load:
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _p AS SELECT rid, file_no, line, rtype, fid, "
             f"{self.site_key('Patient', 'fid')} AS patient_key, mid_system, mid_value, gender, identity, "
-            f"start_raw AS birthDate, fhir_ts(start_raw) AS birth_ts, end_raw AS deceasedDateTime, "
-            f"fhir_ts(end_raw) AS death_ts FROM {c} WHERE rtype = 'Patient'"
+            f"start_raw AS birthDate, start_ts AS birth_ts, end_raw AS deceasedDateTime, "
+            f"end_ts AS death_ts FROM {c} WHERE rtype = 'Patient'"
         )
         self.reject_where("birthDate IS NULL", "'no birthDate (OMOP requires a year of birth)'", "_p")
         self.reject_where(
@@ -357,13 +354,13 @@ class _Load:
 
     # 3. encounters -> visit_occurrence --------------------------------------------------------
     def visits(self, c: str) -> None:
-        classes = " ".join(f"WHEN {_lit(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
+        classes = " ".join(f"WHEN {sql_literal(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _v0 AS SELECT rid, file_no, line, rtype, fid, "
             "source_key, patient_ref, "
             f"NULL::VARCHAR AS enc_ref, CASE class_code {classes} ELSE 0 END AS visit_concept_id, "
             f"left(class_code, 50) AS class_code, start_raw, end_raw, start_ts, "
-            f"fhir_ts(coalesce(end_raw, start_raw)) AS end_ts FROM {c} WHERE rtype = 'Encounter'"
+            f"CASE WHEN end_raw IS NULL THEN start_ts ELSE end_ts END AS end_ts FROM {c} WHERE rtype = 'Encounter'"
         )
         self.ref_maps("_v0")
         self.db.execute(
@@ -409,7 +406,9 @@ class _Load:
     # 4. clinical events -> the table their concept's domain dictates ----------------------
     def events(self, c: str) -> None:
         def per_type(attr: str) -> str:
-            whens = " ".join(f"WHEN {_lit(e.resource)} THEN {attr_sql(getattr(e, attr))}" for e in m.EVENTS)
+            whens = " ".join(
+                f"WHEN {sql_literal(e.resource)} THEN {attr_sql(getattr(e, attr))}" for e in m.EVENTS
+            )
             return f"CASE rtype {whens} END"
 
         def attr_sql(value: object) -> str:
@@ -417,14 +416,14 @@ class _Load:
                 return "NULL"
             if isinstance(value, bool):
                 return str(value).upper()
-            return _lit(value) if isinstance(value, str) else str(value)
+            return sql_literal(value) if isinstance(value, str) else str(value)
 
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
             f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
             f"{per_type('forced_table')} AS forced, {per_type('code_is_value')} AS code_is_value, "
             f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code FROM {c} "
-            f"WHERE rtype IN ({', '.join(_lit(t) for t in m.EVENT_TYPES)})"
+            f"WHERE rtype IN ({', '.join(sql_literal(t) for t in m.EVENT_TYPES)})"
         )
         self.ref_maps("_e")
         self.db.execute(
@@ -433,8 +432,8 @@ class _Load:
         )
         self._reject_common("_ej")
         self._concepts()
-        bases = " ".join(f"WHEN {_lit(t)} THEN {self.bases[t]}" for t in TARGET_COLUMNS)
-        domains = " ".join(f"WHEN {_lit(d)} THEN {_lit(t)}" for d, t in m.DOMAIN_TABLE.items())
+        bases = " ".join(f"WHEN {sql_literal(t)} THEN {self.bases[t]}" for t in TARGET_COLUMNS)
+        domains = " ".join(f"WHEN {sql_literal(d)} THEN {sql_literal(t)}" for d, t in m.DOMAIN_TABLE.items())
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE _eok AS WITH x AS (SELECT e.rid, e.rtype, e.source_key, e.person_id, "
             "e.visit_id, e.type_concept, e.code_is_value, "
@@ -468,7 +467,7 @@ class _Load:
                 "s.start_ts::DATE AS start_date, s.end_ts::DATE AS end_date, left(s.code, 50) AS source_value, "
                 "s.value_num, s.range_low, s.range_high, left(s.unit_code, 50) AS unit_source_value, s.value_string, "
                 f"s.note_text, s.note_title FROM _eok d JOIN {STAGE} s ON s.rowid = d.rid "
-                f"WHERE NOT d.already AND d.target = {_lit(table)})"
+                f"WHERE NOT d.already AND d.target = {sql_literal(table)})"
             )
         self.db.execute(
             "INSERT INTO _hdhub_source_rows SELECT source_key, target, row_id FROM _eok WHERE NOT already"
@@ -479,7 +478,7 @@ class _Load:
 
     def _concepts(self) -> None:
         systems = " UNION ALL ".join(
-            f"SELECT {_lit(u)} AS sys, {_lit(v)} AS vocab" for u, v in m.SYSTEMS.items()
+            f"SELECT {sql_literal(u)} AS sys, {sql_literal(v)} AS vocab" for u, v in m.SYSTEMS.items()
         )
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _codes AS WITH wanted AS ("
@@ -573,45 +572,48 @@ def load_fhir(
     # Staged rows and the load's working tables spill to disk beyond this: memory stays flat.
     previous_limit = db.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
     db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    create_macros(db, secret)
-    create_staging(db)
-    issues = StagingIssues()
-    select = m.staged_select(merge_systems, site)
-    done_bytes = 0
-    for f in todo:
-        tell("read", done_bytes, total_bytes)
-        stage_file(db, f, issues, select)
-        done_bytes += f.size
-    tell("read", total_bytes, total_bytes)
-    for file_no, line, reason in issues.rows:
-        report.errors.append({"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason})
-    db.begin()
     try:
-        load = _Load(db, site, report, identities)
-        load.classify()
-        steps = (
-            (load.patients, ["Patient"]),
-            (load.visits, ["Encounter"]),
-            (load.events, list(m.EVENT_TYPES)),
-        )
-        total_steps, done_steps = len(steps) * max(1, -(-load.staged // SLICE)) + 1, 0
-        for step, rtypes in steps:
-            for chunk in load.slices(rtypes):
-                tell("map", done_steps, total_steps)
-                step(chunk)
-                done_steps += 1
-        load.observation_periods()
-        tell("map", total_steps, total_steps)
-        if todo:
-            db.executemany(
-                "INSERT INTO _hdhub_loaded_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-                [(site, f.sha256, f.path.name, report.load_id) for f in todo],
+        create_macros(db, secret)
+        create_staging(db)
+        issues = StagingIssues()
+        select = m.staged_select(merge_systems, site)
+        done_bytes = 0
+        for f in todo:
+            tell("read", done_bytes, total_bytes)
+            stage_file(db, f, issues, select)
+            done_bytes += f.size
+        tell("read", total_bytes, total_bytes)
+        for file_no, line, reason in issues.rows:
+            report.errors.append(
+                {"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason}
             )
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
-    finally:
+        db.begin()
+        try:
+            load = _Load(db, site, report, identities)
+            load.classify()
+            steps = (
+                (load.patients, ["Patient"]),
+                (load.visits, ["Encounter"]),
+                (load.events, list(m.EVENT_TYPES)),
+            )
+            total_steps, done_steps = len(steps) * max(1, -(-load.staged // SLICE)) + 1, 0
+            for step, rtypes in steps:
+                for chunk in load.slices(rtypes):
+                    tell("map", done_steps, total_steps)
+                    step(chunk)
+                    done_steps += 1
+            load.observation_periods()
+            tell("map", total_steps, total_steps)
+            if todo:
+                db.executemany(
+                    "INSERT INTO _hdhub_loaded_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                    [(site, f.sha256, f.path.name, report.load_id) for f in todo],
+                )
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    finally:  # also when staging itself fails
         db.execute(f"DROP TABLE IF EXISTS {STAGE}")
         db.execute(f"SET memory_limit = '{previous_limit}'")
     _number_lines(db, report, {f.number: f for f in files})

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hdhub.ingest.sql import sql_literal
+
 # FHIR code system URI -> OMOP vocabulary_id
 SYSTEMS: dict[str, str] = {
     "http://snomed.info/sct": "SNOMED",
@@ -291,10 +293,6 @@ def _ref_id(expr: str) -> str:
     return f"nullif(split_part(split_part({expr}, '/', -1), ':', -1), '')"
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _by_type(pick: dict[str, str], default: str = "NULL") -> str:
     """One CASE over resourceType, grouping the types that share an expression."""
     groups: dict[str, list[str]] = {}
@@ -321,7 +319,7 @@ STAGED: dict[str, tuple[str, str]] = {
     "rtype": (_V, "resourceType"),
     "fid": (_V, "id"),
     # The row's keyed source hash (macro rkey), and the ids its references point to.
-    "source_key": ("UHUGEINT", "rkey(resourceType || '|' || $site || '|' || id)"),
+    "source_key": ("UHUGEINT", "$source_key"),
     "patient_ref": (_V, _ref_id(_by_type(_events("patient") | {"Encounter": "subject.reference"}))),
     "enc_ref": (_V, _ref_id(_by_type(_events("encounter")))),
     "sys": (_V, _by_type({e.resource: e.system_expr for e in EVENTS})),
@@ -364,11 +362,18 @@ STAGED: dict[str, tuple[str, str]] = {
 }
 
 
+def row_key_sql(rtype_sql: str, site: str, id_sql: str) -> str:
+    """The keyed hash of a source resource (macro rkey): the one idempotency key of a row."""
+    return f"rkey({rtype_sql} || {sql_literal('|' + site + '|')} || {id_sql})"
+
+
 def staged_select(merge_systems: tuple[str, ...], site: str) -> str:
     """The SELECT list staging one resource (needs the macros rkey and fhir_ts)."""
-    systems = "[" + ", ".join(_lit(s) for s in merge_systems) + "]::VARCHAR[]"
+    systems = "[" + ", ".join(sql_literal(s) for s in merge_systems) + "]::VARCHAR[]"
     columns = {
-        col: expr.replace("$merge_systems", systems).replace("$site", _lit(site))
+        col: expr.replace("$merge_systems", systems).replace(
+            "$source_key", row_key_sql("resourceType", site, "id")
+        )
         for col, (_, expr) in STAGED.items()
     }
     # start_ts and end_ts are computed from start_raw and end_raw: inline them.

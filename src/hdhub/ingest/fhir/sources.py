@@ -25,6 +25,7 @@ import duckdb
 
 from hdhub.errors import NotFound, ValidationError
 from hdhub.ingest.fhir import mapping as m
+from hdhub.ingest.sql import sql_literal
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
@@ -115,10 +116,6 @@ def _load_order(path: Path) -> int:
     return next((i for i, prefix in enumerate(FIRST) if name.startswith(prefix)), len(FIRST))
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def create_staging(db: duckdb.DuckDBPyConnection) -> None:
     db.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} (file_no INTEGER, line INTEGER, j VARCHAR)")
     columns = ", ".join(f"{col} {typ}" for col, (typ, _) in m.STAGED.items())
@@ -156,7 +153,7 @@ def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIs
         _stage_with_python(db, src, issues, "")
     else:
         reader = (
-            f"read_json({_sql_str(str(src.path))}, format = 'newline_delimited', columns = {m.read_json_columns()}, "
+            f"read_json({sql_literal(str(src.path))}, format = 'newline_delimited', columns = {m.read_json_columns()}, "
             f"compression = 'auto_detect', maximum_object_size = {MAX_LINE_BYTES})"
         )
         try:
@@ -167,12 +164,17 @@ def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIs
     _stage_text(db, src, issues, select)
 
 
-def _stage_lines(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues) -> None:
-    reader = (
-        f"read_csv({_sql_str(str(src.path))}, columns = {{'j': 'VARCHAR'}}, header = false, delim = '\\x01', "
+def _line_reader(src: SourceFile) -> str:
+    """``src`` as text lines (column ``j``), in file order, blank lines included."""
+    return (
+        f"read_csv({sql_literal(str(src.path))}, columns = {{'j': 'VARCHAR'}}, header = false, delim = '\\x01', "
         f"quote = '', escape = '', auto_detect = false, null_padding = true, compression = 'auto', "
         f"max_line_size = {MAX_LINE_BYTES})"
     )
+
+
+def _stage_lines(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues) -> None:
+    reader = _line_reader(src)
     try:
         db.execute(f"INSERT INTO {RAW} SELECT {src.number}, row_number() OVER () AS line, j FROM {reader}")
     except duckdb.Error as exc:
@@ -188,7 +190,7 @@ def _stage_text(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingI
         issues.rows.append((src.number, line, "not valid JSON"))
     db.execute(
         f"INSERT INTO {STAGE} SELECT file_no, line, {select} FROM (SELECT file_no, line, "
-        f"unnest(json_transform(j, {_sql_str(m.transform_structure())})) FROM {RAW} WHERE {where} AND json_valid(j) "
+        f"unnest(json_transform(j, {sql_literal(m.transform_structure())})) FROM {RAW} WHERE {where} AND json_valid(j) "
         f"AND json_type(j) = 'OBJECT')"
     )
     for (line,) in db.execute(
@@ -203,11 +205,7 @@ def locate_lines(
 ) -> list[int]:
     """Line numbers of resources staged without one (fast path), by (resourceType, id),
     in file order: the n-th wanted (type, id) pair gets the n-th line holding it."""
-    reader = (
-        f"read_csv({_sql_str(str(src.path))}, columns = {{'j': 'VARCHAR'}}, header = false, delim = '\\x01', "
-        f"quote = '', escape = '', auto_detect = false, null_padding = true, compression = 'auto', "
-        f"max_line_size = {MAX_LINE_BYTES})"
-    )
+    reader = _line_reader(src)
     keys = sorted({f"{t}\x00{i}" for t, i in wanted if t is not None and i is not None})
     rows = db.execute(
         f"SELECT line, k[1], k[2] FROM (SELECT line, json_extract_string(j, ['$.resourceType', '$.id']) AS k "
@@ -266,7 +264,7 @@ def _stage_bundle(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: Stagin
             f"  SELECT unnest(range(1, len(entries) + 1)) AS i, unnest(entries) AS r FROM ("
             f"    SELECT json_extract(json, '$.entry[*].resource')::VARCHAR[] AS entries,"
             f"           json_extract_string(json, '$.resourceType') AS kind"
-            f"    FROM read_json_objects({_sql_str(str(src.path))}, format = 'auto', compression = 'auto_detect',"
+            f"    FROM read_json_objects({sql_literal(str(src.path))}, format = 'auto', compression = 'auto_detect',"
             f"                           maximum_object_size = {_bundle_limit(src)}) "
             f"WHERE kind = 'Bundle')"
             f") e"
