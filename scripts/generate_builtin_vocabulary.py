@@ -23,7 +23,15 @@ from hdhub.ingest.fhir.mapping import SYSTEMS
 from hdhub.synth import codes
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "hdhub" / "warehouse" / "builtin_vocabulary"
-FIXED = [8507, 8532, 9201, 9202, 9203, 581476, 5083, 32817, 32838, 32818, 32865, 32678]
+FIXED = [0, 8507, 8532, 9201, 9202, 9203, 581476, 5083, 32817, 32838, 32818, 32865, 32678]
+# Athena CONCEPT rows every OMOP CDM uses, added when VOCAB_DIR lacks them (the Eunomia
+# sample does): "no matching concept", the two genders, and the "EHR" type concept.
+CORE = [
+    ("0", "No matching concept", "Metadata", "None", "Undefined", "", "No matching concept", "1970-01-01", "2099-12-31"),
+    ("8507", "MALE", "Gender", "Gender", "Gender", "S", "M", "1970-01-01", "2099-12-31"),
+    ("8532", "FEMALE", "Gender", "Gender", "Gender", "S", "F", "1970-01-01", "2099-12-31"),
+    ("32817", "EHR", "Type Concept", "Type Concept", "Type Concept", "S", "OMOP4976890", "2020-08-20", "2099-12-31"),
+]  # fmt: skip
 
 
 def wanted() -> list[tuple[str, str]]:
@@ -51,6 +59,11 @@ def main() -> None:
         db.execute(
             f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', all_varchar = true, header = true)"
         )
+    db.executemany(
+        "INSERT INTO concept SELECT ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, NULL "
+        "WHERE ? NOT IN (SELECT concept_id FROM concept)",
+        [[*row, row[0]] for row in CORE],
+    )
     pairs = wanted()
     db.execute("CREATE TABLE wanted (vocabulary_id VARCHAR, concept_code VARCHAR)")
     db.executemany("INSERT INTO wanted VALUES (?, ?)", pairs)
@@ -61,7 +74,8 @@ def main() -> None:
     )
     db.execute(
         "INSERT INTO keep SELECT DISTINCT concept_id_2 FROM concept_relationship WHERE relationship_id = 'Maps to' "
-        "AND concept_id_1 IN (SELECT concept_id FROM keep) AND concept_id_2 NOT IN (SELECT concept_id FROM keep)"
+        "AND concept_id_1 IN (SELECT concept_id FROM keep) AND concept_id_2 NOT IN (SELECT concept_id FROM keep) "
+        "AND concept_id_2 IN (SELECT concept_id FROM concept)"  # a sample may lack the target
     )
     missing = db.execute(
         "SELECT vocabulary_id, concept_code FROM wanted EXCEPT SELECT vocabulary_id, concept_code FROM concept "

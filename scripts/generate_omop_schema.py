@@ -58,7 +58,8 @@ def main(spec_dir: Path) -> None:
                 f"        CdmColumn({name_!r}, {type_!r}, "
                 f"required={f['isRequired'] == 'Yes'}, primary_key={f['isPrimaryKey'] == 'Yes'}, "
                 f"fk_table={(_na(f['fkTableName']) or '').lower() or None!r}, "
-                f"fk_column={(_na(f['fkFieldName']) or '').lower() or None!r}),"
+                f"fk_column={(_na(f['fkFieldName']) or '').lower() or None!r}, "
+                f"fk_domain={_na(f['fkDomain'])!r}, fk_class={_na(f['fkClass'])!r}),"
             )
             lines.append(col)
         lines.append("    )),")

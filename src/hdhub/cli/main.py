@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hdhub import __version__
-from hdhub.cli import audit, deployment, ingest, objects, serve, synth, users, vocab
+from hdhub.cli import audit, deployment, dq, ingest, objects, serve, synth, users, vocab
 from hdhub.cli.context import new_app, state
 
 app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
@@ -38,6 +38,7 @@ def root(
 deployment.register(app)
 serve.register(app)
 synth.register(app)
+dq.register(app)
 app.add_typer(deployment.db_app, name="db")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")

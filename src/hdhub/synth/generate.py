@@ -97,7 +97,11 @@ class _Person:
         self.email = f"{_ascii(self.given)}.{_ascii(self.family)}{rng.randint(1, 99)}@exemple.fr".lower()
         self.chronic = [x for x in c.CONDITIONS if x[3] and rng.random() < 0.12 * (1 + self.age / 60)]
         self.meds = rng.sample(c.MEDICATIONS, k=min(len(self.chronic), 3))
-        self.dies = rng.random() < DEATH_SHARE * (1 + self.age / 40)
+        # One death date per person, whichever sites saw them (all record the same one).
+        self.death: datetime | None = None
+        if rng.random() < DEATH_SHARE * (1 + self.age / 40):
+            born = datetime.combine(self.birth, datetime.min.time())
+            self.death = END - (END - born) * rng.random() ** 4  # mostly recent deaths
 
     @property
     def age(self) -> float:
@@ -137,15 +141,10 @@ def _patient_at(w: _Writers, rng: random.Random, person: _Person, site: str, sit
     if person.has_ins:
         identifiers.append({"system": INS_SYSTEM, "value": person.nir})
     visits = rng.randint(1, 8) if site_no == 0 or rng.random() < 0.5 else rng.randint(1, 3)
-    starts = sorted(
-        datetime.combine(person.birth, datetime.min.time())
-        + timedelta(
-            seconds=rng.randint(
-                0, max(1, int((END - datetime.combine(person.birth, datetime.min.time())).total_seconds()))
-            )
-        )
-        for _ in range(visits)
-    )
+    born = datetime.combine(person.birth, datetime.min.time())
+    last = (person.death - timedelta(days=11)) if person.death else END  # stays end before death
+    span = max(1, int((last - born).total_seconds()))
+    starts = sorted(born + timedelta(seconds=rng.randint(0, span)) for _ in range(visits))
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": pid,
@@ -159,8 +158,8 @@ def _patient_at(w: _Writers, rng: random.Random, person: _Person, site: str, sit
         ],
         "managingOrganization": _ref("Organization", site),
     }
-    if person.dies:
-        patient["deceasedDateTime"] = _ts(starts[-1] + timedelta(days=rng.randint(1, 30)))
+    if person.death is not None:
+        patient["deceasedDateTime"] = _ts(person.death)
     w.write(site, patient)
     for n, start in enumerate(starts):
         _encounter(w, rng, person, site, pid, ipp, name, start, first=n == 0)
@@ -239,7 +238,7 @@ def _encounter(
             code,
             display,
             unit,
-            round(rng.gauss(mean, sd), decimals),
+            round(min(rng.gauss(mean, sd), 100.0) if unit == "%" else rng.gauss(mean, sd), decimals),
             None,
         )
     if cls != "AMB" or rng.random() < 0.3:

@@ -17,7 +17,16 @@ TABLES: dict[str, CdmTable] = {
         "CDM",
         "This table serves as the central identity management for all Persons in the database. It contains records that uniquely identify each person or patient, and some demographic information.",
         (
-            CdmColumn("person_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None),
+            CdmColumn(
+                "person_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "gender_concept_id",
                 "integer",
@@ -25,18 +34,48 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Gender",
+                fk_class=None,
             ),
             CdmColumn(
-                "year_of_birth", "integer", required=True, primary_key=False, fk_table=None, fk_column=None
+                "year_of_birth",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "month_of_birth", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "month_of_birth",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "day_of_birth", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "day_of_birth",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "birth_datetime", "datetime", required=False, primary_key=False, fk_table=None, fk_column=None
+                "birth_datetime",
+                "datetime",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "race_concept_id",
@@ -45,6 +84,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Race",
+                fk_class=None,
             ),
             CdmColumn(
                 "ethnicity_concept_id",
@@ -53,6 +94,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Ethnicity",
+                fk_class=None,
             ),
             CdmColumn(
                 "location_id",
@@ -61,6 +104,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="location",
                 fk_column="location_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -69,6 +114,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_id",
@@ -77,6 +124,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="care_site",
                 fk_column="care_site_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_source_value",
@@ -85,6 +134,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "gender_source_value",
@@ -93,6 +144,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "gender_source_concept_id",
@@ -101,6 +154,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "race_source_value",
@@ -109,6 +164,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "race_source_concept_id",
@@ -117,6 +174,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "ethnicity_source_value",
@@ -125,6 +184,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "ethnicity_source_concept_id",
@@ -133,6 +194,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -148,6 +211,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -156,6 +221,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_period_start_date",
@@ -164,6 +231,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_period_end_date",
@@ -172,6 +241,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "period_type_concept_id",
@@ -180,6 +251,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
         ),
     ),
@@ -195,6 +268,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -203,6 +278,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_concept_id",
@@ -211,9 +288,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
-                "visit_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "visit_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_start_datetime",
@@ -222,9 +308,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "visit_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "visit_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_end_datetime",
@@ -233,6 +328,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_type_concept_id",
@@ -241,6 +338,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -249,6 +348,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_id",
@@ -257,6 +358,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="care_site",
                 fk_column="care_site_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_source_value",
@@ -265,6 +368,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_source_concept_id",
@@ -273,6 +378,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "admitted_from_concept_id",
@@ -281,6 +388,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
                 "admitted_from_source_value",
@@ -289,6 +398,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "discharged_to_concept_id",
@@ -297,6 +408,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
                 "discharged_to_source_value",
@@ -305,6 +418,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "preceding_visit_occurrence_id",
@@ -313,6 +428,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -322,7 +439,14 @@ TABLES: dict[str, CdmTable] = {
         "The VISIT_DETAIL table is an optional table used to represents details of each record in the parent VISIT_OCCURRENCE table. A good example of this would be the movement between units in a hospital during an inpatient stay or claim lines associated with a one insurance claim. For every record in the VISIT_OCCURRENCE table there may be 0 or more records in the VISIT_DETAIL table with a 1:n relationship where n may be 0. The VISIT_DETAIL table is structurally very similar to VISIT_OCCURRENCE table and belongs to the visit domain.",
         (
             CdmColumn(
-                "visit_detail_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "visit_detail_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -331,6 +455,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_concept_id",
@@ -339,6 +465,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_start_date",
@@ -347,6 +475,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_start_datetime",
@@ -355,6 +485,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_end_date",
@@ -363,6 +495,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_end_datetime",
@@ -371,6 +505,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_type_concept_id",
@@ -379,6 +515,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -387,6 +525,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_id",
@@ -395,6 +535,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="care_site",
                 fk_column="care_site_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_source_value",
@@ -403,6 +545,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_source_concept_id",
@@ -411,6 +555,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "admitted_from_concept_id",
@@ -419,6 +565,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
                 "admitted_from_source_value",
@@ -427,6 +575,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "discharged_to_source_value",
@@ -435,6 +585,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "discharged_to_concept_id",
@@ -443,6 +595,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Visit",
+                fk_class=None,
             ),
             CdmColumn(
                 "preceding_visit_detail_id",
@@ -451,6 +605,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "parent_visit_detail_id",
@@ -459,6 +615,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -467,6 +625,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -482,6 +642,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -490,6 +652,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_concept_id",
@@ -498,6 +662,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Condition",
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_start_date",
@@ -506,6 +672,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_start_datetime",
@@ -514,9 +682,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "condition_end_date", "date", required=False, primary_key=False, fk_table=None, fk_column=None
+                "condition_end_date",
+                "date",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_end_datetime",
@@ -525,6 +702,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_type_concept_id",
@@ -533,6 +712,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_status_concept_id",
@@ -541,9 +722,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Condition Status",
+                fk_class=None,
             ),
             CdmColumn(
-                "stop_reason", "varchar(20)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "stop_reason",
+                "varchar(20)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -552,6 +742,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -560,6 +752,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -568,6 +762,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_source_value",
@@ -576,6 +772,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_source_concept_id",
@@ -584,6 +782,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_status_source_value",
@@ -592,6 +792,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -601,7 +803,14 @@ TABLES: dict[str, CdmTable] = {
         "This table captures records about the exposure to a Drug ingested or otherwise introduced into the body. A Drug is a biochemical substance formulated in such a way that when administered to a Person it will exert a certain biochemical effect on the metabolism. Drugs include prescription and over-the-counter medicines, vaccines, and large-molecule biologic therapies. Radiological devices ingested or applied locally do not count as Drugs.",
         (
             CdmColumn(
-                "drug_exposure_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "drug_exposure_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -610,6 +819,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_concept_id",
@@ -618,6 +829,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Drug",
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_exposure_start_date",
@@ -626,6 +839,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_exposure_start_datetime",
@@ -634,6 +849,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_exposure_end_date",
@@ -642,6 +859,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_exposure_end_datetime",
@@ -650,9 +869,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "verbatim_end_date", "date", required=False, primary_key=False, fk_table=None, fk_column=None
+                "verbatim_end_date",
+                "date",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_type_concept_id",
@@ -661,17 +889,58 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
-                "stop_reason", "varchar(20)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "stop_reason",
+                "varchar(20)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("refills", "integer", required=False, primary_key=False, fk_table=None, fk_column=None),
-            CdmColumn("quantity", "float", required=False, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "days_supply", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "refills",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "sig", "varchar(max)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "quantity",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "days_supply",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "sig",
+                "varchar(max)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "route_concept_id",
@@ -680,9 +949,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Route",
+                fk_class=None,
             ),
             CdmColumn(
-                "lot_number", "varchar(50)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "lot_number",
+                "varchar(50)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -691,6 +969,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -699,6 +979,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -707,6 +989,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_source_value",
@@ -715,6 +999,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_source_concept_id",
@@ -723,6 +1009,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "route_source_value",
@@ -731,6 +1019,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "dose_unit_source_value",
@@ -739,6 +1029,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -754,6 +1046,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -762,6 +1056,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_concept_id",
@@ -770,9 +1066,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Procedure",
+                fk_class=None,
             ),
             CdmColumn(
-                "procedure_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "procedure_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_datetime",
@@ -781,9 +1086,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "procedure_end_date", "date", required=False, primary_key=False, fk_table=None, fk_column=None
+                "procedure_end_date",
+                "date",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_end_datetime",
@@ -792,6 +1106,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_type_concept_id",
@@ -800,6 +1116,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "modifier_concept_id",
@@ -808,9 +1126,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "quantity", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "quantity",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -819,6 +1146,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -827,6 +1156,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -835,6 +1166,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_source_value",
@@ -843,6 +1176,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "procedure_source_concept_id",
@@ -851,6 +1186,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "modifier_source_value",
@@ -859,6 +1196,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -874,6 +1213,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -882,6 +1223,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_concept_id",
@@ -890,6 +1233,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Device",
+                fk_class=None,
             ),
             CdmColumn(
                 "device_exposure_start_date",
@@ -898,6 +1243,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_exposure_start_datetime",
@@ -906,6 +1253,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_exposure_end_date",
@@ -914,6 +1263,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_exposure_end_datetime",
@@ -922,6 +1273,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_type_concept_id",
@@ -930,6 +1283,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "unique_device_id",
@@ -938,6 +1293,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "production_id",
@@ -946,9 +1303,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "quantity", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "quantity",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -957,6 +1323,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -965,6 +1333,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -973,6 +1343,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_source_value",
@@ -981,6 +1353,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "device_source_concept_id",
@@ -989,6 +1363,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_concept_id",
@@ -997,6 +1373,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Unit",
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_value",
@@ -1005,6 +1383,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_concept_id",
@@ -1013,6 +1393,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1022,7 +1404,14 @@ TABLES: dict[str, CdmTable] = {
         "The MEASUREMENT table contains records of Measurements, i.e. structured values (numerical or categorical) obtained through systematic and standardized examination or testing of a Person or Person's sample. The MEASUREMENT table contains both orders and results of such Measurements as laboratory tests, vital signs, quantitative findings from pathology reports, etc. Measurements are stored as attribute value pairs, with the attribute as the Measurement Concept and the value representing the result. The value can be a Concept (stored in VALUE_AS_CONCEPT), or a numerical value (VALUE_AS_NUMBER) with a Unit (UNIT_CONCEPT_ID). The Procedure for obtaining the sample is housed in the PROCEDURE_OCCURRENCE table, though it is unnecessary to create a PROCEDURE_OCCURRENCE record for each measurement if one does not exist in the source data. Measurements differ from Observations in that they require a standardized test or some other activity to generate a quantitative or qualitative result. If there is no result, it is assumed that the lab test was conducted but the result was not captured.",
         (
             CdmColumn(
-                "measurement_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "measurement_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -1031,6 +1420,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_concept_id",
@@ -1039,9 +1430,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Measurement",
+                fk_class=None,
             ),
             CdmColumn(
-                "measurement_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "measurement_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_datetime",
@@ -1050,6 +1450,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_time",
@@ -1058,6 +1460,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_type_concept_id",
@@ -1066,6 +1470,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "operator_concept_id",
@@ -1074,9 +1480,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "value_as_number", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "value_as_number",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_as_concept_id",
@@ -1085,6 +1500,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_concept_id",
@@ -1093,10 +1510,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Unit",
+                fk_class=None,
             ),
-            CdmColumn("range_low", "float", required=False, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "range_high", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "range_low",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "range_high",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -1105,6 +1540,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -1113,6 +1550,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -1121,6 +1560,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_source_value",
@@ -1129,6 +1570,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_source_concept_id",
@@ -1137,6 +1580,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_value",
@@ -1145,6 +1590,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_concept_id",
@@ -1153,6 +1600,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_source_value",
@@ -1161,6 +1610,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "measurement_event_id",
@@ -1169,6 +1620,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "meas_event_field_concept_id",
@@ -1177,6 +1630,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1186,7 +1641,14 @@ TABLES: dict[str, CdmTable] = {
         "The OBSERVATION table captures clinical facts about a Person obtained in the context of examination, questioning or a procedure. Any data that cannot be represented by any other domains, such as social and lifestyle facts, medical history, family history, etc. are recorded here.",
         (
             CdmColumn(
-                "observation_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "observation_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -1195,6 +1657,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_concept_id",
@@ -1203,9 +1667,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "observation_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "observation_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_datetime",
@@ -1214,6 +1687,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_type_concept_id",
@@ -1222,9 +1697,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
-                "value_as_number", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "value_as_number",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_as_string",
@@ -1233,6 +1717,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_as_concept_id",
@@ -1241,6 +1727,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "qualifier_concept_id",
@@ -1249,6 +1737,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_concept_id",
@@ -1257,6 +1747,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Unit",
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -1265,6 +1757,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -1273,6 +1767,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -1281,6 +1777,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_source_value",
@@ -1289,6 +1787,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_source_concept_id",
@@ -1297,6 +1797,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_value",
@@ -1305,6 +1807,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "qualifier_source_value",
@@ -1313,6 +1817,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_source_value",
@@ -1321,6 +1827,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "observation_event_id",
@@ -1329,6 +1837,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "obs_event_field_concept_id",
@@ -1337,6 +1847,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1352,10 +1864,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("death_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "death_datetime", "datetime", required=False, primary_key=False, fk_table=None, fk_column=None
+                "death_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "death_datetime",
+                "datetime",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "death_type_concept_id",
@@ -1364,6 +1894,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "cause_concept_id",
@@ -1372,6 +1904,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cause_source_value",
@@ -1380,6 +1914,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cause_source_concept_id",
@@ -1388,6 +1924,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1396,7 +1934,16 @@ TABLES: dict[str, CdmTable] = {
         "CDM",
         "The NOTE table captures unstructured information that was recorded by a provider about a patient in free text (in ASCII, or preferably in UTF8 format) notes on a given date. The type of note_text is CLOB or varchar(MAX) depending on RDBMS.",
         (
-            CdmColumn("note_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None),
+            CdmColumn(
+                "note_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "person_id",
                 "integer",
@@ -1404,10 +1951,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("note_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "note_datetime", "datetime", required=False, primary_key=False, fk_table=None, fk_column=None
+                "note_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "note_datetime",
+                "datetime",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "note_type_concept_id",
@@ -1416,6 +1981,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "note_class_concept_id",
@@ -1424,12 +1991,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "note_title", "varchar(250)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "note_title",
+                "varchar(250)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "note_text", "varchar(max)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "note_text",
+                "varchar(max)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "encoding_concept_id",
@@ -1438,6 +2021,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "language_concept_id",
@@ -1446,6 +2031,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_id",
@@ -1454,6 +2041,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="provider",
                 fk_column="provider_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_occurrence_id",
@@ -1462,6 +2051,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_occurrence",
                 fk_column="visit_occurrence_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "visit_detail_id",
@@ -1470,6 +2061,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="visit_detail",
                 fk_column="visit_detail_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "note_source_value",
@@ -1478,9 +2071,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "note_event_id", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "note_event_id",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "note_event_field_concept_id",
@@ -1489,6 +2091,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1498,9 +2102,25 @@ TABLES: dict[str, CdmTable] = {
         "The NOTE_NLP table encodes all output of NLP on clinical notes. Each row represents a single extracted term from a note.",
         (
             CdmColumn(
-                "note_nlp_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "note_nlp_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("note_id", "integer", required=True, primary_key=False, fk_table=None, fk_column=None),
+            CdmColumn(
+                "note_id",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "section_concept_id",
                 "integer",
@@ -1508,12 +2128,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "snippet", "varchar(250)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "snippet",
+                "varchar(250)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "offset", "varchar(50)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "offset",
+                "varchar(50)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "lexical_variant",
@@ -1522,6 +2158,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "note_nlp_concept_id",
@@ -1530,6 +2168,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "note_nlp_source_concept_id",
@@ -1538,16 +2178,48 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "nlp_system", "varchar(250)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "nlp_system",
+                "varchar(250)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("nlp_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "nlp_datetime", "datetime", required=False, primary_key=False, fk_table=None, fk_column=None
+                "nlp_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "term_exists", "varchar(1)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "nlp_datetime",
+                "datetime",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "term_exists",
+                "varchar(1)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "term_temporal",
@@ -1556,6 +2228,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "term_modifiers",
@@ -1564,6 +2238,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1573,7 +2249,14 @@ TABLES: dict[str, CdmTable] = {
         "The specimen domain contains the records identifying biological samples from a person.",
         (
             CdmColumn(
-                "specimen_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "specimen_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -1582,6 +2265,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specimen_concept_id",
@@ -1590,6 +2275,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specimen_type_concept_id",
@@ -1598,9 +2285,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
-                "specimen_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "specimen_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specimen_datetime",
@@ -1609,8 +2305,19 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("quantity", "float", required=False, primary_key=False, fk_table=None, fk_column=None),
+            CdmColumn(
+                "quantity",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "unit_concept_id",
                 "integer",
@@ -1618,6 +2325,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "anatomic_site_concept_id",
@@ -1626,6 +2335,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "disease_status_concept_id",
@@ -1634,6 +2345,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specimen_source_id",
@@ -1642,6 +2355,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specimen_source_value",
@@ -1650,6 +2365,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "unit_source_value",
@@ -1658,6 +2375,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "anatomic_site_source_value",
@@ -1666,6 +2385,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "disease_status_source_value",
@@ -1674,6 +2395,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1689,9 +2412,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "fact_id_1", "integer", required=True, primary_key=False, fk_table=None, fk_column=None
+                "fact_id_1",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "domain_concept_id_2",
@@ -1700,9 +2432,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "fact_id_2", "integer", required=True, primary_key=False, fk_table=None, fk_column=None
+                "fact_id_2",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "relationship_concept_id",
@@ -1711,6 +2452,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1720,23 +2463,74 @@ TABLES: dict[str, CdmTable] = {
         "The LOCATION table represents a generic way to capture physical location or address information of Persons and Care Sites.",
         (
             CdmColumn(
-                "location_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "location_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "address_1", "varchar(50)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "address_1",
+                "varchar(50)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "address_2", "varchar(50)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "address_2",
+                "varchar(50)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "city", "varchar(50)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "city",
+                "varchar(50)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "state", "varchar(2)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "state",
+                "varchar(2)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("zip", "varchar(9)", required=False, primary_key=False, fk_table=None, fk_column=None),
             CdmColumn(
-                "county", "varchar(20)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "zip",
+                "varchar(9)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "county",
+                "varchar(20)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "location_source_value",
@@ -1745,6 +2539,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "country_concept_id",
@@ -1753,6 +2549,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "country_source_value",
@@ -1761,9 +2559,29 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("latitude", "float", required=False, primary_key=False, fk_table=None, fk_column=None),
-            CdmColumn("longitude", "float", required=False, primary_key=False, fk_table=None, fk_column=None),
+            CdmColumn(
+                "latitude",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "longitude",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
         ),
     ),
     "care_site": CdmTable(
@@ -1772,7 +2590,14 @@ TABLES: dict[str, CdmTable] = {
         "The CARE_SITE table contains a list of uniquely identified institutional (physical or organizational) units where healthcare delivery is practiced (offices, wards, hospitals, clinics, etc.).",
         (
             CdmColumn(
-                "care_site_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "care_site_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_name",
@@ -1781,6 +2606,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "place_of_service_concept_id",
@@ -1789,6 +2616,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "location_id",
@@ -1797,6 +2626,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="location",
                 fk_column="location_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_source_value",
@@ -1805,6 +2636,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "place_of_service_source_value",
@@ -1813,6 +2646,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1822,7 +2657,14 @@ TABLES: dict[str, CdmTable] = {
         "The PROVIDER table contains a list of uniquely identified healthcare providers; duplication is not allowed. These are individuals providing hands-on healthcare to patients, such as physicians, nurses, midwives, physical therapists etc.",
         (
             CdmColumn(
-                "provider_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "provider_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_name",
@@ -1831,9 +2673,29 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("npi", "varchar(20)", required=False, primary_key=False, fk_table=None, fk_column=None),
-            CdmColumn("dea", "varchar(20)", required=False, primary_key=False, fk_table=None, fk_column=None),
+            CdmColumn(
+                "npi",
+                "varchar(20)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "dea",
+                "varchar(20)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "specialty_concept_id",
                 "integer",
@@ -1841,6 +2703,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "care_site_id",
@@ -1849,9 +2713,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="care_site",
                 fk_column="care_site_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "year_of_birth", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "year_of_birth",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "gender_concept_id",
@@ -1860,6 +2733,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Gender",
+                fk_class=None,
             ),
             CdmColumn(
                 "provider_source_value",
@@ -1868,6 +2743,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specialty_source_value",
@@ -1876,6 +2753,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "specialty_source_concept_id",
@@ -1884,6 +2763,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "gender_source_value",
@@ -1892,6 +2773,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "gender_source_concept_id",
@@ -1900,6 +2783,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -1915,6 +2800,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -1923,6 +2810,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_plan_period_start_date",
@@ -1931,6 +2820,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_plan_period_end_date",
@@ -1939,6 +2830,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_concept_id",
@@ -1947,6 +2840,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_source_value",
@@ -1955,6 +2850,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_source_concept_id",
@@ -1963,6 +2860,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "plan_concept_id",
@@ -1971,6 +2870,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "plan_source_value",
@@ -1979,6 +2880,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "plan_source_concept_id",
@@ -1987,6 +2890,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "sponsor_concept_id",
@@ -1995,6 +2900,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "sponsor_source_value",
@@ -2003,6 +2910,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "sponsor_source_concept_id",
@@ -2011,6 +2920,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "family_source_value",
@@ -2019,6 +2930,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "stop_reason_concept_id",
@@ -2027,6 +2940,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "stop_reason_source_value",
@@ -2035,6 +2950,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "stop_reason_source_concept_id",
@@ -2043,6 +2960,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2051,9 +2970,25 @@ TABLES: dict[str, CdmTable] = {
         "CDM",
         "The COST table captures records containing the cost of any medical event recorded in one of the OMOP clinical event tables such as DRUG_EXPOSURE, PROCEDURE_OCCURRENCE, VISIT_OCCURRENCE, VISIT_DETAIL, DEVICE_OCCURRENCE, OBSERVATION or MEASUREMENT.",
         (
-            CdmColumn("cost_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None),
             CdmColumn(
-                "cost_event_id", "integer", required=True, primary_key=False, fk_table=None, fk_column=None
+                "cost_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "cost_event_id",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cost_domain_id",
@@ -2062,6 +2997,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="domain",
                 fk_column="domain_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cost_type_concept_id",
@@ -2070,6 +3007,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "currency_concept_id",
@@ -2078,21 +3017,58 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "total_charge", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "total_charge",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "total_cost", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "total_cost",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "total_paid", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "total_paid",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "paid_by_payer", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "paid_by_payer",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "paid_by_patient", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "paid_by_patient",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "paid_patient_copay",
@@ -2101,6 +3077,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "paid_patient_coinsurance",
@@ -2109,6 +3087,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "paid_patient_deductible",
@@ -2117,9 +3097,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "paid_by_primary", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "paid_by_primary",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "paid_ingredient_cost",
@@ -2128,6 +3117,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "paid_dispensing_fee",
@@ -2136,6 +3127,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "payer_plan_period_id",
@@ -2144,9 +3137,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "amount_allowed", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "amount_allowed",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "revenue_code_concept_id",
@@ -2155,6 +3157,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "revenue_code_source_value",
@@ -2163,6 +3167,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drg_concept_id",
@@ -2171,6 +3177,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drg_source_value",
@@ -2179,6 +3187,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2188,7 +3198,14 @@ TABLES: dict[str, CdmTable] = {
         "A Drug Era is defined as a span of time when the Person is assumed to be exposed to a particular active ingredient. A Drug Era is not the same as a Drug Exposure: Exposures are individual records corresponding to the source when Drug was delivered to the Person, while successive periods of Drug Exposures are combined under certain rules to produce continuous Drug Eras. Every record in the DRUG_EXPOSURE table should be part of a drug era based on the dates of exposure.",
         (
             CdmColumn(
-                "drug_era_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "drug_era_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -2197,6 +3214,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_concept_id",
@@ -2205,12 +3224,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Drug",
+                fk_class="Ingredient",
             ),
             CdmColumn(
-                "drug_era_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "drug_era_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "drug_era_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "drug_era_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_exposure_count",
@@ -2219,9 +3254,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "gap_days", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "gap_days",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2231,7 +3275,14 @@ TABLES: dict[str, CdmTable] = {
         "A Dose Era is defined as a span of time when the Person is assumed to be exposed to a constant dose of a specific active ingredient.",
         (
             CdmColumn(
-                "dose_era_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "dose_era_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -2240,6 +3291,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "drug_concept_id",
@@ -2248,6 +3301,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Drug",
+                fk_class="Ingredient",
             ),
             CdmColumn(
                 "unit_concept_id",
@@ -2256,13 +3311,38 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
-            ),
-            CdmColumn("dose_value", "float", required=True, primary_key=False, fk_table=None, fk_column=None),
-            CdmColumn(
-                "dose_era_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                fk_domain="Unit",
+                fk_class=None,
             ),
             CdmColumn(
-                "dose_era_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "dose_value",
+                "float",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "dose_era_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
+            CdmColumn(
+                "dose_era_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2272,7 +3352,14 @@ TABLES: dict[str, CdmTable] = {
         "A Condition Era is defined as a span of time when the Person is assumed to have a given condition. Similar to Drug Eras, Condition Eras are chronological periods of Condition Occurrence and every Condition Occurrence record should be part of a Condition Era. Combining individual Condition Occurrences into a single Condition Era serves two purposes:",
         (
             CdmColumn(
-                "condition_era_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "condition_era_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -2281,6 +3368,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_concept_id",
@@ -2289,6 +3378,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Condition",
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_era_start_date",
@@ -2297,6 +3388,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_era_end_date",
@@ -2305,6 +3398,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "condition_occurrence_count",
@@ -2313,6 +3408,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2322,7 +3419,14 @@ TABLES: dict[str, CdmTable] = {
         "The EPISODE table aggregates lower-level clinical events (VISIT_OCCURRENCE, DRUG_EXPOSURE, PROCEDURE_OCCURRENCE, DEVICE_EXPOSURE) into a higher-level abstraction representing clinically and analytically relevant disease phases,outcomes and treatments. The EPISODE_EVENT table connects qualifying clinical events (VISIT_OCCURRENCE, DRUG_EXPOSURE, PROCEDURE_OCCURRENCE, DEVICE_EXPOSURE) to the appropriate EPISODE entry. For example cancers including their development over time, their treatment, and final resolution.",
         (
             CdmColumn(
-                "episode_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "episode_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "person_id",
@@ -2331,6 +3435,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="person",
                 fk_column="person_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_concept_id",
@@ -2339,9 +3445,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Episode",
+                fk_class=None,
             ),
             CdmColumn(
-                "episode_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "episode_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_start_datetime",
@@ -2350,9 +3465,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "episode_end_date", "date", required=False, primary_key=False, fk_table=None, fk_column=None
+                "episode_end_date",
+                "date",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_end_datetime",
@@ -2361,6 +3485,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_parent_id",
@@ -2369,9 +3495,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "episode_number", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "episode_number",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_object_concept_id",
@@ -2380,6 +3515,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Procedure, Regimen",
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_type_concept_id",
@@ -2388,6 +3525,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Type Concept",
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_source_value",
@@ -2396,6 +3535,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "episode_source_concept_id",
@@ -2404,6 +3545,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2419,8 +3562,19 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="episode",
                 fk_column="episode_id",
+                fk_domain=None,
+                fk_class=None,
             ),
-            CdmColumn("event_id", "integer", required=True, primary_key=False, fk_table=None, fk_column=None),
+            CdmColumn(
+                "event_id",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
+            ),
             CdmColumn(
                 "episode_event_field_concept_id",
                 "integer",
@@ -2428,6 +3582,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain="Metadata",
+                fk_class=None,
             ),
         ),
     ),
@@ -2437,7 +3593,14 @@ TABLES: dict[str, CdmTable] = {
         "The METADATA table contains metadata information about a dataset that has been transformed to the OMOP Common Data Model.",
         (
             CdmColumn(
-                "metadata_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "metadata_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "metadata_concept_id",
@@ -2446,6 +3609,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "metadata_type_concept_id",
@@ -2454,9 +3619,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "name", "varchar(250)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "name",
+                "varchar(250)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_as_string",
@@ -2465,6 +3639,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "value_as_concept_id",
@@ -2473,12 +3649,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "value_as_number", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "value_as_number",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "metadata_date", "date", required=False, primary_key=False, fk_table=None, fk_column=None
+                "metadata_date",
+                "date",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "metadata_datetime",
@@ -2487,6 +3679,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2502,6 +3696,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cdm_source_abbreviation",
@@ -2510,9 +3706,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "cdm_holder", "varchar(255)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "cdm_holder",
+                "varchar(255)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "source_description",
@@ -2521,6 +3726,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "source_documentation_reference",
@@ -2529,6 +3736,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cdm_etl_reference",
@@ -2537,15 +3746,38 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "source_release_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "source_release_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "cdm_release_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "cdm_release_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "cdm_version", "varchar(10)", required=False, primary_key=False, fk_table=None, fk_column=None
+                "cdm_version",
+                "varchar(10)",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cdm_version_concept_id",
@@ -2554,6 +3786,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_version",
@@ -2562,6 +3796,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2571,7 +3807,14 @@ TABLES: dict[str, CdmTable] = {
         "The Standardized Vocabularies contains records, or Concepts, that uniquely identify each fundamental unit of meaning used to express clinical information in all domain tables of the CDM. Concepts are derived from vocabularies, which represent clinical information across a domain (e.g. conditions, drugs, procedures) through the use of codes and associated descriptions. Some Concepts are designated Standard Concepts, meaning these Concepts can be used as normative expressions of a clinical entity within the OMOP Common Data Model and standardized analytics. Each Standard Concept belongs to one Domain, which defines the location where the Concept would be expected to occur within the data tables of the CDM. Concepts can represent broad categories ('Cardiovascular disease'), detailed clinical elements ('Myocardial infarction of the anterolateral wall'), or modifying characteristics and attributes that define Concepts at various levels of detail (severity of a disease, associated morphology, etc.). Records in the Standardized Vocabularies tables are derived from national or international vocabularies such as SNOMED-CT, RxNorm, and LOINC, or custom OMOP Concepts defined to cover various aspects of observational data analysis.",
         (
             CdmColumn(
-                "concept_id", "integer", required=True, primary_key=True, fk_table=None, fk_column=None
+                "concept_id",
+                "integer",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_name",
@@ -2580,6 +3823,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "domain_id",
@@ -2588,6 +3833,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="domain",
                 fk_column="domain_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_id",
@@ -2596,6 +3843,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="vocabulary",
                 fk_column="vocabulary_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_class_id",
@@ -2604,6 +3853,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept_class",
                 fk_column="concept_class_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "standard_concept",
@@ -2612,15 +3863,38 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "concept_code", "varchar(50)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "concept_code",
+                "varchar(50)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "invalid_reason",
@@ -2629,6 +3903,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2638,7 +3914,14 @@ TABLES: dict[str, CdmTable] = {
         "The VOCABULARY table includes a list of the Vocabularies integrated from various sources or created de novo in OMOP CDM. This reference table contains a single record for each Vocabulary and includes a descriptive name and other associated attributes for the Vocabulary.",
         (
             CdmColumn(
-                "vocabulary_id", "varchar(20)", required=True, primary_key=True, fk_table=None, fk_column=None
+                "vocabulary_id",
+                "varchar(20)",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_name",
@@ -2647,6 +3930,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_reference",
@@ -2655,6 +3940,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_version",
@@ -2663,6 +3950,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "vocabulary_concept_id",
@@ -2671,6 +3960,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2680,10 +3971,24 @@ TABLES: dict[str, CdmTable] = {
         "The DOMAIN table includes a list of OMOP-defined Domains to which the Concepts of the Standardized Vocabularies can belong. A Domain represents a clinical definition whereby we assign matching Concepts for the standardized fields in the CDM tables. For example, the Condition Domain contains Concepts that describe a patient condition, and these Concepts can only be used in the condition_concept_id field of the CONDITION_OCCURRENCE and CONDITION_ERA tables. This reference table is populated with a single record for each Domain, including a Domain ID and a descriptive name for every Domain.",
         (
             CdmColumn(
-                "domain_id", "varchar(20)", required=True, primary_key=True, fk_table=None, fk_column=None
+                "domain_id",
+                "varchar(20)",
+                required=True,
+                primary_key=True,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "domain_name", "varchar(255)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "domain_name",
+                "varchar(255)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "domain_concept_id",
@@ -2692,6 +3997,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2707,6 +4014,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_class_name",
@@ -2715,6 +4024,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_class_concept_id",
@@ -2723,6 +4034,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2738,6 +4051,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_id_2",
@@ -2746,6 +4061,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "relationship_id",
@@ -2754,12 +4071,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="relationship",
                 fk_column="relationship_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "invalid_reason",
@@ -2768,6 +4101,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2783,6 +4118,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=True,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "relationship_name",
@@ -2791,6 +4128,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "is_hierarchical",
@@ -2799,6 +4138,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "defines_ancestry",
@@ -2807,6 +4148,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "reverse_relationship_id",
@@ -2815,6 +4158,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "relationship_concept_id",
@@ -2823,6 +4168,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2838,6 +4185,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "concept_synonym_name",
@@ -2846,6 +4195,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "language_concept_id",
@@ -2854,6 +4205,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2869,6 +4222,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "descendant_concept_id",
@@ -2877,6 +4232,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "min_levels_of_separation",
@@ -2885,6 +4242,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "max_levels_of_separation",
@@ -2893,6 +4252,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2902,7 +4263,14 @@ TABLES: dict[str, CdmTable] = {
         "The source to concept map table is recommended for use in ETL processes to maintain local source codes which are not available as Concepts in the Standardized Vocabularies, and to establish mappings for each source code into a Standard Concept as target_concept_ids that can be used to populate the Common Data Model tables. The SOURCE_TO_CONCEPT_MAP table is no longer populated with content within the Standardized Vocabularies published to the OMOP community. **There are OHDSI tools to help you populate this table; [Usagi](https://github.com/OHDSI/Usagi) and [Perseus](https://github.com/ohdsi/Perseus). You can read more about OMOP vocabulary mapping in [The Book of OHDSI Chapter 6.3](https://ohdsi.github.io/TheBookOfOhdsi/ExtractTransformLoad.html#step-2-create-the-code-mappings).**",
         (
             CdmColumn(
-                "source_code", "varchar(50)", required=True, primary_key=False, fk_table=None, fk_column=None
+                "source_code",
+                "varchar(50)",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "source_concept_id",
@@ -2911,6 +4279,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "source_vocabulary_id",
@@ -2919,6 +4289,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "source_code_description",
@@ -2927,6 +4299,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "target_concept_id",
@@ -2935,6 +4309,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "target_vocabulary_id",
@@ -2943,12 +4319,28 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="vocabulary",
                 fk_column="vocabulary_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "invalid_reason",
@@ -2957,6 +4349,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -2972,6 +4366,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "ingredient_concept_id",
@@ -2980,9 +4376,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "amount_value", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "amount_value",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "amount_unit_concept_id",
@@ -2991,9 +4396,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "numerator_value", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "numerator_value",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "numerator_unit_concept_id",
@@ -3002,9 +4416,18 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "denominator_value", "float", required=False, primary_key=False, fk_table=None, fk_column=None
+                "denominator_value",
+                "float",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "denominator_unit_concept_id",
@@ -3013,15 +4436,38 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "box_size", "integer", required=False, primary_key=False, fk_table=None, fk_column=None
+                "box_size",
+                "integer",
+                required=False,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "valid_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "valid_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "invalid_reason",
@@ -3030,6 +4476,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -3045,15 +4493,38 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "subject_id", "integer", required=True, primary_key=False, fk_table=None, fk_column=None
+                "subject_id",
+                "integer",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "cohort_start_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "cohort_start_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
-                "cohort_end_date", "date", required=True, primary_key=False, fk_table=None, fk_column=None
+                "cohort_end_date",
+                "date",
+                required=True,
+                primary_key=False,
+                fk_table=None,
+                fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),
@@ -3069,6 +4540,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cohort_definition_name",
@@ -3077,6 +4550,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cohort_definition_description",
@@ -3085,6 +4560,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "definition_type_concept_id",
@@ -3093,6 +4570,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cohort_definition_syntax",
@@ -3101,6 +4580,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "subject_concept_id",
@@ -3109,6 +4590,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table="concept",
                 fk_column="concept_id",
+                fk_domain=None,
+                fk_class=None,
             ),
             CdmColumn(
                 "cohort_initiation_date",
@@ -3117,6 +4600,8 @@ TABLES: dict[str, CdmTable] = {
                 primary_key=False,
                 fk_table=None,
                 fk_column=None,
+                fk_domain=None,
+                fk_class=None,
             ),
         ),
     ),

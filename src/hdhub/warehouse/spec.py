@@ -16,6 +16,8 @@ class CdmColumn:
     primary_key: bool = False
     fk_table: str | None = None
     fk_column: str | None = None
+    fk_domain: str | None = None  # the concept domain(s) a concept FK must be in ("Procedure, Regimen")
+    fk_class: str | None = None  # the concept class it must be in ("Ingredient")
 
     @property
     def max_length(self) -> int | None:
