@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -62,7 +63,17 @@ def counts(con: object, tables: list[str]) -> dict[str, int]:
     return {t: con.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # type: ignore[attr-defined]
 
 
-ALL_TABLES = ["person", "death", "observation_period", "visit_occurrence", *EVENT_TABLES, "note"]
+ALL_TABLES = [
+    "person",
+    "death",
+    "observation_period",
+    "visit_occurrence",
+    *EVENT_TABLES,
+    "note",
+    "care_site",
+    "location",
+    "provider",
+]
 
 
 @pytest.fixture
@@ -88,14 +99,39 @@ def test_synthea_sample_one_row_per_line_in_its_domain_table(warehouse: object, 
     assert got["person"] == expected["Patient"]
     assert got["visit_occurrence"] == expected["Encounter"]
     assert got["note"] == expected["DocumentReference"]
-    clinical = ("Condition", "Procedure", "MedicationRequest", "Immunization", "AllergyIntolerance")
+    clinical = ("Condition", "Procedure", "MedicationRequest", "Immunization", "AllergyIntolerance", "Device")
     assert sum(got[t] for t in EVENT_TABLES) == sum(expected[t] for t in clinical)
-    for rtype in (*clinical, "Encounter", "DocumentReference", "Patient"):
+    entities = ("Organization", "Location", "Practitioner")
+    for rtype in (*clinical, *entities, "Encounter", "DocumentReference", "Patient"):
         c = report.types[rtype]
         assert (c.read, c.loaded, c.rejected) == (expected[rtype], expected[rtype], 0), rtype
+    assert report.types["PractitionerRole"].not_mapped_yet == expected["PractitionerRole"]
     assert report.errors == []
-    # Each row sits in the table its standard concept's domain dictates (concept 0 = unmapped, default table).
+    # Who and where: one care_site per Organization (with a location for its address), one
+    # location per Location, one provider per Practitioner, without their names or NPI.
     db = warehouse.con  # type: ignore[attr-defined]
+    sites = counts(warehouse, ["care_site", "location", "provider"])
+    assert sites == {
+        "care_site": expected["Organization"],
+        "location": expected["Location"] + expected["Organization"],
+        "provider": expected["Practitioner"],
+    }
+    assert (
+        db.execute("SELECT count(*) FROM device_exposure WHERE unique_device_id IS NOT NULL").fetchone()[0]
+        == (expected["Device"])
+    )
+    # Synthea's encounters point to both through conditional references (?identifier=…|value).
+    linked = db.execute(
+        "SELECT count(care_site_id), count(provider_id), count(*) FROM visit_occurrence v "
+        "WHERE care_site_id IN (SELECT care_site_id FROM care_site) "
+        "AND provider_id IN (SELECT provider_id FROM provider)"
+    ).fetchone()
+    assert linked == (expected["Encounter"],) * 3
+    with gzip.open(src / "Practitioner.000.ndjson.gz", "rt") as fh:
+        first = json.loads(fh.readline())
+    dump = " ".join(str(r) for r in db.execute("SELECT * FROM provider").fetchall())
+    assert first["name"][0]["family"] not in dump and first["identifier"][0]["value"] not in dump
+    # Each row sits in the table its standard concept's domain dictates (concept 0 = unmapped, default table).
     for table, domain in DOMAIN_OF.items():
         col = {"drug_exposure": "drug_concept_id", "device_exposure": "device_concept_id"}.get(
             table, table.replace("_occurrence", "") + "_concept_id"
@@ -169,6 +205,62 @@ def test_two_sites_share_a_person_only_through_the_ins(tmp_path: Path) -> None:
     assert con.con.execute("SELECT count(*) FROM person").fetchone()[0] == 3
     assert con.con.execute("SELECT count(DISTINCT person_id) FROM _hdhub_patients").fetchone()[0] == 3
     assert keyed(SECRET, "x") == keyed(SECRET, "x") != keyed(b"z" * 32, "x")
+
+
+def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
+    """DiagnosticReport with text -> note, without -> by domain (measurement when unmapped);
+    ImagingStudy -> procedure_occurrence; Encounter.serviceProvider / participant as plain
+    references (Organization/id) -> care_site_id / provider_id."""
+    con = connect(f"duckdb:///{tmp_path}/w.duckdb")
+    note = "Compte rendu : radiographie thoracique normale."
+    resources = [
+        {"resourceType": "Organization", "id": "chu", "name": "CHU Nord",
+         "address": [{"line": ["1 rue Michel Polonovski"], "city": "Lille", "postalCode": "59000"}]},
+        {"resourceType": "Practitioner", "id": "dr1", "gender": "female",
+         "name": [{"family": "Martin", "given": ["Claire"]}],
+         "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "10101010101"}]},
+        {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1950-06-01"},
+        {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"},
+         "class": {"code": "AMB"}, "period": {"start": "2024-01-02T10:00:00", "end": "2024-01-02T11:00:00"},
+         "serviceProvider": {"reference": "Organization/chu"},
+         "participant": [{"individual": {"reference": "Practitioner/dr1"}}]},
+        {"resourceType": "DiagnosticReport", "id": "r1", "subject": {"reference": "Patient/p1"},
+         "encounter": {"reference": "Encounter/e1"}, "effectiveDateTime": "2024-01-02T10:30:00",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}], "text": "RX thorax"},
+         "presentedForm": [{"contentType": "text/plain", "data": base64.b64encode(note.encode()).decode()}]},
+        {"resourceType": "DiagnosticReport", "id": "r2", "subject": {"reference": "Patient/p1"},
+         "effectiveDateTime": "2024-01-02T10:30:00",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]}},
+        {"resourceType": "ImagingStudy", "id": "i1", "subject": {"reference": "Patient/p1"},
+         "encounter": {"reference": "Encounter/e1"}, "started": "2024-01-02T10:15:00",
+         "procedureCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "399208008"}]}]},
+    ]  # fmt: skip
+    src = tmp_path / "in.ndjson"
+    src.write_text("".join(json.dumps(r) + "\n" for r in resources))
+    report = load_fhir(con, [src], site="nord", secret=SECRET)
+    assert report.errors == []
+    db = con.con
+    assert db.execute("SELECT note_title, note_text, note_source_value FROM note").fetchall() == [
+        ("RX thorax", note, "36643-5")
+    ]
+    assert db.execute("SELECT measurement_source_value FROM measurement").fetchall() == [("24323-8",)]
+    assert db.execute(
+        "SELECT procedure_source_value, procedure_date::VARCHAR FROM procedure_occurrence"
+    ).fetchall() == [("399208008", "2024-01-02")]
+    visit = db.execute(
+        "SELECT c.care_site_name, l.city, p.gender_concept_id, p.provider_source_value "
+        "FROM visit_occurrence v "
+        "JOIN care_site c USING (care_site_id) JOIN location l ON l.location_id = c.location_id "
+        "JOIN provider p ON p.provider_id = v.provider_id"
+    ).fetchall()
+    assert visit == [("CHU Nord", "Lille", 8532, "dr1")]
+    # Reloading the same resources from another file adds nothing.
+    copy = tmp_path / "again.ndjson"
+    copy.write_text(src.read_text() + "\n")
+    again = load_fhir(con, [copy], site="nord", secret=SECRET)
+    assert again.types["Organization"].already == 1 and again.types["DiagnosticReport"].already == 2
+    assert db.execute("SELECT count(*) FROM care_site").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM location").fetchone()[0] == 1
 
 
 def test_hostile_input_is_reported_and_the_rest_loads(tmp_path: Path) -> None:

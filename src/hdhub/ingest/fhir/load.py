@@ -43,7 +43,8 @@ EVENT_TABLES = (
     "device_exposure",
     "note",
 )
-ID_COLUMN = {t: f"{t}_id" for t in EVENT_TABLES} | {"visit_occurrence": "visit_occurrence_id"}
+ENTITY_TABLES = ("care_site", "location", "provider")
+ID_COLUMN = {t: f"{t}_id" for t in (*EVENT_TABLES, *ENTITY_TABLES, "visit_occurrence")}
 MEMORY_LIMIT = "1GB"  # DuckDB's working memory during a load
 SLICE = 1_000_000  # staged rows mapped at a time: memory stays flat however large the load
 
@@ -125,6 +126,7 @@ TARGET_COLUMNS: dict[str, dict[str, str]] = {
         "device_exposure_start_datetime": "start_ts",
         "device_exposure_end_date": "end_date",
         "device_type_concept_id": "type_concept",
+        "unique_device_id": "left(value_string, 255)",
         "device_source_value": "source_value",
         "device_source_concept_id": "source_concept_id",
     },
@@ -352,20 +354,92 @@ class _Load:
             f"ON v.source_key = {self.row_key('Encounter', 'd.ref')}"
         )
 
-    # 3. encounters -> visit_occurrence --------------------------------------------------------
+    # 3. who and where: Organization -> care_site + location, Location -> location,
+    #    Practitioner -> provider (before encounters, which point to them) ---------------
+    def entities(self, c: str) -> None:
+        types = ", ".join(sql_literal(t) for t in m.ENTITY_TYPES)
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _n AS SELECT rid, rtype, fid, source_key, gender, entity, "
+            "CASE WHEN json_type(entity->'address') = 'ARRAY' THEN entity->'address'->0 "
+            "ELSE entity->'address' END AS addr, "
+            "source_key IN (SELECT source_key FROM _hdhub_source_rows) AS already "
+            f"FROM {c} WHERE rtype IN ({types}) "
+            "QUALIFY row_number() OVER (PARTITION BY source_key ORDER BY rid) = 1"
+        )
+        loc, cs, pr = (self.bases[t] for t in ("location", "care_site", "provider"))
+        self.db.execute(
+            "INSERT INTO location (location_id, address_1, address_2, city, state, zip, location_source_value, "
+            "country_source_value, latitude, longitude) "
+            f"SELECT {loc} + rid + 1, left(addr->'line'->>0, 50), left(addr->'line'->>1, 50), "
+            "left(addr->>'city', 50), left(addr->>'state', 2), left(addr->>'postalCode', 9), left(fid, 50), "
+            "left(addr->>'country', 80), TRY_CAST(entity->'position'->>'latitude' AS DOUBLE), "
+            "TRY_CAST(entity->'position'->>'longitude' AS DOUBLE) FROM _n "
+            "WHERE NOT already AND (rtype = 'Location' OR (rtype = 'Organization' AND addr IS NOT NULL))"
+        )
+        self.db.execute(
+            "INSERT INTO care_site (care_site_id, care_site_name, place_of_service_concept_id, location_id, "
+            f"care_site_source_value) SELECT {cs} + rid + 1, left(entity->>'name', 255), 0, "
+            f"CASE WHEN addr IS NOT NULL THEN {loc} + rid + 1 END, left(fid, 50) FROM _n "
+            "WHERE NOT already AND rtype = 'Organization'"
+        )
+        # Staff are people too: no name, no professional identifier in the warehouse.
+        self.db.execute(
+            "INSERT INTO provider (provider_id, gender_concept_id, provider_source_value, gender_source_value) "
+            f"SELECT {pr} + rid + 1, CASE gender WHEN 'male' THEN 8507 WHEN 'female' THEN 8532 ELSE 0 END, "
+            "left(fid, 50), left(gender, 50) FROM _n WHERE NOT already AND rtype = 'Practitioner'"
+        )
+        # Each row is found by the resource's id and by each of its identifier values
+        # (conditional references name an identifier: Organization?identifier=system|value).
+        self.db.execute(
+            "INSERT INTO _hdhub_source_rows WITH t AS (SELECT rid, rtype, fid, source_key, unnest(CASE rtype "
+            "WHEN 'Organization' THEN CASE WHEN addr IS NOT NULL THEN ['care_site', 'location'] ELSE ['care_site'] END "
+            "WHEN 'Location' THEN ['location'] ELSE ['provider'] END) AS tbl FROM _n WHERE NOT already), "
+            "k AS (SELECT rid, unnest(list_distinct(list_prepend(fid, "
+            "coalesce(json_extract_string(entity, '$.identifier[*].value'), [])))) AS token FROM _n WHERE NOT already) "
+            f"SELECT DISTINCT CASE WHEN k.token = t.fid THEN t.source_key ELSE {self.row_key_of('t.rtype', 'k.token')} "
+            f"END, t.tbl, CASE t.tbl WHEN 'location' THEN {loc} WHEN 'care_site' THEN {cs} ELSE {pr} END + t.rid + 1 "
+            "FROM t JOIN k USING (rid) WHERE k.token IS NOT NULL"
+        )
+        for rtype, already, new in self.q(
+            "SELECT rtype, count(*) FILTER (WHERE already), count(*) FILTER (WHERE NOT already) FROM _n GROUP BY 1"
+        ):
+            self.report.add(rtype, already=already, loaded=new)
+        for table, n in self.q(
+            "SELECT 'location', count(*) FILTER (WHERE rtype = 'Location' OR addr IS NOT NULL) FROM _n WHERE NOT already "
+            "UNION ALL SELECT 'care_site', count(*) FILTER (WHERE rtype = 'Organization') FROM _n WHERE NOT already "
+            "UNION ALL SELECT 'provider', count(*) FILTER (WHERE rtype = 'Practitioner') FROM _n WHERE NOT already"
+        ):
+            if n:
+                self.report.tables[table] = self.report.tables.get(table, 0) + n
+
+    def row_key_of(self, rtype_sql: str, ref_expr: str) -> str:
+        return m.row_key_sql(rtype_sql, self.site, ref_expr)
+
+    def _entity_map(self, name: str, rtype: str, table: str, ref_col: str, source: str) -> None:
+        """``name``: the OMOP id (of ``table``) of each distinct reference in ``source.ref_col``."""
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT d.ref, k.row_id FROM (SELECT DISTINCT {ref_col} AS ref "
+            f"FROM {source} WHERE {ref_col} IS NOT NULL) d JOIN _hdhub_source_rows k "
+            f"ON k.source_key = {self.row_key(rtype, 'd.ref')} AND k.omop_table = {sql_literal(table)}"
+        )
+
+    # 4. encounters -> visit_occurrence --------------------------------------------------------
     def visits(self, c: str) -> None:
         classes = " ".join(f"WHEN {sql_literal(k)} THEN {v}" for k, v in m.VISIT_CLASS.items())
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _v0 AS SELECT rid, file_no, line, rtype, fid, "
-            "source_key, patient_ref, "
+            "source_key, patient_ref, org_ref, prov_ref, "
             f"NULL::VARCHAR AS enc_ref, CASE class_code {classes} ELSE 0 END AS visit_concept_id, "
             f"left(class_code, 50) AS class_code, start_raw, end_raw, start_ts, "
             f"CASE WHEN end_raw IS NULL THEN start_ts ELSE end_ts END AS end_ts FROM {c} WHERE rtype = 'Encounter'"
         )
         self.ref_maps("_v0")
+        self._entity_map("_om", "Organization", "care_site", "org_ref", "_v0")
+        self._entity_map("_prm", "Practitioner", "provider", "prov_ref", "_v0")
         self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE _v AS SELECT v.*, pm.person_id FROM _v0 v LEFT JOIN _pm pm "
-            "ON pm.ref = v.patient_ref"
+            "CREATE OR REPLACE TEMP TABLE _v AS SELECT v.*, pm.person_id, om.row_id AS care_site_id, "
+            "prm.row_id AS provider_id FROM _v0 v LEFT JOIN _pm pm ON pm.ref = v.patient_ref "
+            "LEFT JOIN _om om ON om.ref = v.org_ref LEFT JOIN _prm prm ON prm.ref = v.prov_ref"
         )
         self._reject_common("_v")
         self.db.execute(
@@ -377,9 +451,9 @@ class _Load:
         self.db.execute(
             "INSERT INTO visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, visit_start_date, "
             "visit_start_datetime, visit_end_date, visit_end_datetime, visit_type_concept_id, visit_source_value, "
-            "visit_source_concept_id, admitted_from_concept_id, discharged_to_concept_id) "
+            "visit_source_concept_id, admitted_from_concept_id, discharged_to_concept_id, care_site_id, provider_id) "
             f"SELECT row_id, person_id, visit_concept_id, start_ts::DATE, start_ts, end_ts::DATE, end_ts, {m.EHR}, "
-            "class_code, 0, 0, 0 FROM _vok WHERE NOT already"
+            "class_code, 0, 0, 0, care_site_id, provider_id FROM _vok WHERE NOT already"
         )
         self.db.execute(
             "INSERT INTO _hdhub_source_rows SELECT source_key, 'visit_occurrence', row_id FROM _vok WHERE NOT already"
@@ -403,7 +477,7 @@ class _Load:
             table,
         )
 
-    # 4. clinical events -> the table their concept's domain dictates ----------------------
+    # 5. clinical events -> the table their concept's domain dictates ----------------------
     def events(self, c: str) -> None:
         def per_type(attr: str) -> str:
             whens = " ".join(
@@ -421,7 +495,7 @@ class _Load:
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
             f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
-            f"{per_type('forced_table')} AS forced, {per_type('code_is_value')} AS code_is_value, "
+            f"forced_table AS forced, {per_type('code_is_value')} AS code_is_value, "
             f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code FROM {c} "
             f"WHERE rtype IN ({', '.join(sql_literal(t) for t in m.EVENT_TYPES)})"
         )
@@ -495,7 +569,7 @@ class _Load:
             f"SELECT std.*, c.domain_id AS domain FROM std LEFT JOIN concept c ON c.concept_id = std.standard_id"
         )
 
-    # 5. observation periods of the persons touched --------------------------------------------
+    # 6. observation periods of the persons touched --------------------------------------------
     def observation_periods(self) -> None:
         spans = " UNION ALL ".join(
             [
@@ -593,6 +667,7 @@ def load_fhir(
             load.classify()
             steps = (
                 (load.patients, ["Patient"]),
+                (load.entities, list(m.ENTITY_TYPES)),
                 (load.visits, ["Encounter"]),
                 (load.events, list(m.EVENT_TYPES)),
             )

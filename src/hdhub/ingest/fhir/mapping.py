@@ -109,6 +109,16 @@ FIELDS: dict[str, str] = {
     "name": "JSON",
     "address": "JSON",
     "telecom": "JSON",
+    # Device, DiagnosticReport, ImagingStudy
+    "manufactureDate": _V,
+    "udiCarrier": "STRUCT(deviceIdentifier VARCHAR)[]",
+    "presentedForm": "STRUCT(contentType VARCHAR, data VARCHAR, title VARCHAR)[]",
+    "procedureCode": f"{_CC}[]",
+    "started": _V,
+    # Who and where: Encounter.serviceProvider -> care_site, participant -> provider.
+    "serviceProvider": _REF,
+    "participant": "STRUCT(individual STRUCT(reference VARCHAR))[]",
+    "position": "STRUCT(latitude DOUBLE, longitude DOUBLE)",
 }
 
 
@@ -124,7 +134,7 @@ class EventSpec:
     end: str
     default_table: str  # SQL expression giving the table for unmapped codes
     type_concept: int
-    forced_table: str | None = None
+    forced_table: str = "NULL"  # SQL: the table whatever the concept's domain (NULL: by domain)
     value_num: str = "NULL"
     unit_code: str = "NULL"
     value_coding: str = "NULL"
@@ -244,7 +254,7 @@ EVENTS: list[EventSpec] = [
         "NULL",
         "'observation'",
         EHR,
-        forced_table="observation",
+        forced_table="'observation'",
         code_is_value=True,
     ),
     EventSpec(
@@ -256,10 +266,49 @@ EVENTS: list[EventSpec] = [
         "NULL",
         "'note'",
         EHR,
-        forced_table="note",
+        forced_table="'note'",
         note_text="TRY(decode(from_base64(content[1].attachment.data)))",
         note_title=NOTE_TITLE,
         coding_json=True,
+    ),
+    # A device used by the patient (Synthea: manufactureDate is when its use begins).
+    EventSpec(
+        "Device",
+        "patient.reference",
+        "NULL",
+        "type",
+        "manufactureDate",
+        "NULL",
+        "'device_exposure'",
+        EHR,
+        value_string="udiCarrier[1].deviceIdentifier",
+        coding_json=True,
+    ),
+    # A report with text (presentedForm) is a note, like a DocumentReference; a report
+    # without (a laboratory panel) is a coded event placed by its concept's domain.
+    EventSpec(
+        "DiagnosticReport",
+        "subject.reference",
+        "encounter.reference",
+        "code",
+        "coalesce(effectiveDateTime, effectivePeriod.start, issued)",
+        'effectivePeriod."end"',
+        "'measurement'",
+        EHR,
+        forced_table="CASE WHEN presentedForm[1].data IS NOT NULL THEN 'note' END",
+        note_text="TRY(decode(from_base64(presentedForm[1].data)))",
+        note_title="coalesce(presentedForm[1].title, code.text, code.coding[1].display)",
+    ),
+    # The imaging procedure of a study (image_occurrence comes with the imaging archive).
+    EventSpec(
+        "ImagingStudy",
+        "subject.reference",
+        "encounter.reference",
+        "procedureCode[1]",
+        "started",
+        "NULL",
+        "'procedure_occurrence'",
+        EHR,
     ),
 ]
 EVENT_TYPES = {e.resource: e for e in EVENTS}
@@ -267,13 +316,7 @@ EVENT_TYPES = {e.resource: e for e in EVENTS}
 # Recognised types not mapped to OMOP yet: counted, not rejected.
 NOT_MAPPED_YET = frozenset(
     {
-        "Organization",
-        "Location",
-        "Practitioner",
         "PractitionerRole",
-        "Device",
-        "DiagnosticReport",
-        "ImagingStudy",
         "Provenance",
         "Medication",
         "CarePlan",
@@ -284,13 +327,22 @@ NOT_MAPPED_YET = frozenset(
         "SupplyDelivery",
     }
 )
-MAPPED = frozenset({"Patient", "Encounter", *EVENT_TYPES})
+# Who and where care happens: Organization -> care_site (+ location of its address),
+# Location -> location, Practitioner -> provider.
+ENTITY_TYPES = ("Organization", "Location", "Practitioner")
+MAPPED = frozenset({"Patient", "Encounter", *ENTITY_TYPES, *EVENT_TYPES})
 
 
 def _ref_id(expr: str) -> str:
     """The id part of a reference: Patient/123, urn:uuid:123, or a full URL (a FHIR id has
     neither '/' nor ':')."""
     return f"nullif(split_part(split_part({expr}, '/', -1), ':', -1), '')"
+
+
+def _ref_token(expr: str) -> str:
+    """What a reference names: the id of ``Organization/123``, or the identifier value of a
+    conditional reference ``Organization?identifier=system|value`` (as Synthea writes)."""
+    return f"CASE WHEN contains({expr}, '|') THEN nullif(split_part({expr}, '|', -1), '') ELSE {_ref_id(expr)} END"
 
 
 def _by_type(pick: dict[str, str], default: str = "NULL") -> str:
@@ -329,6 +381,7 @@ STAGED: dict[str, tuple[str, str]] = {
     "start_ts": ("TIMESTAMP", "fhir_ts(start_raw)"),
     "end_ts": ("TIMESTAMP", "fhir_ts(end_raw)"),
     "default_table": (_V, _by_type(_events("default_table"))),
+    "forced_table": (_V, _by_type(_events("forced_table"))),
     "value_num": ("DOUBLE", _by_type(_events("value_num"))),
     "unit_code": (_V, _by_type(_events("unit_code"))),
     "value_sys": (
@@ -349,7 +402,19 @@ STAGED: dict[str, tuple[str, str]] = {
     "note_text": (_V, _by_type(_events("note_text"))),
     "note_title": (_V, _by_type(_events("note_title"))),
     "class_code": (_V, _by_type({"Encounter": "class.code"})),
-    "gender": (_V, _by_type({"Patient": "gender"})),
+    "gender": (_V, _by_type({"Patient": "gender", "Practitioner": "gender"})),
+    "org_ref": (_V, _ref_token(_by_type({"Encounter": "serviceProvider.reference"}))),
+    "prov_ref": (_V, _ref_token(_by_type({"Encounter": "participant[1].individual.reference"}))),
+    # Organization, Location, Practitioner: what their OMOP rows need (no person's data).
+    "entity": (
+        "JSON",
+        _by_type(
+            {
+                t: "to_json({name: name, address: address, position: position, identifier: identifier})"
+                for t in ENTITY_TYPES
+            }
+        ),
+    ),
     "mid_system": (_V, _by_type({"Patient": f"{_MERGE_ID}.system"})),
     "mid_value": (_V, _by_type({"Patient": f"{_MERGE_ID}.value"})),
     # Directly identifying data, for the encrypted identity store only (never the warehouse).
