@@ -263,6 +263,27 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     assert db.execute("SELECT count(*) FROM location").fetchone()[0] == 1
 
 
+def test_a_file_named_after_one_type_may_hold_others(tmp_path: Path) -> None:
+    """Condition.ndjson is read with Condition's fields only; a Patient inside makes it
+    read again with every field, so nothing of the Patient is lost."""
+    con = connect(f"duckdb:///{tmp_path}/w.duckdb")
+    pat = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-06-01"}
+    cond = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+        "onsetDateTime": "2020-03-01",
+    }
+    (tmp_path / "Condition.000.ndjson").write_text(json.dumps(pat) + "\n" + json.dumps(cond) + "\n")
+    report = load_fhir(con, [tmp_path / "Condition.000.ndjson"], site="nord", secret=SECRET)
+    assert report.errors == [] and report.types["Patient"].loaded == report.types["Condition"].loaded == 1
+    assert con.con.execute("SELECT gender_concept_id, year_of_birth FROM person").fetchall() == [(8532, 1950)]
+    assert con.con.execute("SELECT condition_start_date::VARCHAR FROM condition_occurrence").fetchall() == [
+        ("2020-03-01",)
+    ]
+
+
 def test_hostile_input_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
     con = connect(f"duckdb:///{tmp_path}/w.duckdb")
     d = tmp_path / "in"

@@ -412,6 +412,18 @@ class _Load:
             if n:
                 self.report.tables[table] = self.report.tables.get(table, 0) + n
 
+    def first_copies(self, table: str, alias: str) -> str:
+        """A join and WHERE keeping only the first copy of a resource present more than once
+        in ``table`` (found with a small aggregate: a window over every row costs more)."""
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _first AS SELECT source_key, min(rid) AS rid FROM {table} "
+            "GROUP BY source_key HAVING count(*) > 1"
+        )
+        return (
+            f"LEFT JOIN _first ON _first.source_key = {alias}.source_key "
+            f"WHERE (_first.rid IS NULL OR _first.rid = {alias}.rid)"
+        )
+
     def row_key_of(self, rtype_sql: str, ref_expr: str) -> str:
         return m.row_key_sql(rtype_sql, self.site, ref_expr)
 
@@ -445,8 +457,8 @@ class _Load:
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE _vok AS SELECT v.*, {self.bases['visit_occurrence']} + v.rid + 1 AS row_id, "
             "k.source_key IS NOT NULL AS already FROM _v v LEFT JOIN _hdhub_source_rows k USING (source_key) "
-            "WHERE v.person_id IS NOT NULL AND v.start_ts IS NOT NULL AND v.end_ts IS NOT NULL "
-            "QUALIFY row_number() OVER (PARTITION BY v.source_key ORDER BY v.rid) = 1"
+            f"{self.first_copies('_v0', 'v')} "
+            "AND v.person_id IS NOT NULL AND v.start_ts IS NOT NULL AND v.end_ts IS NOT NULL"
         )
         self.db.execute(
             "INSERT INTO visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, visit_start_date, "
@@ -522,8 +534,8 @@ class _Load:
             "LEFT JOIN _codes vc ON vc.sys = e.value_sys AND vc.code = e.value_code "
             "LEFT JOIN _codes u ON u.sys = 'http://unitsofmeasure.org' AND u.code = e.unit_code "
             "LEFT JOIN _hdhub_source_rows k ON k.source_key = e.source_key "
-            "WHERE e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL) "
-            "QUALIFY row_number() OVER (PARTITION BY e.source_key ORDER BY e.rid) = 1) "
+            f"{self.first_copies('_e', 'e')} "
+            "AND e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL)) "
             f"SELECT *, CASE target {bases} END + rid + 1 AS row_id FROM x"
         )
         for rtype, already, loaded, unmapped in self.q(
@@ -650,11 +662,10 @@ def load_fhir(
         create_macros(db, secret)
         create_staging(db)
         issues = StagingIssues()
-        select = m.staged_select(merge_systems, site)
         done_bytes = 0
         for f in todo:
             tell("read", done_bytes, total_bytes)
-            stage_file(db, f, issues, select)
+            stage_file(db, f, issues, merge_systems, site)
             done_bytes += f.size
         tell("read", total_bytes, total_bytes)
         for file_no, line, reason in issues.rows:

@@ -11,6 +11,8 @@ the resource type's default table. Allergies and notes always go to their own ta
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 
 from hdhub.ingest.sql import sql_literal
@@ -366,65 +368,78 @@ def _events(attr: str) -> dict[str, str]:
 
 _MERGE_ID = "list_filter(identifier, i -> list_contains($merge_systems, i.system) AND i.value IS NOT NULL)[1]"
 
-# The staged row of every resource: column -> (type, expression over FIELDS).
-STAGED: dict[str, tuple[str, str]] = {
+# The staged row of every resource: column -> (type, expression over FIELDS, or the
+# expression for each resource type that has one). Per-type expressions become one CASE
+# over resourceType; a file of one type gets that type's expressions only.
+Staged = tuple[str, str | dict[str, str]]
+STAGED: dict[str, Staged] = {
     "rtype": (_V, "resourceType"),
     "fid": (_V, "id"),
     # The row's keyed source hash (macro rkey), and the ids its references point to.
     "source_key": ("UHUGEINT", "$source_key"),
-    "patient_ref": (_V, _ref_id(_by_type(_events("patient") | {"Encounter": "subject.reference"}))),
-    "enc_ref": (_V, _ref_id(_by_type(_events("encounter")))),
-    "sys": (_V, _by_type({e.resource: e.system_expr for e in EVENTS})),
-    "code": (_V, _by_type({e.resource: e.code_expr for e in EVENTS})),
-    "start_raw": (_V, _by_type(_events("start") | {"Encounter": "period.start", "Patient": "birthDate"})),
-    "end_raw": (_V, _by_type(_events("end") | {"Encounter": 'period."end"', "Patient": "deceasedDateTime"})),
+    "patient_ref": (_V, _events("patient") | {"Encounter": "subject.reference"}),
+    "enc_ref": (_V, _events("encounter")),
+    "sys": (_V, {e.resource: e.system_expr for e in EVENTS}),
+    "code": (_V, {e.resource: e.code_expr for e in EVENTS}),
+    "start_raw": (_V, _events("start") | {"Encounter": "period.start", "Patient": "birthDate"}),
+    "end_raw": (_V, _events("end") | {"Encounter": 'period."end"', "Patient": "deceasedDateTime"}),
     "start_ts": ("TIMESTAMP", "fhir_ts(start_raw)"),
     "end_ts": ("TIMESTAMP", "fhir_ts(end_raw)"),
-    "default_table": (_V, _by_type(_events("default_table"))),
-    "forced_table": (_V, _by_type(_events("forced_table"))),
-    "value_num": ("DOUBLE", _by_type(_events("value_num"))),
-    "unit_code": (_V, _by_type(_events("unit_code"))),
+    "default_table": (_V, _events("default_table")),
+    "forced_table": (_V, _events("forced_table")),
+    "value_num": ("DOUBLE", _events("value_num")),
+    "unit_code": (_V, _events("unit_code")),
     "value_sys": (
         _V,
-        _by_type(
-            {e.resource: f"{e.value_coding}.coding[1].system" for e in EVENTS if e.value_coding != "NULL"}
-        ),
+        {e.resource: f"{e.value_coding}.coding[1].system" for e in EVENTS if e.value_coding != "NULL"},
     ),
     "value_code": (
         _V,
-        _by_type(
-            {e.resource: f"{e.value_coding}.coding[1].code" for e in EVENTS if e.value_coding != "NULL"}
-        ),
+        {e.resource: f"{e.value_coding}.coding[1].code" for e in EVENTS if e.value_coding != "NULL"},
     ),
-    "value_string": (_V, _by_type(_events("value_string"))),
-    "range_low": ("DOUBLE", _by_type(_events("range_low"))),
-    "range_high": ("DOUBLE", _by_type(_events("range_high"))),
-    "note_text": (_V, _by_type(_events("note_text"))),
-    "note_title": (_V, _by_type(_events("note_title"))),
-    "class_code": (_V, _by_type({"Encounter": "class.code"})),
-    "gender": (_V, _by_type({"Patient": "gender", "Practitioner": "gender"})),
-    "org_ref": (_V, _ref_token(_by_type({"Encounter": "serviceProvider.reference"}))),
-    "prov_ref": (_V, _ref_token(_by_type({"Encounter": "participant[1].individual.reference"}))),
+    "value_string": (_V, _events("value_string")),
+    "range_low": ("DOUBLE", _events("range_low")),
+    "range_high": ("DOUBLE", _events("range_high")),
+    "note_text": (_V, _events("note_text")),
+    "note_title": (_V, _events("note_title")),
+    "class_code": (_V, {"Encounter": "class.code"}),
+    "gender": (_V, {"Patient": "gender", "Practitioner": "gender"}),
+    "org_ref": (_V, {"Encounter": _ref_token("serviceProvider.reference")}),
+    "prov_ref": (_V, {"Encounter": _ref_token("participant[1].individual.reference")}),
     # Organization, Location, Practitioner: what their OMOP rows need (no person's data).
     "entity": (
         "JSON",
-        _by_type(
-            {
-                t: "to_json({name: name, address: address, position: position, identifier: identifier})"
-                for t in ENTITY_TYPES
-            }
-        ),
+        {
+            t: "to_json({name: name, address: address, position: position, identifier: identifier})"
+            for t in ENTITY_TYPES
+        },
     ),
-    "mid_system": (_V, _by_type({"Patient": f"{_MERGE_ID}.system"})),
-    "mid_value": (_V, _by_type({"Patient": f"{_MERGE_ID}.value"})),
+    "mid_system": (_V, {"Patient": f"{_MERGE_ID}.system"}),
+    "mid_value": (_V, {"Patient": f"{_MERGE_ID}.value"}),
     # Directly identifying data, for the encrypted identity store only (never the warehouse).
     "identity": (
         "JSON",
-        _by_type(
-            {"Patient": "to_json({name: name, address: address, telecom: telecom, identifier: identifier})"}
-        ),
+        {"Patient": "to_json({name: name, address: address, telecom: telecom, identifier: identifier})"},
     ),
 }
+_REFS = ("patient_ref", "enc_ref")  # ids of references: nullif(split_part(…)) around the pick
+
+
+def _column_sql(col: str, types: frozenset[str] | None) -> str:
+    expr = STAGED[col][1]
+    if isinstance(expr, str):
+        return expr
+    pick = expr if types is None else {t: e for t, e in expr.items() if t in types}
+    picked = _by_type(pick)
+    return _ref_id(picked) if col in _REFS else picked
+
+
+def fields_for(types: frozenset[str] | None) -> list[str]:
+    """The fields of ``FIELDS`` that staging ``types`` reads (all fields for None)."""
+    if types is None:
+        return list(FIELDS)
+    text = " ".join(_column_sql(col, types) for col in STAGED)
+    return [f for f in FIELDS if f in ("resourceType", "id") or re.search(rf"\b{f}\b", text)]
 
 
 def row_key_sql(rtype_sql: str, site: str, id_sql: str) -> str:
@@ -432,14 +447,16 @@ def row_key_sql(rtype_sql: str, site: str, id_sql: str) -> str:
     return f"rkey({rtype_sql} || {sql_literal('|' + site + '|')} || {id_sql})"
 
 
-def staged_select(merge_systems: tuple[str, ...], site: str) -> str:
-    """The SELECT list staging one resource (needs the macros rkey and fhir_ts)."""
+@functools.lru_cache(maxsize=64)
+def staged_select(merge_systems: tuple[str, ...], site: str, types: frozenset[str] | None = None) -> str:
+    """The SELECT list staging one resource (needs the macros rkey and fhir_ts); with
+    ``types``, only those resource types' expressions (rows of other types get NULLs)."""
     systems = "[" + ", ".join(sql_literal(s) for s in merge_systems) + "]::VARCHAR[]"
     columns = {
-        col: expr.replace("$merge_systems", systems).replace(
-            "$source_key", row_key_sql("resourceType", site, "id")
-        )
-        for col, (_, expr) in STAGED.items()
+        col: _column_sql(col, types)
+        .replace("$merge_systems", systems)
+        .replace("$source_key", row_key_sql("resourceType", site, "id"))
+        for col in STAGED
     }
     # start_ts and end_ts are computed from start_raw and end_raw: inline them.
     for col in ("start_ts", "end_ts"):
@@ -448,9 +465,9 @@ def staged_select(merge_systems: tuple[str, ...], site: str) -> str:
     return ", ".join(f"({expr})::{STAGED[col][0]} AS {col}" for col, expr in columns.items())
 
 
-def read_json_columns() -> str:
-    """The ``columns`` argument of DuckDB's read_json."""
-    return "{" + ", ".join(f"'{k}': '{v}'" for k, v in FIELDS.items()) + "}"
+def read_json_columns(types: frozenset[str] | None = None) -> str:
+    """The ``columns`` argument of DuckDB's read_json (the fields ``types`` need)."""
+    return "{" + ", ".join(f"'{k}': '{FIELDS[k]}'" for k in fields_for(types)) + "}"
 
 
 def transform_structure() -> str:

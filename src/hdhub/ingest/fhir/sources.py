@@ -2,7 +2,9 @@
 
 An NDJSON file (plain or .gz) is parsed once by DuckDB's ``read_json`` straight into the
 typed fields of ``mapping.FIELDS`` and projected into the staged row (``mapping.STAGED``):
-no copy of the JSON text is kept. Lines are not numbered on this fast path; the few
+no copy of the JSON text is kept. A file named after a resource type, as Bulk Data
+exports are (``Observation.000.ndjson``), is read with that type's fields only; if it
+holds other types too, it is read again with all fields. Lines are not numbered on this fast path; the few
 rejected resources are located in their file afterwards (``locate_lines``).
 
 A file the fast path cannot read whole (an invalid JSON line, a field of an unexpected
@@ -17,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,9 +144,23 @@ def gzip_damage(path: Path, lines: LineMeter | None = None) -> str | None:
     return None if decomp.eof else "truncated gzip file"
 
 
-def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIssues, select: str) -> None:
-    """Stage every resource of ``src`` (``select``: ``mapping.staged_select``); report what
-    cannot be read. Runs in autocommit: a failed statement leaves nothing behind."""
+def type_hint(path: Path) -> str | None:
+    """The resource type a Bulk Data file is named after (``Observation.000.ndjson``)."""
+    stem = re.match(r"[A-Za-z]+", path.name)
+    known = {t.lower(): t for t in m.MAPPED | m.NOT_MAPPED_YET}
+    return known.get(stem.group(0).lower()) if stem else None
+
+
+def stage_file(
+    db: duckdb.DuckDBPyConnection,
+    src: SourceFile,
+    issues: StagingIssues,
+    merge_systems: tuple[str, ...],
+    site: str,
+) -> None:
+    """Stage every resource of ``src``; report what cannot be read. Runs in autocommit: a
+    failed statement leaves nothing behind."""
+    select = m.staged_select(merge_systems, site)
     lines = LineMeter()
     if src.bundle:
         _stage_bundle(db, src, issues)
@@ -152,16 +169,32 @@ def stage_file(db: duckdb.DuckDBPyConnection, src: SourceFile, issues: StagingIs
     elif max(lines.longest, src.longest_line) > MAX_LINE_BYTES:
         _stage_with_python(db, src, issues, "")
     else:
-        reader = (
-            f"read_json({sql_literal(str(src.path))}, format = 'newline_delimited', columns = {m.read_json_columns()}, "
-            f"compression = 'auto_detect', maximum_object_size = {MAX_LINE_BYTES})"
-        )
+        hint = type_hint(src.path)
         try:
-            db.execute(f"INSERT INTO {STAGE} SELECT {src.number}, NULL, {select} FROM {reader}")
+            if hint is not None:
+                _stage_fast(db, src, m.staged_select(merge_systems, site, frozenset({hint})), hint)
+                mixed = db.execute(
+                    f"SELECT count(*) FROM {STAGE} WHERE file_no = {src.number} AND rtype IS DISTINCT FROM ?",
+                    [hint],
+                ).fetchone()[0]  # type: ignore[index]
+                if not mixed:
+                    return
+                db.execute(f"DELETE FROM {STAGE} WHERE file_no = {src.number}")
+            _stage_fast(db, src, select, None)
             return
         except duckdb.Error:  # an invalid line or an unexpected shape somewhere: go line by line
+            db.execute(f"DELETE FROM {STAGE} WHERE file_no = {src.number}")
             _stage_lines(db, src, issues)
     _stage_text(db, src, issues, select)
+
+
+def _stage_fast(db: duckdb.DuckDBPyConnection, src: SourceFile, select: str, hint: str | None) -> None:
+    columns = m.read_json_columns(None if hint is None else frozenset({hint}))
+    reader = (
+        f"read_json({sql_literal(str(src.path))}, format = 'newline_delimited', columns = {columns}, "
+        f"compression = 'auto_detect', maximum_object_size = {MAX_LINE_BYTES})"
+    )
+    db.execute(f"INSERT INTO {STAGE} SELECT {src.number}, NULL, {select} FROM {reader}")
 
 
 def _line_reader(src: SourceFile) -> str:
