@@ -231,6 +231,14 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
         {"resourceType": "DiagnosticReport", "id": "r2", "subject": {"reference": "Patient/p1"},
          "effectiveDateTime": "2024-01-02T10:30:00",
          "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]}},
+        {"resourceType": "Observation", "id": "bp", "subject": {"reference": "Patient/p1"},
+         "effectiveDateTime": "2024-01-02T10:20:00", "category": [{"coding": [{"code": "vital-signs"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+         "component": [
+             {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+              "valueQuantity": {"value": 128, "unit": "mm[Hg]", "code": "mm[Hg]"}},
+             {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+              "valueQuantity": {"value": 79, "unit": "mm[Hg]", "code": "mm[Hg]"}}]},
         {"resourceType": "ImagingStudy", "id": "i1", "subject": {"reference": "Patient/p1"},
          "encounter": {"reference": "Encounter/e1"}, "started": "2024-01-02T10:15:00",
          "procedureCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "399208008"}]}]},
@@ -243,7 +251,16 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     assert db.execute("SELECT note_title, note_text, note_source_value FROM note").fetchall() == [
         ("RX thorax", note, "36643-5")
     ]
-    assert db.execute("SELECT measurement_source_value FROM measurement").fetchall() == [("24323-8",)]
+    # The panel is a row; each of its components is a row with its own code and value.
+    assert db.execute(
+        "SELECT measurement_source_value, value_as_number, unit_source_value FROM measurement ORDER BY 1"
+    ).fetchall() == [
+        ("24323-8", None, None),
+        ("8462-4", 79, "mm[Hg]"),
+        ("8480-6", 128, "mm[Hg]"),
+        ("85354-9", None, None),
+    ]
+    assert report.types["Observation.component"].loaded == 2
     assert db.execute(
         "SELECT procedure_source_value, procedure_date::VARCHAR FROM procedure_occurrence"
     ).fetchall() == [("399208008", "2024-01-02")]
@@ -259,6 +276,7 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     copy.write_text(src.read_text() + "\n")
     again = load_fhir(con, [copy], site="nord", secret=SECRET)
     assert again.types["Organization"].already == 1 and again.types["DiagnosticReport"].already == 2
+    assert again.types["Observation.component"].already == 2
     assert db.execute("SELECT count(*) FROM care_site").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM location").fetchone()[0] == 1
 

@@ -493,7 +493,8 @@ class _Load:
     def events(self, c: str) -> None:
         def per_type(attr: str) -> str:
             whens = " ".join(
-                f"WHEN {sql_literal(e.resource)} THEN {attr_sql(getattr(e, attr))}" for e in m.EVENTS
+                f"WHEN {sql_literal(e.resource)} THEN {attr_sql(getattr(e, attr))}"
+                for e in m.EVENT_TYPES.values()
             )
             return f"CASE rtype {whens} END"
 
@@ -668,6 +669,7 @@ def load_fhir(
             stage_file(db, f, issues, merge_systems, site)
             done_bytes += f.size
         tell("read", total_bytes, total_bytes)
+        db.execute(f"INSERT INTO {STAGE} " + m.component_rows(site).format(stage=STAGE))
         for file_no, line, reason in issues.rows:
             report.errors.append(
                 {"file_no": file_no, "line": line, "type": None, "id": None, "reason": reason}

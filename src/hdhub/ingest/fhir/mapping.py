@@ -65,9 +65,10 @@ PATIENT_SELF_REPORT = 32865
 UTF8 = 32678
 
 _V = "VARCHAR"
-_CC = "STRUCT(coding STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)[], text VARCHAR)"
+_CC = "STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[], text VARCHAR)"
 _REF = "STRUCT(reference VARCHAR)"
 _PERIOD = 'STRUCT("start" VARCHAR, "end" VARCHAR)'
+_QTY = "STRUCT(value DOUBLE, unit VARCHAR, system VARCHAR, code VARCHAR)"
 
 # The top-level fields read from every resource, with their types. A field whose shape
 # differs between resource types (context, type, category) is read as JSON.
@@ -100,9 +101,10 @@ FIELDS: dict[str, str] = {
     "issued": _V,
     "date": _V,
     "description": _V,
-    "valueQuantity": "STRUCT(value DOUBLE, unit VARCHAR, system VARCHAR, code VARCHAR)",
+    "valueQuantity": _QTY,
     "valueString": _V,
     "referenceRange": "STRUCT(low STRUCT(value DOUBLE), high STRUCT(value DOUBLE))[]",
+    "component": f"STRUCT(code {_CC}, valueQuantity {_QTY}, valueCodeableConcept {_CC}, valueString VARCHAR)[]",
     "content": "STRUCT(attachment STRUCT(contentType VARCHAR, data VARCHAR, title VARCHAR))[]",
     "gender": _V,
     "birthDate": _V,
@@ -299,7 +301,7 @@ EVENTS: list[EventSpec] = [
         EHR,
         forced_table="CASE WHEN presentedForm[1].data IS NOT NULL THEN 'note' END",
         note_text="TRY(decode(from_base64(presentedForm[1].data)))",
-        note_title="coalesce(presentedForm[1].title, code.text, code.coding[1].display)",
+        note_title="coalesce(presentedForm[1].title, code.text)",
     ),
     # The imaging procedure of a study (image_occurrence comes with the imaging archive).
     EventSpec(
@@ -313,7 +315,11 @@ EVENTS: list[EventSpec] = [
         EHR,
     ),
 ]
-EVENT_TYPES = {e.resource: e for e in EVENTS}
+# Each component of an Observation (the systolic and diastolic values of a blood pressure
+# panel) is a row of its own, staged from its staged parent (``component_rows``).
+COMPONENT = "Observation.component"
+COMPONENT_SPEC = EventSpec(COMPONENT, "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", EHR)
+EVENT_TYPES = {e.resource: e for e in [*EVENTS, COMPONENT_SPEC]}
 
 # Recognised types not mapped to OMOP yet: counted, not rejected.
 NOT_MAPPED_YET = frozenset(
@@ -403,6 +409,17 @@ STAGED: dict[str, Staged] = {
     "note_text": (_V, _events("note_text")),
     "note_title": (_V, _events("note_title")),
     "class_code": (_V, {"Encounter": "class.code"}),
+    "components": (
+        "STRUCT(sys VARCHAR, code VARCHAR, value_num DOUBLE, unit_code VARCHAR, value_sys VARCHAR, "
+        "value_code VARCHAR, value_string VARCHAR)[]",
+        {
+            "Observation": "CASE WHEN len(component) > 0 THEN list_transform(component, x -> {sys: "
+            "x.code.coding[1].system, code: x.code.coding[1].code, value_num: x.valueQuantity.value, "
+            "unit_code: coalesce(x.valueQuantity.code, x.valueQuantity.unit), value_sys: "
+            "x.valueCodeableConcept.coding[1].system, value_code: x.valueCodeableConcept.coding[1].code, "
+            "value_string: x.valueString}) END"
+        },
+    ),
     "gender": (_V, {"Patient": "gender", "Practitioner": "gender"}),
     "org_ref": (_V, {"Encounter": _ref_token("serviceProvider.reference")}),
     "prov_ref": (_V, {"Encounter": _ref_token("participant[1].individual.reference")}),
@@ -440,6 +457,31 @@ def fields_for(types: frozenset[str] | None) -> list[str]:
         return list(FIELDS)
     text = " ".join(_column_sql(col, types) for col in STAGED)
     return [f for f in FIELDS if f in ("resourceType", "id") or re.search(rf"\b{f}\b", text)]
+
+
+def component_rows(site: str) -> str:
+    """SELECT of one staged row per Observation component (from the staged parents): the
+    parent's patient, encounter and dates, the component's code and value."""
+    own = {"sys", "code", "value_num", "unit_code", "value_sys", "value_code", "value_string"}
+    inherited = {"patient_ref", "enc_ref", "start_raw", "end_raw", "start_ts", "end_ts", "default_table"}
+    columns = []
+    for col, (typ, _) in STAGED.items():
+        if col == "rtype":
+            columns.append(sql_literal(COMPONENT))
+        elif col == "fid":
+            columns.append("fid || '#' || n")
+        elif col == "source_key":
+            columns.append(row_key_sql(sql_literal(COMPONENT), site, "fid || '#' || n"))
+        elif col in own:
+            columns.append(f"comp.{col}")
+        elif col in inherited:
+            columns.append(col)
+        else:
+            columns.append(f"NULL::{typ}")
+    return (
+        f"SELECT file_no, line, {', '.join(columns)} FROM (SELECT *, unnest(components) AS comp, "
+        f"unnest(range(1, len(components) + 1)) AS n FROM {{stage}} WHERE components IS NOT NULL)"
+    )
 
 
 def row_key_sql(rtype_sql: str, site: str, id_sql: str) -> str:
