@@ -302,6 +302,30 @@ def test_a_file_named_after_one_type_may_hold_others(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(("systems", "persons"), [(None, 1), ("[]", 2)])
+def test_merge_identifier_systems_setting(
+    local_hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systems: str | None, persons: int
+) -> None:
+    """`ingest.merge_identifier_systems` (default: the INS) decides which identifiers merge sites."""
+    home = str(local_hub.settings.home)
+    local_hub.close()
+    if systems is not None:
+        monkeypatch.setenv("HDHUB_INGEST_MERGE_IDENTIFIER_SYSTEMS", systems)
+    ins = {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "2800175123456"}
+    for site, pid in (("nord", "a1"), ("sud", "b7")):
+        d = tmp_path / site
+        d.mkdir()
+        patient = {"resourceType": "Patient", "id": pid, "birthDate": "1980-01-01", "identifier": [ins]}
+        (d / "Patient.ndjson").write_text(json.dumps(patient) + "\n")
+        r = runner.invoke(app, ["--home", home, "ingest", "fhir", str(d), "--site", site])
+        assert r.exit_code == 0, r.output
+    hub = Hub.open(home)
+    try:
+        assert hub.warehouse.con.execute("SELECT count(*) FROM person").fetchone()[0] == persons
+    finally:
+        hub.close()
+
+
 def test_hostile_input_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
     con = connect(f"duckdb:///{tmp_path}/w.duckdb")
     d = tmp_path / "in"

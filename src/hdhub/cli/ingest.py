@@ -104,6 +104,7 @@ def fhir(
                 secret=hub.keys.pseudonym,
                 objects=hub.objects,
                 identities=hub.identities,
+                merge_systems=tuple(hub.settings.ingest.merge_identifier_systems),
                 progress=progress,
             )
     except Exception as exc:

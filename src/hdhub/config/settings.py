@@ -70,6 +70,14 @@ class ObjectSettings(_Section):
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
 
 
+class IngestSettings(_Section):
+    merge_identifier_systems: list[str] = Field(
+        default_factory=lambda: ["urn:oid:1.2.250.1.213.1.4.8"],
+        description="Patients of different sites sharing an identifier of one of these systems are "
+        "one person (default: the French INS).",
+    )
+
+
 class Settings(_Section):
     """All settings of one deployment. Build with :func:`load_settings`, never at import time."""
 
@@ -83,6 +91,7 @@ class Settings(_Section):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     objects: ObjectSettings = Field(default_factory=ObjectSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("catalog_url")
     @classmethod
