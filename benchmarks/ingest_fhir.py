@@ -4,6 +4,7 @@ Generates synthetic populations with `hdhub synth` (3 sites), then loads each si
 `load_fhir` in a child process (so peak memory is measured per load) and prints
 resources/s (read, parsed, validated, mapped through the vocabulary tables, written,
 committed) and the peak resident memory. Two sizes show how memory grows with input.
+Then runs `hdhub dq`'s checks on the loaded warehouse and prints how long they take.
 Target: >= 250,000 resources/s on 2 cores, memory flat as input grows.
 
     python benchmarks/ingest_fhir.py [--patients 25000 100000] [--dir /tmp/hdhub-bench]
@@ -38,6 +39,17 @@ def child(out: Path, site: str, warehouse: str) -> None:
     print(json.dumps({"resources": read, "seconds": seconds, "peak_mb": peak, "errors": len(report.errors)}))
 
 
+def dq_child(warehouse: str) -> None:
+    from hdhub.warehouse import connect
+    from hdhub.warehouse.dq import run_checks
+
+    con = connect(warehouse)
+    report = run_checks(con.con)
+    con.disconnect()
+    rows = sum(n for t, n in report.row_counts.items() if t not in ("concept", "concept_relationship"))
+    print(json.dumps({"checks": len(report.results), "seconds": report.seconds, "rows": rows}))
+
+
 def run(root: Path, patients: int) -> None:
     from hdhub.synth import generate
 
@@ -61,11 +73,19 @@ def run(root: Path, patients: int) -> None:
     figures = f"{patients:>9,} {total:>12,} {size:>7.2f} GB {gen:>7.1f} s {seconds:>8.1f} s"
     print(f"{figures} {rate:>12,.0f} {peak:>9,} MB   {rate / TARGET:.2f}x target")
     shutil.rmtree(out)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--dq", warehouse], capture_output=True, text=True, check=True
+    )
+    dq = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{'':>9} hdhub dq: {dq['checks']} checks on {dq['rows']:,} OMOP rows in {dq['seconds']:.1f} s")
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--dq":
+        dq_child(sys.argv[2])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, nargs="+", default=[25_000, 100_000])
