@@ -54,6 +54,10 @@ def test_demo_serves_and_printed_credentials_work(tmp_path: Path) -> None:
         )
         assert users.status_code == 200 and users.json()[0]["username"] == "demo-admin"
         assert (tmp_path / "hdhub-demo" / "hdhub.toml").is_file()
+        # The demo loaded a synthetic hospital group and checked it.
+        loaded = re.search(r"FHIR resources -> ([\d,]+) persons", output)
+        assert loaded and int(loaded.group(1).replace(",", "")) > 1900, output
+        assert list((tmp_path / "hdhub-demo" / "reports").glob("dq-*.html"))
     finally:
         proc.terminate()
         proc.wait(15)

@@ -76,9 +76,14 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         port: int = typer.Option(8000, help="TCP port."),
         serve_: bool = typer.Option(True, "--serve/--no-serve", help="Serve after setting up."),
+        patients: int = typer.Option(
+            2000, "--patients", min=0, help="Synthetic patients loaded into an empty warehouse (0: none)."
+        ),
     ) -> None:
-        """Set up a demo deployment (./hdhub-demo unless --home) and serve it on 127.0.0.1."""
+        """Set up a demo deployment (./hdhub-demo unless --home): a synthetic hospital group
+        loaded into the warehouse (first run only), then serve it on 127.0.0.1."""
         from hdhub.catalog.migrate import upgrade
+        from hdhub.cli.demo_data import load_demo_data
         from hdhub.config.deployment import init_deployment
         from hdhub.config.settings import CONFIG_FILE
         from hdhub.security import users as user_service
@@ -106,6 +111,8 @@ def register(app: typer.Typer) -> None:
                     display_name="Demo administrator",
                 )
         st.audit("demo.setup", decision, resource_type="user", resource_id=DEMO_ADMIN)
+        if patients:
+            load_demo_data(st, patients)
         console.print("\n[bold]Demo accounts[/bold] (password reset at every `hdhub demo`):")
         console.print(
             f"  {DEMO_ADMIN:12} password: {password}   roles: admin, data_engineer, dpo", highlight=False
