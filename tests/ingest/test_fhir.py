@@ -25,7 +25,7 @@ from hdhub.hub import Hub
 from hdhub.ingest.fhir import load_fhir
 from hdhub.ingest.fhir.load import keyed
 from hdhub.ingest.omop_csv import load_omop_csv
-from hdhub.warehouse import connect
+from hdhub.warehouse import BUILTIN_VOCABULARY, connect
 
 runner = CliRunner()
 SECRET = b"k" * 32
@@ -279,6 +279,31 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     assert again.types["Observation.component"].already == 2
     assert db.execute("SELECT count(*) FROM care_site").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM location").fetchone()[0] == 1
+
+
+def test_a_later_coding_is_used_when_the_first_maps_to_nothing(tmp_path: Path) -> None:
+    con = connect(f"duckdb:///{tmp_path}/w.duckdb")
+    load_omop_csv(con, BUILTIN_VOCABULARY, replace=True, schema="VOCAB")
+    local = {"system": "https://chu-nord.example/codes", "code": "DIAB2"}
+    snomed = {"system": "http://snomed.info/sct", "code": "44054006"}  # type 2 diabetes -> 201826
+    heart_failure = {"system": "http://snomed.info/sct", "code": "84114007"}
+    pat = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-06-01"}
+    conds = [
+        {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p1"},
+         "code": {"coding": codings}, "onsetDateTime": "2020-03-01"}
+        for cid, codings in (("c1", [local, snomed]), ("c2", [snomed, heart_failure]), ("c3", [local]))
+    ]  # fmt: skip
+    src = tmp_path / "in.ndjson"
+    src.write_text("".join(json.dumps(r) + "\n" for r in [pat, *conds]))
+    report = load_fhir(con, [src], site="nord", secret=SECRET)
+    rows = con.con.execute(
+        "SELECT condition_source_value, condition_concept_id, condition_source_concept_id "
+        "FROM condition_occurrence ORDER BY condition_occurrence_id"
+    ).fetchall()
+    # c1: the local code maps to nothing, SNOMED does; c2: the first coding maps, it wins;
+    # c3: nothing maps: concept 0, the code kept as source value.
+    assert rows == [("44054006", 201826, 201826), ("44054006", 201826, 201826), ("DIAB2", 0, 0)]
+    assert report.types["Condition"].unmapped == 1
 
 
 def test_a_file_named_after_one_type_may_hold_others(tmp_path: Path) -> None:

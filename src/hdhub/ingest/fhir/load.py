@@ -509,8 +509,12 @@ class _Load:
             f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
             f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
             f"forced_table AS forced, {per_type('code_is_value')} AS code_is_value, "
-            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code FROM {c} "
+            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code, FALSE AS alt FROM {c} "
             f"WHERE rtype IN ({', '.join(sql_literal(t) for t in m.EVENT_TYPES)})"
+        )
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _altc AS SELECT rid, x.sys, x.code, pos FROM (SELECT rid, "
+            f"unnest(alt_codes) AS x, generate_subscripts(alt_codes, 1) AS pos FROM {c} WHERE alt_codes IS NOT NULL)"
         )
         self.ref_maps("_e")
         self.db.execute(
@@ -519,11 +523,21 @@ class _Load:
         )
         self._reject_common("_ej")
         self._concepts()
+        # The HL7 FHIR-to-OMOP IG: when the first coding maps to no standard concept, the
+        # first other coding that does is used (its code becomes the source value).
+        if self.q("SELECT count(*) FROM _altc")[0][0]:
+            self.db.execute(
+                "UPDATE _e SET sys = b.sys, code = b.code, alt = TRUE FROM (SELECT a.rid, a.sys, a.code "
+                "FROM _altc a JOIN _codes k ON k.sys = a.sys AND k.code = a.code AND k.standard_id IS NOT NULL "
+                "JOIN _e e ON e.rid = a.rid LEFT JOIN _codes f ON f.sys = e.sys AND f.code = e.code "
+                "WHERE f.standard_id IS NULL QUALIFY row_number() OVER (PARTITION BY a.rid ORDER BY a.pos) = 1) b "
+                "WHERE _e.rid = b.rid"
+            )
         bases = " ".join(f"WHEN {sql_literal(t)} THEN {self.bases[t]}" for t in TARGET_COLUMNS)
         domains = " ".join(f"WHEN {sql_literal(d)} THEN {sql_literal(t)}" for d, t in m.DOMAIN_TABLE.items())
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE _eok AS WITH x AS (SELECT e.rid, e.rtype, e.source_key, e.person_id, "
-            "e.visit_id, e.type_concept, e.code_is_value, "
+            "e.visit_id, e.type_concept, e.code_is_value, CASE WHEN e.alt THEN e.code END AS used_code, "
             "CASE WHEN e.code_is_value THEN CASE WHEN c.domain = 'Observation' THEN c.standard_id ELSE 0 END "
             "ELSE coalesce(c.standard_id, 0) END AS concept_id, "
             "coalesce(c.source_id, 0) AS source_concept_id, "
@@ -551,7 +565,7 @@ class _Load:
             self.db.execute(
                 f"INSERT INTO {table} ({ID_COLUMN[table]}, person_id, visit_occurrence_id, {cols}) "
                 f"SELECT row_id, person_id, visit_id, {exprs} FROM (SELECT d.*, s.start_ts, s.end_ts, "
-                "s.start_ts::DATE AS start_date, s.end_ts::DATE AS end_date, left(s.code, 50) AS source_value, "
+                "s.start_ts::DATE AS start_date, s.end_ts::DATE AS end_date, left(coalesce(d.used_code, s.code), 50) AS source_value, "
                 "s.value_num, s.range_low, s.range_high, left(s.unit_code, 50) AS unit_source_value, s.value_string, "
                 f"s.note_text, s.note_title FROM _eok d JOIN {STAGE} s ON s.rowid = d.rid "
                 f"WHERE NOT d.already AND d.target = {sql_literal(table)})"
@@ -571,7 +585,8 @@ class _Load:
             f"CREATE OR REPLACE TEMP TABLE _codes AS WITH wanted AS ("
             f"  SELECT DISTINCT sys, code FROM _e WHERE code IS NOT NULL UNION "
             f"  SELECT DISTINCT value_sys, value_code FROM _e WHERE value_code IS NOT NULL UNION "
-            f"  SELECT DISTINCT 'http://unitsofmeasure.org', unit_code FROM _e WHERE unit_code IS NOT NULL), "
+            f"  SELECT DISTINCT 'http://unitsofmeasure.org', unit_code FROM _e WHERE unit_code IS NOT NULL UNION "
+            f"  SELECT DISTINCT sys, code FROM _altc WHERE code IS NOT NULL), "
             f"systems AS ({systems}), "
             f"src AS (SELECT w.sys, w.code, min(c.concept_id) AS source_id FROM wanted w JOIN systems s ON s.sys = w.sys "
             f"  JOIN concept c ON c.vocabulary_id = s.vocab AND c.concept_code = w.code GROUP BY 1, 2), "

@@ -157,6 +157,16 @@ class EventSpec:
         return f"{self.coding}.coding[1].system"
 
     @property
+    def alt_codes_expr(self) -> str:
+        """The codings after the first, as (sys, code): used when the first maps to nothing."""
+        if self.coding_json:
+            return "NULL"
+        return (
+            f"CASE WHEN len({self.coding}.coding) > 1 THEN "
+            f"list_transform({self.coding}.coding[2:], x -> {{sys: x.system, code: x.code}}) END"
+        )
+
+    @property
     def code_expr(self) -> str:
         if self.coding_json:
             return f"{self.coding}->>'$.coding[0].code'"
@@ -387,6 +397,7 @@ STAGED: dict[str, Staged] = {
     "enc_ref": (_V, _events("encounter")),
     "sys": (_V, {e.resource: e.system_expr for e in EVENTS}),
     "code": (_V, {e.resource: e.code_expr for e in EVENTS}),
+    "alt_codes": ("STRUCT(sys VARCHAR, code VARCHAR)[]", {e.resource: e.alt_codes_expr for e in EVENTS}),
     "start_raw": (_V, _events("start") | {"Encounter": "period.start", "Patient": "birthDate"}),
     "end_raw": (_V, _events("end") | {"Encounter": 'period."end"', "Patient": "deceasedDateTime"}),
     "start_ts": ("TIMESTAMP", "fhir_ts(start_raw)"),
