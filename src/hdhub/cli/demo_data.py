@@ -11,7 +11,7 @@ from hdhub.cli.context import CliState, console
 def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
     """On an empty warehouse: the built-in vocabulary, ``hdhub synth`` (3 sites), one FHIR
     load per site and a data-quality report; each step audited like its own command."""
-    from hdhub.ingest.fhir import load_fhir
+    from hdhub.cli.ingest import load_site
     from hdhub.ingest.omop_csv import load_omop_csv
     from hdhub.synth import generate
     from hdhub.warehouse import BUILTIN_VOCABULARY
@@ -32,22 +32,7 @@ def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
     synth = generate(out, patients=patients, sites=3, seed=seed)
     loaded: dict[str, int] = {}
     for site in synth.sites:
-        report = load_fhir(
-            hub.warehouse,
-            [out / site],
-            site=site,
-            secret=hub.keys.pseudonym,
-            objects=hub.objects,
-            identities=hub.identities,
-            merge_systems=tuple(hub.settings.ingest.merge_identifier_systems),
-        )
-        st.audit(
-            "warehouse.load-fhir",
-            load,
-            resource_type="fhir",
-            resource_id=site,
-            detail={"load_id": report.load_id, "tables": report.tables, "rejected": len(report.errors)},
-        )
+        report = load_site(st, load, [out / site], site)
         for table, n in report.tables.items():
             loaded[table] = loaded.get(table, 0) + n
     persons = db.execute("SELECT count(*) FROM person").fetchone()[0]

@@ -6,13 +6,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hdhub.cli.context import console, new_app, state
+from hdhub.cli.context import CliState, console, new_app, state
+from hdhub.security.authz import Decision
+
+if TYPE_CHECKING:
+    from hdhub.ingest.fhir.load import FhirLoadReport
 
 app = new_app("Load data into the warehouse.")
 
@@ -81,32 +86,28 @@ def load_progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-@app.command()
-def fhir(
-    ctx: typer.Context,
-    paths: list[Path] = typer.Argument(
-        ..., help="FHIR Bulk NDJSON files (.ndjson, .ndjson.gz), Bundles (.json), or directories."
-    ),
-    site: str = typer.Option(..., "--site", help="Code of the hospital the files come from (e.g. chu-nord)."),
-) -> None:
-    """Load FHIR R4 resources from one site into the OMOP warehouse (atomic, idempotent)."""
+def load_site(
+    st: CliState,
+    decision: Decision,
+    paths: list[Path],
+    site: str,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> FhirLoadReport:
+    """One audited FHIR load from ``site`` into the deployment's warehouse."""
     from hdhub.ingest.fhir import load_fhir
 
-    st = state(ctx)
-    decision = st.authorize("warehouse:load")
     hub = st.hub
     try:
-        with load_progress() as progress:
-            report = load_fhir(
-                hub.warehouse,
-                paths,
-                site=site,
-                secret=hub.keys.pseudonym,
-                objects=hub.objects,
-                identities=hub.identities,
-                merge_systems=tuple(hub.settings.ingest.merge_identifier_systems),
-                progress=progress,
-            )
+        report = load_fhir(
+            hub.warehouse,
+            paths,
+            site=site,
+            secret=hub.keys.pseudonym,
+            objects=hub.objects,
+            identities=hub.identities,
+            merge_systems=tuple(hub.settings.ingest.merge_identifier_systems),
+            progress=progress,
+        )
     except Exception as exc:
         st.audit(
             "warehouse.load-fhir",
@@ -124,6 +125,22 @@ def fhir(
         resource_id=site,
         detail={"load_id": report.load_id, "tables": report.tables, "rejected": len(report.errors)},
     )
+    return report
+
+
+@app.command()
+def fhir(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(
+        ..., help="FHIR Bulk NDJSON files (.ndjson, .ndjson.gz), Bundles (.json), or directories."
+    ),
+    site: str = typer.Option(..., "--site", help="Code of the hospital the files come from (e.g. chu-nord)."),
+) -> None:
+    """Load FHIR R4 resources from one site into the OMOP warehouse (atomic, idempotent)."""
+    st = state(ctx)
+    decision = st.authorize("warehouse:load")
+    with load_progress() as progress:
+        report = load_site(st, decision, paths, site, progress)
     table = Table(
         "resource",
         "read",

@@ -96,6 +96,13 @@ def _quote_list(values: str) -> str:
     return ", ".join("'" + v.strip().replace("'", "''") + "'" for v in values.split(","))
 
 
+def _concept_check(name: str, subcategory: str, t: str, c: str, what: str, violation: str) -> Check:
+    """A check on the concepts a column holds (0, "no matching concept", is left out)."""
+    return Check(name, "FIELD", "Conformance", subcategory, t, f"{t}.{c} holds {what}",
+                 f"{t} t JOIN concept c ON c.concept_id = t.{c}", violation, f"t.{c} <> 0",
+                 field=c, needs=("concept",))  # fmt: skip
+
+
 def _conformance(table: CdmTable) -> list[Check]:
     t = table.name
     checks = [
@@ -136,18 +143,12 @@ def _conformance(table: CdmTable) -> list[Check]:
             )  # fmt: skip
         if col.fk_domain:
             checks.append(
-                Check("fkDomain", "FIELD", "Conformance", "Value", t,
-                      f"{t}.{c} holds concepts of the {col.fk_domain} domain",
-                      f"{t} t JOIN concept c ON c.concept_id = t.{c}",
-                      f"c.domain_id NOT IN ({_quote_list(col.fk_domain)})",
-                      f"t.{c} <> 0", field=c, needs=("concept",))
+                _concept_check("fkDomain", "Value", t, c, f"concepts of the {col.fk_domain} domain",
+                               f"c.domain_id NOT IN ({_quote_list(col.fk_domain)})")
             )  # fmt: skip
             checks.append(
-                Check("isStandardValidConcept", "FIELD", "Conformance", "Value", t,
-                      f"{t}.{c} holds standard, valid concepts",
-                      f"{t} t JOIN concept c ON c.concept_id = t.{c}",
-                      "c.standard_concept IS DISTINCT FROM 'S' OR c.invalid_reason IS NOT NULL",
-                      f"t.{c} <> 0", field=c, needs=("concept",))
+                _concept_check("isStandardValidConcept", "Value", t, c, "standard, valid concepts",
+                               "c.standard_concept IS DISTINCT FROM 'S' OR c.invalid_reason IS NOT NULL")
             )  # fmt: skip
             if col.required and (t, c) not in ZERO_BY_DESIGN:
                 checks.append(
@@ -157,11 +158,8 @@ def _conformance(table: CdmTable) -> list[Check]:
                 )  # fmt: skip
         if col.fk_class:
             checks.append(
-                Check("fkClass", "FIELD", "Conformance", "Computational", t,
-                      f"{t}.{c} holds concepts of the {col.fk_class} class",
-                      f"{t} t JOIN concept c ON c.concept_id = t.{c}",
-                      f"c.concept_class_id NOT IN ({_quote_list(col.fk_class)})",
-                      f"t.{c} <> 0", field=c, needs=("concept",))
+                _concept_check("fkClass", "Computational", t, c, f"concepts of the {col.fk_class} class",
+                               f"c.concept_class_id NOT IN ({_quote_list(col.fk_class)})")
             )  # fmt: skip
     return checks
 
