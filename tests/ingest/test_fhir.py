@@ -28,6 +28,7 @@ from hdhub.ingest.omop_csv import load_omop_csv
 from hdhub.warehouse import BUILTIN_VOCABULARY, connect
 
 runner = CliRunner()
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SECRET = b"k" * 32
 EVENT_TABLES = [
     "condition_occurrence",
@@ -241,13 +242,35 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
               "valueQuantity": {"value": 79, "unit": "mm[Hg]", "code": "mm[Hg]"}}]},
         {"resourceType": "ImagingStudy", "id": "i1", "subject": {"reference": "Patient/p1"},
          "encounter": {"reference": "Encounter/e1"}, "started": "2024-01-02T10:15:00",
-         "procedureCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "399208008"}]}]},
+         "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.250.1.59.1"}],
+         "procedureCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "399208008"}]}],
+         "series": [{"uid": "1.2.250.1.59.1.1", "modality": {"system": DCM, "code": "DX"},
+                     "bodySite": {"system": "http://snomed.info/sct", "code": "51185008"}},
+                    {"uid": "1.2.250.1.59.1.2", "modality": {"system": DCM, "code": "DX"}}]},
+        {"resourceType": "ImagingStudy", "id": "i2", "subject": {"reference": "Patient/p1"},
+         "started": "2024-01-03T09:00:00",
+         "series": [{"uid": "9.9", "modality": {"system": DCM, "code": "CT"}}],
+         "procedureCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "77477000"}]}]},
     ]  # fmt: skip
     src = tmp_path / "in.ndjson"
     src.write_text("".join(json.dumps(r) + "\n" for r in resources))
     report = load_fhir(con, [src], site="nord", secret=SECRET)
-    assert report.errors == []
+    # i2 has no DICOM study UID: its procedure loads, its series is rejected with a reason.
+    assert [(e["id"], e["reason"]) for e in report.errors] == [
+        ("i2", "no DICOM study UID (identifier urn:dicom:uid) or series UID")
+    ]
     db = con.con
+    assert db.execute(
+        "SELECT i.image_study_uid, i.image_series_uid, i.image_occurrence_date::VARCHAR, "
+        "p.procedure_source_value, "
+        "i.person_id = p.person_id, i.visit_occurrence_id IS NOT NULL FROM image_occurrence i "
+        "JOIN procedure_occurrence p USING (procedure_occurrence_id) ORDER BY 2"
+    ).fetchall() == [
+        ("1.2.250.1.59.1", "1.2.250.1.59.1.1", "2024-01-02", "399208008", True, True),
+        ("1.2.250.1.59.1", "1.2.250.1.59.1.2", "2024-01-02", "399208008", True, True),
+    ]
+    c = report.types["ImagingStudy.series"]
+    assert (c.read, c.loaded, c.rejected) == (3, 2, 1)
     assert db.execute("SELECT note_title, note_text, note_source_value FROM note").fetchall() == [
         ("RX thorax", note, "36643-5")
     ]
@@ -262,8 +285,8 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     ]
     assert report.types["Observation.component"].loaded == 2
     assert db.execute(
-        "SELECT procedure_source_value, procedure_date::VARCHAR FROM procedure_occurrence"
-    ).fetchall() == [("399208008", "2024-01-02")]
+        "SELECT procedure_source_value, procedure_date::VARCHAR FROM procedure_occurrence ORDER BY 1"
+    ).fetchall() == [("399208008", "2024-01-02"), ("77477000", "2024-01-03")]
     visit = db.execute(
         "SELECT c.care_site_name, l.city, p.gender_concept_id, p.provider_source_value "
         "FROM visit_occurrence v "
@@ -277,6 +300,8 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
     again = load_fhir(con, [copy], site="nord", secret=SECRET)
     assert again.types["Organization"].already == 1 and again.types["DiagnosticReport"].already == 2
     assert again.types["Observation.component"].already == 2
+    assert again.types["ImagingStudy.series"].already == 2
+    assert db.execute("SELECT count(*) FROM image_occurrence").fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM care_site").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM location").fetchone()[0] == 1
 

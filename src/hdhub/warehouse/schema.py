@@ -15,7 +15,11 @@ import ibis.expr.datatypes as dt
 
 from hdhub.errors import NotFound
 from hdhub.warehouse._omop_cdm54 import TABLES
+from hdhub.warehouse.extensions import EXTENSION_TABLES
 from hdhub.warehouse.spec import CdmTable
+
+# The specification's 39 tables, then the extensions hdhub fills (image_occurrence).
+ALL_TABLES: dict[str, CdmTable] = {**TABLES, **EXTENSION_TABLES}
 
 _IBIS_TYPE = {"integer": dt.int32, "float": dt.float64, "date": dt.date, "datetime": dt.timestamp,
               "string": dt.string}  # fmt: skip
@@ -23,7 +27,7 @@ _IBIS_TYPE = {"integer": dt.int32, "float": dt.float64, "date": dt.date, "dateti
 
 def cdm_table(name: str) -> CdmTable:
     try:
-        return TABLES[name.lower()]
+        return ALL_TABLES[name.lower()]
     except KeyError:
         raise NotFound(f"{name!r} is not an OMOP CDM 5.4 table") from None
 
@@ -37,7 +41,7 @@ def create_cdm(con: Any) -> list[str]:
     """Create every missing CDM table through Ibis; returns the names created."""
     existing = set(con.list_tables())
     created = []
-    for name in TABLES:
+    for name in ALL_TABLES:
         if name not in existing:
             con.create_table(name, schema=cdm_schema(name))
             created.append(name)

@@ -44,6 +44,7 @@ EVENT_TABLES = (
     "note",
 )
 ENTITY_TABLES = ("care_site", "location", "provider")
+IMAGE_SERIES = "ImagingStudy.series"
 ID_COLUMN = {t: f"{t}_id" for t in (*EVENT_TABLES, *ENTITY_TABLES, "visit_occurrence")}
 MEMORY_LIMIT = "1GB"  # DuckDB's working memory during a load
 SLICE = 1_000_000  # staged rows mapped at a time: memory stays flat however large the load
@@ -577,16 +578,20 @@ class _Load:
         for table, n in self.q("SELECT target, count(*) FROM _eok WHERE NOT already GROUP BY 1"):
             self.report.tables[table] = self.report.tables.get(table, 0) + n
 
-    def _concepts(self) -> None:
+    def _concepts(self, wanted: str = "", table: str = "_codes") -> None:
+        """``table``: source and standard concept (and its domain) of each (system, code) of
+        ``wanted`` (default: every code of the events ``_e``)."""
+        wanted = wanted or (
+            "SELECT DISTINCT sys, code FROM _e WHERE code IS NOT NULL UNION "
+            "SELECT DISTINCT value_sys, value_code FROM _e WHERE value_code IS NOT NULL UNION "
+            "SELECT DISTINCT 'http://unitsofmeasure.org', unit_code FROM _e WHERE unit_code IS NOT NULL UNION "
+            "SELECT DISTINCT sys, code FROM _altc WHERE code IS NOT NULL"
+        )
         systems = " UNION ALL ".join(
             f"SELECT {sql_literal(u)} AS sys, {sql_literal(v)} AS vocab" for u, v in m.SYSTEMS.items()
         )
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _codes AS WITH wanted AS ("
-            f"  SELECT DISTINCT sys, code FROM _e WHERE code IS NOT NULL UNION "
-            f"  SELECT DISTINCT value_sys, value_code FROM _e WHERE value_code IS NOT NULL UNION "
-            f"  SELECT DISTINCT 'http://unitsofmeasure.org', unit_code FROM _e WHERE unit_code IS NOT NULL UNION "
-            f"  SELECT DISTINCT sys, code FROM _altc WHERE code IS NOT NULL), "
+            f"CREATE OR REPLACE TEMP TABLE {table} AS WITH wanted AS ({wanted}), "
             f"systems AS ({systems}), "
             f"src AS (SELECT w.sys, w.code, min(c.concept_id) AS source_id FROM wanted w JOIN systems s ON s.sys = w.sys "
             f"  JOIN concept c ON c.vocabulary_id = s.vocab AND c.concept_code = w.code GROUP BY 1, 2), "
@@ -597,7 +602,66 @@ class _Load:
             f"SELECT std.*, c.domain_id AS domain FROM std LEFT JOIN concept c ON c.concept_id = std.standard_id"
         )
 
-    # 6. observation periods of the persons touched --------------------------------------------
+    # 6. imaging series -> image_occurrence (OHDSI imaging extension), after their procedure --
+    def images(self, c: str) -> None:
+        if not self.q(f"SELECT count(*) FROM {c} WHERE rtype = 'ImagingStudy' AND series IS NOT NULL")[0][0]:
+            return
+        key = self.row_key(IMAGE_SERIES, "fid || '#' || coalesce(x.uid, pos::VARCHAR)")
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _i0 AS SELECT rid, file_no, line, fid, source_key AS parent_key, "
+            "study_uid, x.uid AS series_uid, x.modality_sys, x.modality, x.site_sys, x.site, pos, "
+            f"{key} AS source_key "
+            "FROM (SELECT *, unnest(series) AS x, generate_subscripts(series, 1) AS pos "
+            f"FROM {c} WHERE rtype = 'ImagingStudy' AND series IS NOT NULL)"
+        )
+        self._concepts(
+            "SELECT DISTINCT modality_sys AS sys, modality AS code FROM _i0 WHERE modality IS NOT NULL UNION "
+            "SELECT DISTINCT site_sys, site FROM _i0 WHERE site IS NOT NULL",
+            "_icodes",
+        )
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _i AS SELECT i.*, {sql_literal(IMAGE_SERIES)} AS rtype, "
+            "k.row_id AS procedure_id, p.person_id, p.visit_occurrence_id, p.procedure_date, "
+            "coalesce(mc.standard_id, 0) AS modality_concept_id, sc.standard_id AS site_concept_id, "
+            "i.source_key IN (SELECT source_key FROM _hdhub_source_rows) AS already FROM _i0 i "
+            "LEFT JOIN _hdhub_source_rows k ON k.source_key = i.parent_key AND k.omop_table = 'procedure_occurrence' "
+            "LEFT JOIN procedure_occurrence p ON p.procedure_occurrence_id = k.row_id "
+            "LEFT JOIN _icodes mc ON mc.sys = i.modality_sys AND mc.code = i.modality "
+            "LEFT JOIN _icodes sc ON sc.sys = i.site_sys AND sc.code = i.site"
+        )
+        self.report.count(IMAGE_SERIES).read += self.q("SELECT count(*) FROM _i")[0][0]
+        self.reject_where(
+            "study_uid IS NULL OR series_uid IS NULL",
+            "'no DICOM study UID (identifier urn:dicom:uid) or series UID'",
+            "_i",
+        )
+        self.reject_where(
+            "study_uid IS NOT NULL AND series_uid IS NOT NULL AND procedure_id IS NULL",
+            "'its ImagingStudy was not loaded as a procedure'",
+            "_i",
+        )
+        ok = "study_uid IS NOT NULL AND series_uid IS NOT NULL AND procedure_id IS NOT NULL"
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE _inew AS SELECT *, (SELECT coalesce(max(image_occurrence_id), 0) "
+            "FROM image_occurrence) + row_number() OVER (ORDER BY rid, pos) AS image_id FROM _i "
+            f"WHERE {ok} AND NOT already QUALIFY row_number() OVER (PARTITION BY source_key ORDER BY rid, pos) = 1"
+        )
+        self.db.execute(
+            "INSERT INTO image_occurrence (image_occurrence_id, person_id, procedure_occurrence_id, "
+            "visit_occurrence_id, anatomic_site_concept_id, image_occurrence_date, image_study_uid, "
+            "image_series_uid, modality_concept_id) SELECT image_id, person_id, procedure_id, visit_occurrence_id, "
+            "site_concept_id, procedure_date, left(study_uid, 250), left(series_uid, 250), modality_concept_id "
+            "FROM _inew"
+        )
+        self.db.execute(
+            "INSERT INTO _hdhub_source_rows SELECT source_key, 'image_occurrence', image_id FROM _inew"
+        )
+        already, new = self.q(
+            f"SELECT (SELECT count(*) FROM _i WHERE {ok} AND already), (SELECT count(*) FROM _inew)"
+        )[0]
+        self.report.add(IMAGE_SERIES, already=already, loaded=new, table="image_occurrence", rows=new)
+
+    # 7. observation periods of the persons touched --------------------------------------------
     def observation_periods(self) -> None:
         spans = " UNION ALL ".join(
             [
@@ -698,6 +762,7 @@ def load_fhir(
                 (load.entities, list(m.ENTITY_TYPES)),
                 (load.visits, ["Encounter"]),
                 (load.events, list(m.EVENT_TYPES)),
+                (load.images, ["ImagingStudy"]),
             )
             total_steps, done_steps = len(steps) * max(1, -(-load.staged // SLICE)) + 1, 0
             for step, rtypes in steps:

@@ -31,6 +31,7 @@ SYSTEMS: dict[str, str] = {
     "http://www.ama-assn.org/go/cpt": "CPT4",
     "https://smt.esante.gouv.fr/terminologie-cim-10/": "ICD10",
     "https://smt.esante.gouv.fr/terminologie-ccam/": "CCAM",
+    "http://dicom.nema.org/resources/ontology/DCM": "DICOM",
 }
 
 # Standard concept domain -> OMOP table
@@ -119,6 +120,8 @@ FIELDS: dict[str, str] = {
     "presentedForm": "STRUCT(contentType VARCHAR, data VARCHAR, title VARCHAR)[]",
     "procedureCode": f"{_CC}[]",
     "started": _V,
+    "series": "STRUCT(uid VARCHAR, modality STRUCT(system VARCHAR, code VARCHAR), "
+    "bodySite STRUCT(system VARCHAR, code VARCHAR))[]",
     # Who and where: Encounter.serviceProvider -> care_site, participant -> provider.
     "serviceProvider": _REF,
     "participant": "STRUCT(individual STRUCT(reference VARCHAR))[]",
@@ -420,6 +423,21 @@ STAGED: dict[str, Staged] = {
     "note_text": (_V, _events("note_text")),
     "note_title": (_V, _events("note_title")),
     "class_code": (_V, {"Encounter": "class.code"}),
+    # ImagingStudy: its DICOM Study Instance UID and series -> image_occurrence.
+    "study_uid": (
+        _V,
+        {
+            "ImagingStudy": "replace(list_filter(identifier, i -> i.system = 'urn:dicom:uid')[1].value, 'urn:oid:', '')"
+        },
+    ),
+    "series": (
+        "STRUCT(uid VARCHAR, modality_sys VARCHAR, modality VARCHAR, site_sys VARCHAR, site VARCHAR)[]",
+        {
+            "ImagingStudy": "CASE WHEN len(series) > 0 THEN list_transform(series, x -> {uid: x.uid, "
+            "modality_sys: x.modality.system, modality: x.modality.code, site_sys: x.bodySite.system, "
+            "site: x.bodySite.code}) END"
+        },
+    ),
     "components": (
         "STRUCT(sys VARCHAR, code VARCHAR, value_num DOUBLE, unit_code VARCHAR, value_sys VARCHAR, "
         "value_code VARCHAR, value_string VARCHAR)[]",

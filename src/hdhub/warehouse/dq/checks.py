@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hdhub.warehouse._omop_cdm54 import TABLES
 from hdhub.warehouse.dq.plausible import (
     EARLIEST_BIRTH,
     EARLIEST_DATE,
     FIELD_RANGES,
     MEASUREMENTS,
 )
+from hdhub.warehouse.schema import ALL_TABLES
 from hdhub.warehouse.spec import CdmTable
 
 # Clinical event tables and the date that places the event in time.
@@ -85,7 +85,7 @@ class Check:
 
 
 def _cdm_tables() -> list[CdmTable]:
-    return [t for t in TABLES.values() if t.schema == "CDM"]
+    return [t for t in ALL_TABLES.values() if t.schema == "CDM"]
 
 
 def _has(table: CdmTable, column: str) -> bool:

@@ -104,11 +104,10 @@ class DqReport:
 
 
 def _row_counts(db: Any, tables: set[str]) -> dict[str, int]:
-    from hdhub.warehouse._omop_cdm54 import TABLES
+    from hdhub.warehouse.schema import ALL_TABLES
 
-    return {
-        name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in TABLES if name in tables
-    }
+    names = [name for name in ALL_TABLES if name in tables]
+    return {name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in names}
 
 
 def run_checks(
