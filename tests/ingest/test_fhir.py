@@ -240,6 +240,16 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
               "valueQuantity": {"value": 128, "unit": "mm[Hg]", "code": "mm[Hg]"}},
              {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
               "valueQuantity": {"value": 79, "unit": "mm[Hg]", "code": "mm[Hg]"}}]},
+        {"resourceType": "Medication", "id": "m1",
+         "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}},
+        {"resourceType": "MedicationRequest", "id": "mr1", "subject": {"reference": "Patient/p1"},
+         "authoredOn": "2024-01-02", "medicationReference": {"reference": "Medication/m1"}},
+        {"resourceType": "Observation", "id": "o-int", "subject": {"reference": "Patient/p1"},
+         "effectiveDateTime": "2024-01-02", "category": [{"coding": [{"code": "survey"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]}, "valueInteger": 7},
+        {"resourceType": "Observation", "id": "o-bool", "subject": {"reference": "Patient/p1"},
+         "effectiveDateTime": "2024-01-02", "category": [{"coding": [{"code": "social-history"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "63586-2"}]}, "valueBoolean": True},
         {"resourceType": "ImagingStudy", "id": "i1", "subject": {"reference": "Patient/p1"},
          "encounter": {"reference": "Encounter/e1"}, "started": "2024-01-02T10:15:00",
          "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.250.1.59.1"}],
@@ -284,6 +294,15 @@ def test_reports_imaging_studies_and_literal_references(tmp_path: Path) -> None:
         ("85354-9", None, None),
     ]
     assert report.types["Observation.component"].loaded == 2
+    # A MedicationRequest naming a Medication takes its code.
+    assert db.execute(
+        "SELECT drug_source_value, drug_exposure_start_date::VARCHAR FROM drug_exposure"
+    ).fetchall() == [("314076", "2024-01-02")]
+    assert report.types["Medication"].loaded == 1
+    # Surveys and social history: integer and boolean values are kept.
+    assert db.execute(
+        "SELECT observation_source_value, value_as_number, value_as_string FROM observation ORDER BY 1"
+    ).fetchall() == [("44261-6", 7, None), ("63586-2", None, "true")]
     assert db.execute(
         "SELECT procedure_source_value, procedure_date::VARCHAR FROM procedure_occurrence ORDER BY 1"
     ).fetchall() == [("399208008", "2024-01-02"), ("77477000", "2024-01-03")]

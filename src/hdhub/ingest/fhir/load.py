@@ -252,6 +252,8 @@ class _Load:
             self.report.count(rtype).read = n
             if rtype in m.NOT_MAPPED_YET:
                 self.report.count(rtype).not_mapped_yet = n
+            elif rtype == "Medication":  # read as the code of the requests that name it
+                self.report.count(rtype).loaded = n
         self.reject_where("rtype IS NULL", "'no resourceType'", STAGE)
         known = ", ".join(sql_literal(t) for t in m.MAPPED | m.NOT_MAPPED_YET)
         self.reject_where(f"rtype NOT IN ({known})", "'unsupported resource type ' || rtype", STAGE)
@@ -510,13 +512,20 @@ class _Load:
             f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
             f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
             f"forced_table AS forced, {per_type('code_is_value')} AS code_is_value, "
-            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code, FALSE AS alt FROM {c} "
+            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code, med_ref, FALSE AS alt FROM {c} "
             f"WHERE rtype IN ({', '.join(sql_literal(t) for t in m.EVENT_TYPES)})"
         )
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE _altc AS SELECT rid, x.sys, x.code, pos FROM (SELECT rid, "
             f"unnest(alt_codes) AS x, generate_subscripts(alt_codes, 1) AS pos FROM {c} WHERE alt_codes IS NOT NULL)"
         )
+        # medicationReference: the code of the Medication named (staged in this load).
+        if self.q("SELECT count(*) FROM _e WHERE code IS NULL AND med_ref IS NOT NULL")[0][0]:
+            self.db.execute(
+                "UPDATE _e SET sys = md.sys, code = md.code, alt = TRUE FROM (SELECT fid, first(sys) AS sys, "
+                f"first(code) AS code FROM {STAGE} WHERE rtype = 'Medication' AND code IS NOT NULL GROUP BY fid) md "
+                "WHERE _e.code IS NULL AND _e.med_ref = md.fid"
+            )
         self.ref_maps("_e")
         self.db.execute(
             "CREATE OR REPLACE TEMP VIEW _ej AS SELECT e.*, pm.person_id, vm.visit_id FROM _e e "

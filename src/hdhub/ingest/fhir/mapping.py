@@ -82,6 +82,7 @@ FIELDS: dict[str, str] = {
     "context": "JSON",
     "code": _CC,
     "medicationCodeableConcept": _CC,
+    "medicationReference": _REF,
     "vaccineCode": _CC,
     "valueCodeableConcept": _CC,
     "type": "JSON",
@@ -104,6 +105,9 @@ FIELDS: dict[str, str] = {
     "description": _V,
     "valueQuantity": _QTY,
     "valueString": _V,
+    "valueInteger": "BIGINT",
+    "valueBoolean": "BOOLEAN",
+    "valueDateTime": _V,
     "referenceRange": "STRUCT(low STRUCT(value DOUBLE), high STRUCT(value DOUBLE))[]",
     "component": f"STRUCT(code {_CC}, valueQuantity {_QTY}, valueCodeableConcept {_CC}, valueString VARCHAR)[]",
     "content": "STRUCT(attachment STRUCT(contentType VARCHAR, data VARCHAR, title VARCHAR))[]",
@@ -255,10 +259,10 @@ EVENTS: list[EventSpec] = [
         'effectivePeriod."end"',
         OBSERVATION_TABLE,
         EHR,
-        value_num="valueQuantity.value",
+        value_num="coalesce(valueQuantity.value, valueInteger)",
         unit_code="coalesce(valueQuantity.code, valueQuantity.unit)",
         value_coding="valueCodeableConcept",
-        value_string="valueString",
+        value_string="coalesce(valueString, valueBoolean::VARCHAR, valueDateTime)",
         range_low="referenceRange[1].low.value",
         range_high="referenceRange[1].high.value",
     ),
@@ -339,7 +343,6 @@ NOT_MAPPED_YET = frozenset(
     {
         "PractitionerRole",
         "Provenance",
-        "Medication",
         "CarePlan",
         "CareTeam",
         "Goal",
@@ -351,7 +354,10 @@ NOT_MAPPED_YET = frozenset(
 # Who and where care happens: Organization -> care_site (+ location of its address),
 # Location -> location, Practitioner -> provider.
 ENTITY_TYPES = ("Organization", "Location", "Practitioner")
-MAPPED = frozenset({"Patient", "Encounter", *ENTITY_TYPES, *EVENT_TYPES})
+# A Medication is the code of the MedicationRequest, -Administration or -Statement that
+# names it in medicationReference (within the same load).
+MEDICATION_USERS = ("MedicationRequest", "MedicationAdministration", "MedicationStatement")
+MAPPED = frozenset({"Patient", "Encounter", "Medication", *ENTITY_TYPES, *EVENT_TYPES})
 
 
 def _ref_id(expr: str) -> str:
@@ -398,8 +404,9 @@ STAGED: dict[str, Staged] = {
     "source_key": ("UHUGEINT", "$source_key"),
     "patient_ref": (_V, _events("patient") | {"Encounter": "subject.reference"}),
     "enc_ref": (_V, _events("encounter")),
-    "sys": (_V, {e.resource: e.system_expr for e in EVENTS}),
-    "code": (_V, {e.resource: e.code_expr for e in EVENTS}),
+    "sys": (_V, {e.resource: e.system_expr for e in EVENTS} | {"Medication": "code.coding[1].system"}),
+    "code": (_V, {e.resource: e.code_expr for e in EVENTS} | {"Medication": "code.coding[1].code"}),
+    "med_ref": (_V, {t: _ref_id("medicationReference.reference") for t in MEDICATION_USERS}),
     "alt_codes": ("STRUCT(sys VARCHAR, code VARCHAR)[]", {e.resource: e.alt_codes_expr for e in EVENTS}),
     "start_raw": (_V, _events("start") | {"Encounter": "period.start", "Patient": "birthDate"}),
     "end_raw": (_V, _events("end") | {"Encounter": 'period."end"', "Patient": "deceasedDateTime"}),
