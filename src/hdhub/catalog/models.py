@@ -143,3 +143,53 @@ class PatientIdentifierIndex(Base):
     patient_key: Mapped[str] = mapped_column(
         ForeignKey("patient_identities.patient_key", ondelete="CASCADE"), primary_key=True
     )
+
+
+# --- imaging archive: the index of DICOM instances (the files themselves are objects) ---------
+class DicomStudy(Base):
+    """Study-level attributes (PS3.18 QIDO-RS study matching and return keys)."""
+
+    __tablename__ = "dicom_studies"
+
+    study_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_name: Mapped[str | None] = mapped_column(Text)
+    patient_birth_date: Mapped[str | None] = mapped_column(String(8))
+    patient_sex: Mapped[str | None] = mapped_column(String(16))
+    study_date: Mapped[str | None] = mapped_column(String(8), index=True)
+    study_time: Mapped[str | None] = mapped_column(String(16))
+    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64))
+    study_description: Mapped[str | None] = mapped_column(Text)
+    referring_physician_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DicomSeries(Base):
+    __tablename__ = "dicom_series"
+
+    series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("dicom_studies.study_uid"), index=True)
+    modality: Mapped[str | None] = mapped_column(String(16), index=True)
+    series_number: Mapped[str | None] = mapped_column(String(16))
+    series_description: Mapped[str | None] = mapped_column(Text)
+    body_part_examined: Mapped[str | None] = mapped_column(String(64))
+
+
+class DicomInstance(Base):
+    """One stored instance: where its bytes are (as received), and its DICOM JSON metadata
+    (bulk data left out) for WADO-RS /metadata without reading the object."""
+
+    __tablename__ = "dicom_instances"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_uid: Mapped[str] = mapped_column(ForeignKey("dicom_series.series_uid"), index=True)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64))
+    instance_number: Mapped[str | None] = mapped_column(String(16))
+    transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    metadata_json: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

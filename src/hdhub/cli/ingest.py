@@ -170,3 +170,40 @@ def fhir(
             f"full report: hdhub objects get {report.error_report}",
             highlight=False,
         )
+
+
+@app.command()
+def dicom(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="DICOM files or directories (any file name)."),
+) -> None:
+    """Store DICOM instances in the imaging archive, byte for byte, and index them."""
+    from hdhub.imaging.store import STORED, dicom_files, store_file
+
+    st = state(ctx)
+    decision = st.authorize("imaging:write")
+    hub = st.hub
+    outcomes = [store_file(hub.catalog, hub.objects, f) for f in dicom_files(paths)]
+    stored = [o for o in outcomes if o.status == STORED]
+    refused = [o for o in outcomes if o.status != STORED]
+    st.audit(
+        "imaging.store",
+        decision,
+        resource_type="dicom",
+        resource_id=str(len(stored)),
+        detail={
+            "stored": len(stored),
+            "refused": len(refused),
+            "studies": sorted({o.study_uid for o in stored})[:50],
+        },
+    )
+    for o in refused[:50]:
+        console.print(f"refused {o.source}: {o.reason}", highlight=False, soft_wrap=True, markup=False)
+    if len(refused) > 50:
+        console.print(f"… and {len(refused) - 50} more refused", highlight=False)
+    studies = len({o.study_uid for o in stored})
+    console.print(
+        f"{len(stored)} instances stored ({studies} studies), {len(refused)} refused", highlight=False
+    )
+    if refused and not stored:
+        raise typer.Exit(65)

@@ -28,6 +28,8 @@ POLICY: dict[str, frozenset[str]] = {
     # warehouse
     "warehouse:load": frozenset({"admin", "data_engineer"}),
     "warehouse:read": frozenset({"admin", "data_engineer"}),
+    # imaging archive
+    "imaging:write": frozenset({"admin", "data_engineer"}),
     # objects
     "objects:read": frozenset({"admin", "data_engineer"}),
     "objects:write": frozenset({"admin", "data_engineer"}),

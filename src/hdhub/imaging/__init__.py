@@ -1,0 +1,1 @@
+"""The imaging archive: DICOM instances stored as received, indexed in the catalog."""

@@ -1,0 +1,147 @@
+"""The imaging archive's store: byte-identical instances, a consistent index, clear refusals."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pydicom.data
+import pytest
+from pydicom.uid import generate_uid
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
+from hdhub.cli.main import app
+from hdhub.errors import NotFound
+from hdhub.hub import Hub
+from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance
+from hdhub.objects import open_store
+
+runner = CliRunner()
+MR_SMALL = Path(pydicom.data.get_testdata_file("MR_small.dcm"))
+
+
+def _counts(hub: Hub) -> tuple[int, int, int]:
+    with Session(hub.catalog) as s:
+        return tuple(  # type: ignore[return-value]
+            s.scalar(select(func.count()).select_from(model))
+            for model in (DicomStudy, DicomSeries, DicomInstance)
+        )
+
+
+def _variant(study: str | None = None, series: str | None = None, sop: str | None = None) -> bytes:
+    """MR_small.dcm with other UIDs (None: removed)."""
+    ds = pydicom.dcmread(MR_SMALL)
+    for keyword, value in (
+        ("StudyInstanceUID", study),
+        ("SeriesInstanceUID", series),
+        ("SOPInstanceUID", sop),
+    ):
+        if value is None:
+            del ds[keyword]
+        else:
+            setattr(ds, keyword, value)
+    buf = BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def test_every_pydicom_test_file_is_stored_identically_or_refused_with_a_reason(hub: Hub) -> None:
+    """Must show (issue 4): explicit and implicit VR, big endian, deflated, JPEG, JPEG 2000,
+    JPEG-LS, RLE and the deliberately broken files: no crash, no half-indexed instance."""
+    files = [Path(f) for f in pydicom.data.get_testdata_files() if Path(f).is_file()]
+    assert len(files) > 100
+    stored: dict[str, bytes] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the broken files it reads
+        for f in files:
+            data = f.read_bytes()
+            outcome = store_instance(hub.catalog, hub.objects, data, f.name)
+            assert outcome.status in (STORED, REFUSED)
+            if outcome.status == STORED:
+                stored[outcome.sop_instance_uid] = data  # type: ignore[index]
+            else:
+                assert outcome.reason, f.name
+    assert len(stored) > 100
+    for sop, data in stored.items():
+        assert read_instance(hub.catalog, hub.objects, sop) == data
+    # The index holds exactly the stored instances, each with its object.
+    with Session(hub.catalog) as s:
+        rows = s.execute(select(DicomInstance.sop_instance_uid, DicomInstance.object_key)).all()
+    assert {sop for sop, _ in rows} == set(stored)
+    keys = {info.key for info in hub.objects.list("dicom/")}
+    assert keys == {key for _, key in rows}
+    # Transfer syntaxes seen: the formats the issue names.
+    with Session(hub.catalog) as s:
+        syntaxes = set(s.scalars(select(DicomInstance.transfer_syntax_uid)))
+    for uid in (
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.5",
+    ):
+        assert uid in syntaxes, uid  # fmt: skip
+
+
+def test_refusals_leave_nothing_behind(hub: Hub) -> None:
+    study, series = generate_uid(), generate_uid()
+    ok = store_instance(hub.catalog, hub.objects, _variant(study, series, generate_uid()), "ok")
+    assert ok.status == STORED
+    before = _counts(hub)
+    cases = {
+        "traversal": (_variant("1.2/../../etc", series, generate_uid()), "is not a valid DICOM UID"),
+        "no study": (_variant(None, series, generate_uid()), "no StudyInstanceUID (0020,000D)"),
+        "too long": (_variant("1." * 40 + "1", series, generate_uid()), "is not a valid DICOM UID"),
+        "not dicom": (b"%PDF-1.7 not an image", "not a DICOM"),
+        "empty": (b"", "not a DICOM file"),
+        "duplicate": (_variant(study, series, ok.sop_instance_uid), "is already stored"),
+        # A known series under a new study: the new study row is rolled back too.
+        "series elsewhere": (_variant(generate_uid(), series, generate_uid()), f"series {series} belongs to"),
+    }  # fmt: skip
+    for name, (data, reason) in cases.items():
+        outcome = store_instance(hub.catalog, hub.objects, data, name)
+        assert outcome.status == REFUSED and reason in (outcome.reason or ""), (name, outcome)
+    assert _counts(hub) == before
+    assert len(list(hub.objects.list("dicom/"))) == 1
+
+
+def test_a_failing_object_store_leaves_no_index_row(hub: Hub, tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    broken = open_store(f"file://{root}", hub.keys.keyring)
+    shutil.rmtree(root)
+    root.write_text("a file where the store's directory was")  # every write now fails
+    with pytest.raises(OSError):
+        store_instance(hub.catalog, broken, _variant(generate_uid(), generate_uid(), generate_uid()), "x")
+    assert _counts(hub) == (0, 0, 0)
+    with pytest.raises(NotFound):
+        read_instance(hub.catalog, hub.objects, "1.2.3")
+
+
+def test_cli_ingest_dicom(local_hub: Hub, tmp_path: Path) -> None:
+    home = str(local_hub.settings.home)
+    local_hub.close()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"img{i}").write_bytes(_variant("1.2.3.4", "1.2.3.4.5", f"1.2.3.4.5.{i}"))
+    (folder / "notes.txt").write_text("not an image")
+    r = runner.invoke(app, ["--home", home, "ingest", "dicom", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "3 instances stored (1 studies), 1 refused" in r.output and "notes.txt" in r.output
+    r = runner.invoke(app, ["--home", home, "ingest", "dicom", str(folder / "notes.txt")])
+    assert r.exit_code == 65
+    hub = Hub.open(home)
+    try:
+        assert hub.audit.count(action="imaging.store") == 2
+        assert _counts(hub) == (1, 1, 3)
+    finally:
+        hub.close()
