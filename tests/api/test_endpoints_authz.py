@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import httpx
 import pytest
+from pydicom.uid import generate_uid
 
 from hdhub.security.roles import POLICY, ROLES
-from tests.api.conftest import INS, PERSON_KEY, Api
+from tests.api.conftest import INS, INSTANCE, PERSON_KEY, SERIES, STUDY, Api, dicom_instance
+
+
+def stow_body() -> tuple[str, bytes]:
+    """A STOW-RS request storing one new instance (a fresh SOP Instance UID each time)."""
+    data = dicom_instance(STUDY, SERIES, generate_uid())
+    return 'multipart/related; type="application/dicom"; boundary=b0', (
+        b"--b0\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--b0--\r\n"
+    )
+
+
+def send(
+    api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
+) -> httpx.Response:
+    if callable(body):
+        content_type, content = body()
+        return api.client.request(
+            method, path, content=content, headers=headers | {"content-type": content_type}
+        )
+    return api.client.request(method, path, json=body, headers=headers)
+
 
 # (method, path, action, body)
 ENDPOINTS = [
@@ -16,6 +40,9 @@ ENDPOINTS = [
     ("GET", "/metrics", "metrics:read", None),
     ("GET", f"/api/v1/identities?identifier={INS[0]}|{INS[1]}", "identities:read", None),
     ("GET", f"/api/v1/identities/{PERSON_KEY}", "identities:read", None),
+    ("POST", "/dicomweb/studies", "imaging:write", stow_body),
+    ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),
 ]
 
 
@@ -23,7 +50,7 @@ ENDPOINTS = [
 def test_anonymous_is_refused_with_401(
     api: Api, method: str, path: str, action: str, body: dict | None
 ) -> None:
-    r = api.client.request(method, path, json=body)
+    r = send(api, method, path, body, {})
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
     assert r.json()["error"]["code"] == "unauthenticated"
@@ -34,7 +61,7 @@ def test_each_role_gets_exactly_its_policy(
     api: Api, method: str, path: str, action: str, body: dict | None
 ) -> None:
     for role in ROLES:
-        r = api.client.request(method, path, json=body, headers=api.as_role(role))
+        r = send(api, method, path, body, api.as_role(role))
         if role in POLICY[action]:
             assert r.status_code < 400, (role, r.text)
         else:

@@ -42,6 +42,8 @@ class StoreOutcome:
     sop_instance_uid: str | None = None
     study_uid: str | None = None
     reason: str | None = None
+    sop_class_uid: str | None = None
+    duplicate: bool = False  # refused as a second copy of a stored instance
 
 
 def object_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -111,15 +113,20 @@ def store_instance(catalog: Engine, objects: Any, data: bytes, source: str = "")
         return StoreOutcome(
             source, REFUSED, reason=f"unreadable DICOM data: {type(exc).__name__}: {str(exc)[:200]}"
         )
+    sop_class = _text(ds, "SOPClassUID", 64)
     try:
         _index_and_put(catalog, objects, ds, data, (study, series, sop), metadata)
     except _Refused as exc:
-        return StoreOutcome(source, REFUSED, sop, study, str(exc))
-    return StoreOutcome(source, STORED, sop, study)
+        return StoreOutcome(source, REFUSED, sop, study, str(exc), sop_class, exc.duplicate)
+    return StoreOutcome(source, STORED, sop, study, sop_class_uid=sop_class)
 
 
 class _Refused(Exception):
     """Raised inside the catalog transaction, so that it rolls back."""
+
+    def __init__(self, reason: str, duplicate: bool = False) -> None:
+        super().__init__(reason)
+        self.duplicate = duplicate
 
 
 def _index_and_put(
@@ -129,7 +136,7 @@ def _index_and_put(
     meta = getattr(ds, "file_meta", None)
     with Session(catalog) as session, session.begin():
         if session.get(DicomInstance, sop) is not None:
-            raise _Refused(f"SOP Instance UID {sop} is already stored")
+            raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
         if session.get(DicomStudy, study) is None:
             session.add(
                 DicomStudy(
@@ -189,14 +196,16 @@ def store_file(catalog: Engine, objects: Any, path: Path) -> StoreOutcome:
     return store_instance(catalog, objects, path.read_bytes(), str(path))
 
 
-def read_instance(catalog: Engine, objects: Any, sop_uid: str) -> bytes:
-    """The stored bytes of an instance, exactly as received."""
+def read_instance(
+    catalog: Engine, objects: Any, sop_uid: str, study_uid: str | None = None, series_uid: str | None = None
+) -> bytes:
+    """The stored bytes of an instance, exactly as received (of that study and series, if given)."""
     from hdhub.errors import IntegrityError, NotFound
 
     with Session(catalog) as session:
         row = session.get(DicomInstance, sop_uid)
-        if row is None:
-            raise NotFound(f"no DICOM instance {sop_uid}")
+        if row is None or (study_uid, series_uid) not in ((None, None), (row.study_uid, row.series_uid)):
+            raise NotFound(f"no DICOM instance {sop_uid}" + (f" in study {study_uid}" if study_uid else ""))
         key, sha = row.object_key, row.sha256
     data = objects.get_bytes(key)
     if hashlib.sha256(data).hexdigest() != sha:

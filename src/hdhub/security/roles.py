@@ -28,7 +28,8 @@ POLICY: dict[str, frozenset[str]] = {
     # warehouse
     "warehouse:load": frozenset({"admin", "data_engineer"}),
     "warehouse:read": frozenset({"admin", "data_engineer"}),
-    # imaging archive
+    # imaging archive: clinicians read images for care; data engineers and PACS accounts store
+    "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),
     # objects
     "objects:read": frozenset({"admin", "data_engineer"}),

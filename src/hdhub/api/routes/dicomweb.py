@@ -1,0 +1,196 @@
+"""DICOMweb (PS3.18): STOW-RS store, QIDO-RS study search, WADO-RS instance retrieve.
+
+Storing needs ``imaging:write``, searching and retrieving ``imaging:read``. Instances are
+returned exactly as stored (``transfer-syntax=*``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from email.message import Message
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from hdhub.api.deps import audit_context, get_hub, require
+from hdhub.errors import HdhubError, ValidationError
+from hdhub.hub import Hub
+from hdhub.imaging.qido import parse_query, search_studies
+from hdhub.imaging.store import STORED, StoreOutcome, read_instance, store_instance
+from hdhub.security.principal import Principal
+
+router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+DICOM_JSON = "application/dicom+json"
+MAX_STOW_BYTES = 2 << 30
+# STOW-RS failure reasons (PS3.18 / PS3.4 status codes)
+DUPLICATE, CANNOT_UNDERSTAND = 0x0111, 0xC000
+
+
+class BadRequest(HdhubError):
+    code = "invalid"
+    status = 400  # PS3.18: an invalid query or body is 400, not 422
+
+
+class UnsupportedMediaType(HdhubError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class PayloadTooLarge(HdhubError):
+    code = "payload_too_large"
+    status = 413
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/dicomweb"
+
+
+def split_multipart(body: bytes, boundary: str) -> list[tuple[Message, bytes]]:
+    """The parts of a multipart body, each content byte-exact (RFC 2046)."""
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    chunks = (b"\r\n" + body).split(delimiter)
+    parts = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):  # the close delimiter
+            break
+        head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            raise BadRequest("multipart body: a part without a blank line after its headers")
+        headers = Message()
+        for line in head.split(b"\r\n")[1:]:  # the rest of the delimiter line is padding
+            name, colon, value = line.decode("latin-1").partition(":")
+            if colon:
+                headers[name.strip()] = value.strip()
+        parts.append((headers, content))
+    return parts
+
+
+def _content_type(value: str) -> Message:
+    m = Message()
+    m["content-type"] = value
+    return m
+
+
+def _stow_response(outcomes: list[StoreOutcome], base: str) -> tuple[int, dict[str, Any]]:
+    stored = [o for o in outcomes if o.status == STORED]
+    failed = [o for o in outcomes if o.status != STORED]
+
+    def ref(o: StoreOutcome) -> dict[str, Any]:
+        item: dict[str, Any] = {}
+        if o.sop_class_uid:
+            item["00081150"] = {"vr": "UI", "Value": [o.sop_class_uid]}
+        if o.sop_instance_uid:
+            item["00081155"] = {"vr": "UI", "Value": [o.sop_instance_uid]}
+        return item
+
+    body: dict[str, Any] = {}
+    studies = {o.study_uid for o in stored}
+    if len(studies) == 1:
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{studies.pop()}"]}
+    if failed:
+        body["00081198"] = {
+            "vr": "SQ",
+            "Value": [
+                ref(o)
+                | {"00081197": {"vr": "US", "Value": [DUPLICATE if o.duplicate else CANNOT_UNDERSTAND]}}
+                for o in failed
+            ],
+        }
+    if stored:
+        body["00081199"] = {
+            "vr": "SQ",
+            "Value": [
+                ref(o)
+                | {
+                    "00081190": {
+                        "vr": "UR",
+                        "Value": [f"{base}/studies/{o.study_uid}/instances/{o.sop_instance_uid}"],
+                    }
+                }
+                for o in stored
+            ],
+        }
+    status = 200 if not failed else 202 if stored else 409
+    return status, body
+
+
+@router.post("/studies", summary="STOW-RS: store instances (multipart/related; type=application/dicom)")
+async def stow(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    _: Annotated[Principal, Depends(require("imaging:write"))],
+) -> Response:
+    ctype = _content_type(request.headers.get("content-type", ""))
+    if ctype.get_content_type() != "multipart/related" or ctype.get_param("type") != "application/dicom":
+        raise UnsupportedMediaType('expected multipart/related; type="application/dicom"')
+    boundary = ctype.get_param("boundary")
+    if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70:
+        raise BadRequest("multipart/related: a boundary of 1 to 70 characters is required")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_STOW_BYTES):
+        raise PayloadTooLarge(f"a STOW-RS request holds at most {MAX_STOW_BYTES >> 30} GiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_STOW_BYTES:
+            raise PayloadTooLarge(f"a STOW-RS request holds at most {MAX_STOW_BYTES >> 30} GiB")
+    parts = split_multipart(bytes(body), boundary)
+    if not parts:
+        raise BadRequest("multipart body: no part")
+
+    def store_all() -> list[StoreOutcome]:
+        out = []
+        for n, (headers, content) in enumerate(parts, start=1):
+            if headers.get_content_type() not in ("application/dicom", "text/plain"):  # text/plain: no header
+                out.append(StoreOutcome(f"part {n}", "refused", reason="not application/dicom"))
+            else:
+                out.append(store_instance(hub.catalog, hub.objects, content, f"part {n}"))
+        return out
+
+    outcomes = await run_in_threadpool(store_all)
+    status, payload = _stow_response(outcomes, _base_url(request))
+    studies = sorted({o.study_uid for o in outcomes if o.status == STORED and o.study_uid})
+    audit_context(request, resource_type="ImagingStudy", resource_id=",".join(studies)[:200] or None)
+    return Response(orjson.dumps(payload), status_code=status, media_type=DICOM_JSON)
+
+
+@router.get("/studies", summary="QIDO-RS: search studies")
+def search(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    _: Annotated[Principal, Depends(require("imaging:read"))],
+) -> Response:
+    try:
+        query = parse_query(list(request.query_params.multi_items()))
+        found = search_studies(hub.catalog, query, _base_url(request))
+    except ValidationError as exc:
+        raise BadRequest(exc.message) from None
+    audit_context(request, resource_type="ImagingStudy")
+    if not found:
+        return Response(status_code=204)
+    return Response(orjson.dumps(found), media_type=DICOM_JSON)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}",
+    summary="WADO-RS: one instance, as stored (multipart/related; type=application/dicom)",
+)
+def retrieve_instance(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    _: Annotated[Principal, Depends(require("imaging:read"))],
+    study: str,
+    series: str,
+    instance: str,
+) -> Response:
+    data = read_instance(hub.catalog, hub.objects, instance, study, series)
+    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    boundary = secrets.token_hex(16)
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom; transfer-syntax=*\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return Response(body, media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')

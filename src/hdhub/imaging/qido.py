@@ -1,0 +1,200 @@
+"""QIDO-RS study search over the catalog index (PS3.18 10.6), answered as DICOM JSON.
+
+Matching (PS3.4 C.2.2.2): single value, universal (empty), wildcards ``*`` and ``?`` on
+text attributes, date and time ranges (``20200101-20201231``, ``-20201231``,
+``20200101-``), UID lists (``uid1,uid2`` or ``uid1\\uid2``). With ``fuzzymatching=true``
+a person name matches case-insensitively at the start of any of its components.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
+from hdhub.errors import ValidationError
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Attribute:
+    keyword: str
+    tag: str
+    vr: str
+    column: Any = None  # None: computed
+
+
+STUDY_ATTRIBUTES = [
+    Attribute("StudyDate", "00080020", "DA", DicomStudy.study_date),
+    Attribute("StudyTime", "00080030", "TM", DicomStudy.study_time),
+    Attribute("AccessionNumber", "00080050", "SH", DicomStudy.accession_number),
+    Attribute("ModalitiesInStudy", "00080061", "CS"),
+    Attribute("ReferringPhysicianName", "00080090", "PN", DicomStudy.referring_physician_name),
+    Attribute("StudyDescription", "00081030", "LO", DicomStudy.study_description),
+    Attribute("PatientName", "00100010", "PN", DicomStudy.patient_name),
+    Attribute("PatientID", "00100020", "LO", DicomStudy.patient_id),
+    Attribute("PatientBirthDate", "00100030", "DA", DicomStudy.patient_birth_date),
+    Attribute("PatientSex", "00100040", "CS", DicomStudy.patient_sex),
+    Attribute("StudyInstanceUID", "0020000D", "UI", DicomStudy.study_uid),
+    Attribute("StudyID", "00200010", "SH", DicomStudy.study_id),
+    Attribute("NumberOfStudyRelatedSeries", "00201206", "IS"),
+    Attribute("NumberOfStudyRelatedInstances", "00201208", "IS"),
+]
+_BY_NAME = {a.keyword.lower(): a for a in STUDY_ATTRIBUTES} | {a.tag.lower(): a for a in STUDY_ATTRIBUTES}
+_DATE = re.compile(r"^\d{8}$")
+_TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
+_CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
+
+
+@dataclass
+class StudyQuery:
+    filters: list[tuple[Attribute, str]]
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    fuzzy: bool = False
+
+
+def parse_query(params: list[tuple[str, str]]) -> StudyQuery:
+    """A QIDO-RS study query from its URL parameters; ValidationError (400) when malformed."""
+    query = StudyQuery(filters=[])
+    for name, value in params:
+        key = name.lower()
+        if key == "limit":
+            query.limit = _int(name, value, 1, MAX_LIMIT)
+        elif key == "offset":
+            query.offset = _int(name, value, 0, 10**9)
+        elif key == "fuzzymatching":
+            if value not in ("true", "false"):
+                raise ValidationError("fuzzymatching: true or false")
+            query.fuzzy = value == "true"
+        elif key == "includefield":
+            continue  # every indexed study attribute is always returned
+        elif key in _BY_NAME:
+            if len(value) > 1024:
+                raise ValidationError(f"{name}: value too long")
+            query.filters.append((_BY_NAME[key], value))
+        else:
+            raise ValidationError(f"{name} is not a study-level matching key of this archive")
+    return query
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ValidationError(f"{name}: an integer from {low} to {high}")
+    return int(value)
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _text_match(column: Any, value: str) -> ColumnElement[bool]:
+    if "*" in value or "?" in value:
+        return column.like(_like(value), escape="\\")
+    return column == value
+
+
+def _range(attr: Attribute, value: str, pattern: re.Pattern[str]) -> ColumnElement[bool]:
+    low, sep, high = value.partition("-")
+    for part in (low, high) if sep else (low,):
+        if part and not pattern.match(part):
+            raise ValidationError(f"{attr.keyword}: {value!r} is not a valid {attr.vr} value or range")
+    if not sep:
+        return attr.column == low
+    conditions = [attr.column.is_not(None)]
+    if low:
+        conditions.append(attr.column >= low)
+    if high:
+        conditions.append(attr.column <= high + ("235959.999999" if attr.vr == "TM" else ""))
+    return and_(*conditions)
+
+
+def _fuzzy_name(column: Any, value: str) -> ColumnElement[bool]:
+    start = _like(value.lower()).rstrip("%") + "%"
+    lowered = func.lower(column)
+    return or_(*(lowered.like(prefix + start, escape="\\") for prefix in ("", "%^", "% ")))
+
+
+def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] | None:
+    if value == "":
+        return None  # universal matching
+    if attr.keyword == "ModalitiesInStudy":
+        wanted = [v for v in re.split(r"[,\\]", value) if v]
+        return exists().where(DicomSeries.study_uid == DicomStudy.study_uid, DicomSeries.modality.in_(wanted))
+    if attr.column is None:
+        raise ValidationError(f"{attr.keyword} cannot be matched, only returned")
+    if attr.vr == "UI":
+        return attr.column.in_([v for v in re.split(r"[,\\]", value) if v])
+    if attr.vr == "DA":
+        return _range(attr, value, _DATE)
+    if attr.vr == "TM":
+        return _range(attr, value, _TIME)
+    if attr.vr == "PN" and fuzzy:
+        return _fuzzy_name(attr.column, value)
+    return _text_match(attr.column, value)
+
+
+def search_studies(catalog: Engine, query: StudyQuery, base_url: str) -> list[dict[str, Any]]:
+    series_count = select(func.count()).where(DicomSeries.study_uid == DicomStudy.study_uid).scalar_subquery()
+    instance_count = (
+        select(func.count()).where(DicomInstance.study_uid == DicomStudy.study_uid).scalar_subquery()
+    )
+    stmt = select(DicomStudy, series_count, instance_count)
+    for attr, value in query.filters:
+        condition = _condition(attr, value, query.fuzzy)
+        if condition is not None:
+            stmt = stmt.where(condition)
+    stmt = (
+        stmt.order_by(DicomStudy.study_date.desc(), DicomStudy.study_uid)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    with Session(catalog) as session:
+        rows = session.execute(stmt).all()
+        uids = [study.study_uid for study, _, _ in rows]
+        modalities: dict[str, set[str]] = {}
+        for uid, modality in session.execute(
+            select(DicomSeries.study_uid, DicomSeries.modality).where(DicomSeries.study_uid.in_(uids))
+        ):
+            if modality:
+                modalities.setdefault(uid, set()).add(modality)
+    return [
+        _study_json(study, n_series, n_instances, sorted(modalities.get(study.study_uid, ())), base_url)
+        for study, n_series, n_instances in rows
+    ]
+
+
+def _element(vr: str, value: Any) -> dict[str, Any]:
+    if value is None or value == "" or value == []:
+        return {"vr": vr}
+    values = value if isinstance(value, list) else [value]
+    if vr == "PN":
+        return {"vr": vr, "Value": [{"Alphabetic": v} for v in values]}
+    if vr == "IS":
+        return {"vr": vr, "Value": [int(v) for v in values]}
+    return {"vr": vr, "Value": values}
+
+
+def _study_json(
+    study: DicomStudy, n_series: int, n_instances: int, modalities: list[str], base_url: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in STUDY_ATTRIBUTES:
+        if attr.keyword == "ModalitiesInStudy":
+            value: Any = modalities
+        elif attr.keyword == "NumberOfStudyRelatedSeries":
+            value = n_series
+        elif attr.keyword == "NumberOfStudyRelatedInstances":
+            value = n_instances
+        else:
+            value = getattr(study, attr.column.key)
+        out[attr.tag] = _element(attr.vr, value)
+    out["00081190"] = _element("UR", f"{base_url}/studies/{study.study_uid}")
+    return dict(sorted(out.items()))

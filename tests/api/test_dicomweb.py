@@ -1,0 +1,155 @@
+"""DICOMweb with a real client: dicomweb-client against the API served on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from io import BytesIO
+
+import httpx
+import pydicom
+import pytest
+import uvicorn
+from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import generate_uid
+
+from hdhub.api.app import create_app
+from hdhub.api.routes.dicomweb import split_multipart
+from tests.api.conftest import INSTANCE, SERIES, STUDY, Api, dicom_instance
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(api: Api) -> Iterator[str]:
+    port = _free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(api.hub), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _client(api: Api, base: str, role: str) -> DICOMwebClient:
+    return DICOMwebClient(f"{base}/dicomweb", headers=api.as_role(role))
+
+
+def _multipart(*instances: bytes, boundary: str = "hdhub-test") -> tuple[str, bytes]:
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data + b"\r\n"
+        for data in instances
+    )
+    return (
+        f'multipart/related; type="application/dicom"; boundary={boundary}',
+        body + f"--{boundary}--\r\n".encode(),
+    )
+
+
+def _studies(found: list[dict]) -> set[str]:
+    return {s["0020000D"]["Value"][0] for s in found}
+
+
+def test_round_trip_with_dicomweb_client(api: Api, server: str) -> None:
+    """Must show (issue 4): store, search by PatientID, StudyDate range, ModalitiesInStudy and
+    PatientName with a wildcard, retrieve, byte-identical."""
+    writer, reader = _client(api, server, "data_engineer"), _client(api, server, "clinician")
+    studies = {
+        "ct": dicom_instance(generate_uid(), generate_uid(), generate_uid(), PatientID="IPP-001",
+                             PatientName="Dupont^Marie", StudyDate="20240115", Modality="CT"),
+        "mr": dicom_instance(generate_uid(), generate_uid(), generate_uid(), PatientID="IPP-002",
+                             PatientName="Durand^Paul", StudyDate="20250620", Modality="MR"),
+    }  # fmt: skip
+    datasets = [pydicom.dcmread(BytesIO(b)) for b in studies.values()]
+    result = writer.store_instances(datasets)
+    assert len(result.ReferencedSOPSequence) == 2 and "FailedSOPSequence" not in result
+    uid = {k: ds.StudyInstanceUID for k, ds in zip(studies, datasets, strict=True)}
+
+    assert _studies(reader.search_for_studies(search_filters={"PatientID": "IPP-001"})) == {uid["ct"]}
+    in_2025 = reader.search_for_studies(search_filters={"StudyDate": "20250101-20251231"})
+    assert _studies(in_2025) == {uid["mr"]}
+    mr = reader.search_for_studies(search_filters={"ModalitiesInStudy": "MR"})
+    assert _studies(mr) == {uid["mr"], STUDY}  # STUDY: the MR every test deployment holds
+    assert _studies(reader.search_for_studies(search_filters={"PatientName": "Du*"})) == set(uid.values())
+    assert _studies(reader.search_for_studies(search_filters={"PatientName": "Dupont*"})) == {uid["ct"]}
+    # fuzzymatching: any name component, any case.
+    assert _studies(
+        reader.search_for_studies(search_filters={"PatientName": "paul"}, fuzzymatching=True)
+    ) == {uid["mr"]}
+    found = reader.search_for_studies(search_filters={"StudyInstanceUID": uid["ct"]})[0]
+    assert found["00080061"]["Value"] == ["CT"] and found["00201208"]["Value"] == [1]
+    assert found["00100010"]["Value"] == [{"Alphabetic": "Dupont^Marie"}]
+
+    ds = reader.retrieve_instance(uid["ct"], datasets[0].SeriesInstanceUID, datasets[0].SOPInstanceUID)
+    assert ds.SOPInstanceUID == datasets[0].SOPInstanceUID and ds.PatientName == "Dupont^Marie"
+
+
+def test_stored_bytes_come_back_identical(api: Api, server: str) -> None:
+    data = dicom_instance(generate_uid(), generate_uid(), generate_uid(), PatientName="Martin^Léa")
+    ds = pydicom.dcmread(BytesIO(data))
+    ctype, body = _multipart(data)
+    headers = api.as_role("data_engineer") | {"content-type": ctype}
+    r = httpx.post(f"{server}/dicomweb/studies", content=body, headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/dicom+json"
+    assert r.json()["00081199"]["Value"][0]["00081155"]["Value"] == [ds.SOPInstanceUID]
+    url = (
+        f"{server}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    r = httpx.get(url, headers=api.as_role("clinician"))
+    assert r.status_code == 200
+    boundary = r.headers["content-type"].split("boundary=")[1]
+    ((part_headers, content),) = split_multipart(r.content, boundary)
+    assert part_headers.get_content_type() == "application/dicom" and content == data
+    # A caret percent-encoded in a name matches (%5E is ^).
+    r = httpx.get(f"{server}/dicomweb/studies?PatientName=Martin%5EL*", headers=api.as_role("clinician"))
+    assert _studies(r.json()) == {ds.StudyInstanceUID}
+
+
+def test_partial_failure_and_hostile_requests(api: Api) -> None:
+    c, engineer, clinician = api.client, api.as_role("data_engineer"), api.as_role("clinician")
+    new = dicom_instance(STUDY, SERIES, generate_uid())
+    duplicate = dicom_instance(STUDY, SERIES, INSTANCE)
+    ctype, body = _multipart(new, duplicate, b"not DICOM at all")
+    r = c.post("/dicomweb/studies", content=body, headers=engineer | {"content-type": ctype})
+    assert r.status_code == 202
+    failed = r.json()["00081198"]["Value"]
+    assert [f["00081197"]["Value"][0] for f in failed] == [0x0111, 0xC000]
+    assert len(r.json()["00081199"]["Value"]) == 1
+    # Nothing stored: 409.
+    ctype, body = _multipart(duplicate)
+    assert (
+        c.post("/dicomweb/studies", content=body, headers=engineer | {"content-type": ctype}).status_code
+        == 409
+    )
+    # Not multipart/related; type=application/dicom: 415. No boundary, no parts: 400.
+    for content_type, content, status in (
+        ("application/dicom", duplicate, 415),
+        ('multipart/related; type="application/dicom+json"; boundary=x', b"--x--", 415),
+        ('multipart/related; type="application/dicom"', b"--x--", 400),
+        ('multipart/related; type="application/dicom"; boundary=x', b"garbage", 400),
+    ):
+        r = c.post("/dicomweb/studies", content=content, headers=engineer | {"content-type": content_type})
+        assert r.status_code == status, (content_type, r.text)
+    # Malformed QIDO queries: 400 with a reason.
+    for query in ("StudyDate=2024-01-01", "StudyDate=20240101-2024", "Color=blue", "limit=0",
+                  "limit=x", "fuzzymatching=yes", "NumberOfStudyRelatedInstances=3",
+                  "PatientID=" + "x" * 2000):  # fmt: skip
+        r = c.get(f"/dicomweb/studies?{query}", headers=clinician)
+        assert r.status_code == 400, (query, r.text)
+    # Wildcards are not SQL: % and _ match themselves.
+    assert c.get("/dicomweb/studies?PatientID=%25", headers=clinician).status_code == 204
+    # An instance asked for under another study is not found.
+    wrong = f"/dicomweb/studies/1.2.3/series/{SERIES}/instances/{INSTANCE}"
+    assert c.get(wrong, headers=clinician).status_code == 404
