@@ -95,6 +95,41 @@ def test_round_trip_with_dicomweb_client(api: Api, server: str) -> None:
     assert ds.SOPInstanceUID == datasets[0].SOPInstanceUID and ds.PatientName == "Dupont^Marie"
 
 
+def test_series_instances_study_retrieve_and_metadata(api: Api, server: str) -> None:
+    writer, reader = _client(api, server, "data_engineer"), _client(api, server, "clinician")
+    study, ct, mr = generate_uid(), generate_uid(), generate_uid()
+    sops = [generate_uid() for _ in range(3)]
+    instances = [
+        dicom_instance(study, ct, sops[0], Modality="CT", SeriesNumber="1", InstanceNumber="1"),
+        dicom_instance(study, ct, sops[1], Modality="CT", SeriesNumber="1", InstanceNumber="2"),
+        dicom_instance(study, mr, sops[2], Modality="MR", SeriesNumber="2", InstanceNumber="1"),
+    ]
+    writer.store_instances([pydicom.dcmread(BytesIO(b)) for b in instances])
+    series = reader.search_for_series(study)
+    assert {s["0020000E"]["Value"][0]: s["00201209"]["Value"][0] for s in series} == {ct: 2, mr: 1}
+    assert [
+        s["0020000E"]["Value"][0] for s in reader.search_for_series(search_filters={"Modality": "CT"})
+    ] == [ct]
+    found = reader.search_for_instances(study, ct)
+    assert sorted(i["00080018"]["Value"][0] for i in found) == sorted(sops[:2])
+    by_number = reader.search_for_instances(study, search_filters={"InstanceNumber": "2"})
+    assert [i["00080018"]["Value"][0] for i in by_number] == [sops[1]]
+    assert reader.search_for_instances(search_filters={"SOPInstanceUID": sops[2]})[0]["00080060"][
+        "Value"
+    ] == ["MR"]
+    # The whole study, every instance as stored; its metadata from the index alone.
+    got = reader.retrieve_study(study)
+    assert sorted(d.SOPInstanceUID for d in got) == sorted(sops)
+    assert len(reader.retrieve_series(study, ct)) == 2
+    metadata = reader.retrieve_study_metadata(study)
+    assert sorted(m["00080018"]["Value"][0] for m in metadata) == sorted(sops)
+    assert all("7FE00010" not in m or "Value" not in m["7FE00010"] for m in metadata)  # no pixel data
+    one = reader.retrieve_instance_metadata(study, mr, sops[2])
+    assert one["00080060"]["Value"] == ["MR"]
+    r = httpx.get(f"{server}/dicomweb/studies/{generate_uid()}/metadata", headers=api.as_role("clinician"))
+    assert r.status_code == 404
+
+
 def test_stored_bytes_come_back_identical(api: Api, server: str) -> None:
     data = dicom_instance(generate_uid(), generate_uid(), generate_uid(), PatientName="Martin^Léa")
     ds = pydicom.dcmread(BytesIO(data))

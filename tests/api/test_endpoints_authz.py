@@ -43,7 +43,32 @@ ENDPOINTS = [
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
     ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),
+    ("GET", "/dicomweb/series", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series", "imaging:read", None),
+    ("GET", "/dicomweb/instances", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/instances", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/metadata", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/metadata", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/metadata", "imaging:read", None),
 ]
+
+
+def test_every_route_is_in_the_matrix(api: Api) -> None:
+    """A new endpoint cannot ship without its authorisation test."""
+    listed = {(m, p.split("?")[0]) for m, p, _, _ in ENDPOINTS}
+    for route in api.client.app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(("/api/v1/", "/dicomweb", "/metrics")) or path.startswith("/api/v1/auth"):
+            continue
+        concrete = (
+            path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
+            .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
+        )  # fmt: skip
+        for method in route.methods - {"HEAD"}:
+            assert (method, concrete) in listed, (method, path)
 
 
 @pytest.mark.parametrize(("method", "path", "action", "body"), ENDPOINTS)

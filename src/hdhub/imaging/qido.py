@@ -1,4 +1,5 @@
-"""QIDO-RS study search over the catalog index (PS3.18 10.6), answered as DICOM JSON.
+"""QIDO-RS search of studies, series and instances over the catalog index (PS3.18 10.6),
+answered as DICOM JSON.
 
 Matching (PS3.4 C.2.2.2): single value, universal (empty), wildcards ``*`` and ``?`` on
 text attributes, date and time ranges (``20200101-20201231``, ``-20201231``,
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import ValidationError
@@ -46,23 +47,43 @@ STUDY_ATTRIBUTES = [
     Attribute("NumberOfStudyRelatedSeries", "00201206", "IS"),
     Attribute("NumberOfStudyRelatedInstances", "00201208", "IS"),
 ]
-_BY_NAME = {a.keyword.lower(): a for a in STUDY_ATTRIBUTES} | {a.tag.lower(): a for a in STUDY_ATTRIBUTES}
+SERIES_ATTRIBUTES = [
+    Attribute("Modality", "00080060", "CS", DicomSeries.modality),
+    Attribute("SeriesDescription", "0008103E", "LO", DicomSeries.series_description),
+    Attribute("BodyPartExamined", "00180015", "CS", DicomSeries.body_part_examined),
+    Attribute("SeriesInstanceUID", "0020000E", "UI", DicomSeries.series_uid),
+    Attribute("SeriesNumber", "00200011", "IS", DicomSeries.series_number),
+    Attribute("NumberOfSeriesRelatedInstances", "00201209", "IS"),
+]
+INSTANCE_ATTRIBUTES = [
+    Attribute("SOPClassUID", "00080016", "UI", DicomInstance.sop_class_uid),
+    Attribute("SOPInstanceUID", "00080018", "UI", DicomInstance.sop_instance_uid),
+    Attribute("InstanceNumber", "00200013", "IS", DicomInstance.instance_number),
+]
+# The attributes a search at each level may match on and returns (higher levels included).
+LEVELS = {
+    "study": STUDY_ATTRIBUTES,
+    "series": STUDY_ATTRIBUTES + SERIES_ATTRIBUTES,
+    "instance": STUDY_ATTRIBUTES + SERIES_ATTRIBUTES + INSTANCE_ATTRIBUTES,
+}
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
 
 
 @dataclass
-class StudyQuery:
+class Query:
+    level: str  # study, series or instance
     filters: list[tuple[Attribute, str]]
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     fuzzy: bool = False
 
 
-def parse_query(params: list[tuple[str, str]]) -> StudyQuery:
-    """A QIDO-RS study query from its URL parameters; ValidationError (400) when malformed."""
-    query = StudyQuery(filters=[])
+def parse_query(params: list[tuple[str, str]], level: str = "study") -> Query:
+    """A QIDO-RS query from its URL parameters; ValidationError (400) when malformed."""
+    names = {a.keyword.lower(): a for a in LEVELS[level]} | {a.tag.lower(): a for a in LEVELS[level]}
+    query = Query(level, filters=[])
     for name, value in params:
         key = name.lower()
         if key == "limit":
@@ -75,12 +96,12 @@ def parse_query(params: list[tuple[str, str]]) -> StudyQuery:
             query.fuzzy = value == "true"
         elif key == "includefield":
             continue  # every indexed study attribute is always returned
-        elif key in _BY_NAME:
+        elif key in names:
             if len(value) > 1024:
                 raise ValidationError(f"{name}: value too long")
-            query.filters.append((_BY_NAME[key], value))
+            query.filters.append((names[key], value))
         else:
-            raise ValidationError(f"{name} is not a study-level matching key of this archive")
+            raise ValidationError(f"{name} is not a {level}-level matching key of this archive")
     return query
 
 
@@ -127,7 +148,12 @@ def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] 
         return None  # universal matching
     if attr.keyword == "ModalitiesInStudy":
         wanted = [v for v in re.split(r"[,\\]", value) if v]
-        return exists().where(DicomSeries.study_uid == DicomStudy.study_uid, DicomSeries.modality.in_(wanted))
+        other = aliased(DicomSeries)
+        return (
+            exists()
+            .where(other.study_uid == DicomStudy.study_uid, other.modality.in_(wanted))
+            .correlate(DicomStudy)
+        )
     if attr.column is None:
         raise ValidationError(f"{attr.keyword} cannot be matched, only returned")
     if attr.vr == "UI":
@@ -141,34 +167,66 @@ def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] 
     return _text_match(attr.column, value)
 
 
-def search_studies(catalog: Engine, query: StudyQuery, base_url: str) -> list[dict[str, Any]]:
-    series_count = select(func.count()).where(DicomSeries.study_uid == DicomStudy.study_uid).scalar_subquery()
-    instance_count = (
-        select(func.count()).where(DicomInstance.study_uid == DicomStudy.study_uid).scalar_subquery()
+def search(
+    catalog: Engine, query: Query, base_url: str, study_uid: str | None = None, series_uid: str | None = None
+) -> list[dict[str, Any]]:
+    """Matches at ``query.level`` (within a study or series named in the path)."""
+    counted_series, counted = aliased(DicomSeries), aliased(DicomInstance)
+    study_series = (
+        select(func.count())
+        .select_from(counted_series)
+        .where(counted_series.study_uid == DicomStudy.study_uid)
+        .correlate(DicomStudy)
+        .scalar_subquery()
     )
-    stmt = select(DicomStudy, series_count, instance_count)
+    study_instances = (
+        select(func.count())
+        .select_from(counted)
+        .where(counted.study_uid == DicomStudy.study_uid)
+        .correlate(DicomStudy)
+        .scalar_subquery()
+    )
+    series_instances = (
+        select(func.count())
+        .select_from(counted)
+        .where(counted.series_uid == DicomSeries.series_uid)
+        .correlate(DicomSeries)
+        .scalar_subquery()
+    )
+    if query.level == "study":
+        stmt = select(DicomStudy, study_series, study_instances)
+        order = [DicomStudy.study_date.desc(), DicomStudy.study_uid]
+    elif query.level == "series":
+        stmt = select(DicomStudy, study_series, study_instances, DicomSeries, series_instances).join(
+            DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid
+        )
+        order = [DicomStudy.study_uid, DicomSeries.series_uid]
+    else:
+        stmt = (
+            select(DicomStudy, study_series, study_instances, DicomSeries, series_instances, DicomInstance)
+            .join(DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid)
+            .join(DicomInstance, DicomInstance.series_uid == DicomSeries.series_uid)
+        )
+        order = [DicomStudy.study_uid, DicomSeries.series_uid, DicomInstance.sop_instance_uid]
+    if study_uid is not None:
+        stmt = stmt.where(DicomStudy.study_uid == study_uid)
+    if series_uid is not None:
+        stmt = stmt.where(DicomSeries.series_uid == series_uid)
     for attr, value in query.filters:
         condition = _condition(attr, value, query.fuzzy)
         if condition is not None:
             stmt = stmt.where(condition)
-    stmt = (
-        stmt.order_by(DicomStudy.study_date.desc(), DicomStudy.study_uid)
-        .limit(query.limit)
-        .offset(query.offset)
-    )
+    stmt = stmt.order_by(*order).limit(query.limit).offset(query.offset)
     with Session(catalog) as session:
         rows = session.execute(stmt).all()
-        uids = [study.study_uid for study, _, _ in rows]
+        uids = sorted({row[0].study_uid for row in rows})
         modalities: dict[str, set[str]] = {}
         for uid, modality in session.execute(
             select(DicomSeries.study_uid, DicomSeries.modality).where(DicomSeries.study_uid.in_(uids))
         ):
             if modality:
                 modalities.setdefault(uid, set()).add(modality)
-    return [
-        _study_json(study, n_series, n_instances, sorted(modalities.get(study.study_uid, ())), base_url)
-        for study, n_series, n_instances in rows
-    ]
+    return [_row_json(query.level, row, modalities, base_url) for row in rows]
 
 
 def _element(vr: str, value: Any) -> dict[str, Any]:
@@ -178,23 +236,33 @@ def _element(vr: str, value: Any) -> dict[str, Any]:
     if vr == "PN":
         return {"vr": vr, "Value": [{"Alphabetic": v} for v in values]}
     if vr == "IS":
-        return {"vr": vr, "Value": [int(v) for v in values]}
+        numbers = [int(v) for v in values if str(v).strip().lstrip("+-").isdigit()]
+        return {"vr": vr, "Value": numbers} if numbers else {"vr": vr}
     return {"vr": vr, "Value": values}
 
 
-def _study_json(
-    study: DicomStudy, n_series: int, n_instances: int, modalities: list[str], base_url: str
-) -> dict[str, Any]:
+def _row_json(level: str, row: Any, modalities: dict[str, set[str]], base_url: str) -> dict[str, Any]:
+    study, n_series, n_instances = row[0], row[1], row[2]
+    series = row[3] if level != "study" else None
+    instance = row[5] if level == "instance" else None
+    computed = {
+        "ModalitiesInStudy": sorted(modalities.get(study.study_uid, ())),
+        "NumberOfStudyRelatedSeries": n_series,
+        "NumberOfStudyRelatedInstances": n_instances,
+        "NumberOfSeriesRelatedInstances": row[4] if series is not None else None,
+    }
+    sources = {"dicom_studies": study, "dicom_series": series, "dicom_instances": instance}
     out: dict[str, Any] = {}
-    for attr in STUDY_ATTRIBUTES:
-        if attr.keyword == "ModalitiesInStudy":
-            value: Any = modalities
-        elif attr.keyword == "NumberOfStudyRelatedSeries":
-            value = n_series
-        elif attr.keyword == "NumberOfStudyRelatedInstances":
-            value = n_instances
+    for attr in LEVELS[level]:
+        if attr.column is None:
+            value = computed[attr.keyword]
         else:
-            value = getattr(study, attr.column.key)
+            value = getattr(sources[attr.column.class_.__tablename__], attr.column.key)
         out[attr.tag] = _element(attr.vr, value)
-    out["00081190"] = _element("UR", f"{base_url}/studies/{study.study_uid}")
+    url = f"{base_url}/studies/{study.study_uid}"
+    if series is not None:
+        url += f"/series/{series.series_uid}"
+    if instance is not None:
+        url += f"/instances/{instance.sop_instance_uid}"
+    out["00081190"] = _element("UR", url)
     return dict(sorted(out.items()))

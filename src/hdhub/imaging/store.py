@@ -200,17 +200,14 @@ def read_instance(
     catalog: Engine, objects: Any, sop_uid: str, study_uid: str | None = None, series_uid: str | None = None
 ) -> bytes:
     """The stored bytes of an instance, exactly as received (of that study and series, if given)."""
-    from hdhub.errors import IntegrityError, NotFound
+    from hdhub.errors import NotFound
 
     with Session(catalog) as session:
         row = session.get(DicomInstance, sop_uid)
         if row is None or (study_uid, series_uid) not in ((None, None), (row.study_uid, row.series_uid)):
             raise NotFound(f"no DICOM instance {sop_uid}" + (f" in study {study_uid}" if study_uid else ""))
-        key, sha = row.object_key, row.sha256
-    data = objects.get_bytes(key)
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise IntegrityError(f"DICOM instance {sop_uid}: stored bytes do not match their checksum")
-    return data
+        session.expunge(row)
+    return read_object(objects, row)
 
 
 def dicom_files(paths: Iterable[Path]) -> list[Path]:
@@ -226,3 +223,37 @@ def dicom_files(paths: Iterable[Path]) -> list[Path]:
         else:
             raise NotFound(f"{p}: no such file or directory")
     return found
+
+
+def instance_rows(
+    catalog: Engine, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+) -> list[DicomInstance]:
+    """The index rows of a study's (or series', or one) instances, in series and instance order."""
+    from sqlalchemy import select
+
+    from hdhub.errors import NotFound
+
+    stmt = select(DicomInstance).where(DicomInstance.study_uid == study_uid)
+    if series_uid is not None:
+        stmt = stmt.where(DicomInstance.series_uid == series_uid)
+    if sop_uid is not None:
+        stmt = stmt.where(DicomInstance.sop_instance_uid == sop_uid)
+    with Session(catalog) as session:
+        rows = list(session.scalars(stmt.order_by(DicomInstance.series_uid, DicomInstance.sop_instance_uid)))
+        session.expunge_all()
+    if not rows:
+        what = sop_uid or series_uid or study_uid
+        raise NotFound(f"no DICOM instances for {what}")
+    return rows
+
+
+def read_object(objects: Any, row: DicomInstance) -> bytes:
+    """An instance's stored bytes, checked against the SHA-256 recorded at storage."""
+    from hdhub.errors import IntegrityError
+
+    data = objects.get_bytes(row.object_key)
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise IntegrityError(
+            f"DICOM instance {row.sop_instance_uid}: stored bytes do not match their checksum"
+        )
+    return data

@@ -1,4 +1,5 @@
-"""DICOMweb (PS3.18): STOW-RS store, QIDO-RS study search, WADO-RS instance retrieve.
+"""DICOMweb (PS3.18): STOW-RS store; QIDO-RS search of studies, series and instances;
+WADO-RS retrieve of studies, series and instances, and their metadata.
 
 Storing needs ``imaging:write``, searching and retrieving ``imaging:read``. Instances are
 returned exactly as stored (``transfer-syntax=*``).
@@ -7,18 +8,20 @@ returned exactly as stored (``transfer-syntax=*``).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from email.message import Message
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
-from hdhub.imaging.qido import parse_query, search_studies
-from hdhub.imaging.store import STORED, StoreOutcome, read_instance, store_instance
+from hdhub.imaging.qido import parse_query, search
+from hdhub.imaging.store import STORED, StoreOutcome, instance_rows, read_object, store_instance
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -156,21 +159,91 @@ async def stow(
     return Response(orjson.dumps(payload), status_code=status, media_type=DICOM_JSON)
 
 
-@router.get("/studies", summary="QIDO-RS: search studies")
-def search(
-    request: Request,
-    hub: Annotated[Hub, Depends(get_hub)],
-    _: Annotated[Principal, Depends(require("imaging:read"))],
+def _qido(
+    request: Request, hub: Hub, level: str, study: str | None = None, series: str | None = None
 ) -> Response:
     try:
-        query = parse_query(list(request.query_params.multi_items()))
-        found = search_studies(hub.catalog, query, _base_url(request))
+        query = parse_query(list(request.query_params.multi_items()), level)
+        found = search(hub.catalog, query, _base_url(request), study, series)
     except ValidationError as exc:
         raise BadRequest(exc.message) from None
-    audit_context(request, resource_type="ImagingStudy")
+    audit_context(request, resource_type="ImagingStudy", resource_id=study)
     if not found:
         return Response(status_code=204)
     return Response(orjson.dumps(found), media_type=DICOM_JSON)
+
+
+Reader = Annotated[Principal, Depends(require("imaging:read"))]
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+@router.get("/studies", summary="QIDO-RS: search studies")
+def search_studies(request: Request, hub: HubDep, _: Reader) -> Response:
+    return _qido(request, hub, "study")
+
+
+@router.get("/series", summary="QIDO-RS: search series")
+def search_all_series(request: Request, hub: HubDep, _: Reader) -> Response:
+    return _qido(request, hub, "series")
+
+
+@router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study")
+def search_series(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
+    return _qido(request, hub, "series", study)
+
+
+@router.get("/instances", summary="QIDO-RS: search instances")
+def search_all_instances(request: Request, hub: HubDep, _: Reader) -> Response:
+    return _qido(request, hub, "instance")
+
+
+@router.get("/studies/{study}/instances", summary="QIDO-RS: search the instances of a study")
+def search_study_instances(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
+    return _qido(request, hub, "instance", study)
+
+
+@router.get("/studies/{study}/series/{series}/instances", summary="QIDO-RS: search the instances of a series")
+def search_series_instances(request: Request, hub: HubDep, _: Reader, study: str, series: str) -> Response:
+    return _qido(request, hub, "instance", study, series)
+
+
+def _retrieve(
+    request: Request, hub: Hub, study: str, series: str | None = None, instance: str | None = None
+) -> Response:
+    """The instances, as stored, one part each (read one at a time while the answer streams)."""
+    rows = instance_rows(hub.catalog, study, series, instance)
+    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    boundary = secrets.token_hex(16)
+
+    def parts() -> Iterator[bytes]:
+        for row in rows:
+            yield f"--{boundary}\r\nContent-Type: application/dicom; transfer-syntax=*\r\n\r\n".encode()
+            yield read_object(hub.objects, row)
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return StreamingResponse(parts(), media_type=media_type)
+
+
+def _metadata(
+    request: Request, hub: Hub, study: str, series: str | None = None, instance: str | None = None
+) -> Response:
+    """DICOM JSON of the instances, from the index: no stored object is read."""
+    rows = instance_rows(hub.catalog, study, series, instance)
+    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    body = b"[" + b",".join(row.metadata_json.encode() for row in rows) + b"]"
+    return Response(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}", summary="WADO-RS: every instance of a study")
+def retrieve_study(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
+    return _retrieve(request, hub, study)
+
+
+@router.get("/studies/{study}/series/{series}", summary="WADO-RS: every instance of a series")
+def retrieve_series(request: Request, hub: HubDep, _: Reader, study: str, series: str) -> Response:
+    return _retrieve(request, hub, study, series)
 
 
 @router.get(
@@ -178,19 +251,26 @@ def search(
     summary="WADO-RS: one instance, as stored (multipart/related; type=application/dicom)",
 )
 def retrieve_instance(
-    request: Request,
-    hub: Annotated[Hub, Depends(get_hub)],
-    _: Annotated[Principal, Depends(require("imaging:read"))],
-    study: str,
-    series: str,
-    instance: str,
+    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
 ) -> Response:
-    data = read_instance(hub.catalog, hub.objects, instance, study, series)
-    audit_context(request, resource_type="ImagingStudy", resource_id=study)
-    boundary = secrets.token_hex(16)
-    body = (
-        f"--{boundary}\r\nContent-Type: application/dicom; transfer-syntax=*\r\n\r\n".encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return Response(body, media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+    return _retrieve(request, hub, study, series, instance)
+
+
+@router.get("/studies/{study}/metadata", summary="WADO-RS: metadata of a study's instances")
+def study_metadata(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
+    return _metadata(request, hub, study)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: metadata of a series' instances")
+def series_metadata(request: Request, hub: HubDep, _: Reader, study: str, series: str) -> Response:
+    return _metadata(request, hub, study, series)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{instance}/metadata",
+    summary="WADO-RS: metadata of an instance",
+)
+def instance_metadata(
+    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
+) -> Response:
+    return _metadata(request, hub, study, series, instance)
