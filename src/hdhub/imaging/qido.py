@@ -167,32 +167,19 @@ def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] 
     return _text_match(attr.column, value)
 
 
+def _count(inner: Any, outer: Any, outer_model: Any) -> Any:
+    """The number of rows whose ``inner`` column equals the enclosing row's ``outer``."""
+    return select(func.count()).where(inner == outer).correlate(outer_model).scalar_subquery()
+
+
 def search(
     catalog: Engine, query: Query, base_url: str, study_uid: str | None = None, series_uid: str | None = None
 ) -> list[dict[str, Any]]:
     """Matches at ``query.level`` (within a study or series named in the path)."""
     counted_series, counted = aliased(DicomSeries), aliased(DicomInstance)
-    study_series = (
-        select(func.count())
-        .select_from(counted_series)
-        .where(counted_series.study_uid == DicomStudy.study_uid)
-        .correlate(DicomStudy)
-        .scalar_subquery()
-    )
-    study_instances = (
-        select(func.count())
-        .select_from(counted)
-        .where(counted.study_uid == DicomStudy.study_uid)
-        .correlate(DicomStudy)
-        .scalar_subquery()
-    )
-    series_instances = (
-        select(func.count())
-        .select_from(counted)
-        .where(counted.series_uid == DicomSeries.series_uid)
-        .correlate(DicomSeries)
-        .scalar_subquery()
-    )
+    study_series = _count(counted_series.study_uid, DicomStudy.study_uid, DicomStudy)
+    study_instances = _count(counted.study_uid, DicomStudy.study_uid, DicomStudy)
+    series_instances = _count(counted.series_uid, DicomSeries.series_uid, DicomSeries)
     if query.level == "study":
         stmt = select(DicomStudy, study_series, study_instances)
         order = [DicomStudy.study_date.desc(), DicomStudy.study_uid]
