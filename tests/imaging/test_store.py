@@ -145,3 +145,27 @@ def test_cli_ingest_dicom(local_hub: Hub, tmp_path: Path) -> None:
         assert _counts(hub) == (1, 1, 3)
     finally:
         hub.close()
+
+
+def test_duplicates_kept_as_versions_when_configured(hub: Hub) -> None:
+    uids = (generate_uid(), generate_uid(), generate_uid())
+    first, second = _variant(*uids), _variant(*uids)
+    ds = pydicom.dcmread(BytesIO(second))
+    ds.PatientName = "Corrected^Name"
+    buf = BytesIO()
+    ds.save_as(buf)
+    second = buf.getvalue()
+    assert store_instance(hub.catalog, hub.objects, first, "v1").status == STORED
+    refused = store_instance(hub.catalog, hub.objects, second, "v2")
+    assert refused.status == REFUSED and refused.duplicate
+    assert store_instance(hub.catalog, hub.objects, second, "v2", duplicates="version").status == STORED
+    assert store_instance(hub.catalog, hub.objects, second, "v2 again", duplicates="version").status == STORED
+    assert read_instance(hub.catalog, hub.objects, uids[2]) == second
+    assert _counts(hub) == (1, 1, 1)
+    versions = [v for v in hub.objects.versions("dicom/") if not v.delete_marker]
+    assert len(versions) == 2  # the first copy is kept; the identical third changed nothing
+    # A copy under another series is refused even when versions are kept.
+    moved = store_instance(
+        hub.catalog, hub.objects, _variant(uids[0], generate_uid(), uids[2]), "x", "version"
+    )
+    assert moved.status == REFUSED and "another study or series" in (moved.reason or "")

@@ -183,7 +183,8 @@ def dicom(
     st = state(ctx)
     decision = st.authorize("imaging:write")
     hub = st.hub
-    outcomes = [store_file(hub.catalog, hub.objects, f) for f in dicom_files(paths)]
+    policy = hub.settings.imaging.duplicates
+    outcomes = [store_file(hub.catalog, hub.objects, f, policy) for f in dicom_files(paths)]
     stored = [o for o in outcomes if o.status == STORED]
     refused = [o for o in outcomes if o.status != STORED]
     st.audit(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -78,6 +78,13 @@ class IngestSettings(_Section):
     )
 
 
+class ImagingSettings(_Section):
+    duplicates: Literal["refuse", "version"] = Field(
+        "refuse",
+        description="A second copy of a stored SOP Instance UID: refuse it, or keep it as a new version.",
+    )
+
+
 class Settings(_Section):
     """All settings of one deployment. Build with :func:`load_settings`, never at import time."""
 
@@ -92,6 +99,7 @@ class Settings(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     objects: ObjectSettings = Field(default_factory=ObjectSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    imaging: ImagingSettings = Field(default_factory=ImagingSettings)
 
     @field_validator("catalog_url")
     @classmethod

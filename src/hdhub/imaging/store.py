@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
+from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -97,8 +97,13 @@ def parse(data: bytes) -> Dataset:
     return ds
 
 
-def store_instance(catalog: Engine, objects: Any, data: bytes, source: str = "") -> StoreOutcome:
-    """Store one instance (the file's bytes, unchanged) or refuse it with a reason."""
+def store_instance(
+    catalog: Engine, objects: Any, data: bytes, source: str = "", duplicates: str = "refuse"
+) -> StoreOutcome:
+    """Store one instance (the file's bytes, unchanged) or refuse it with a reason.
+
+    ``duplicates``: what a second copy of a stored SOP Instance UID gets: ``refuse``, or
+    ``version`` (a new version of its object; the index describes the latest)."""
     if len(data) > MAX_INSTANCE_BYTES:
         return StoreOutcome(source, REFUSED, reason=f"larger than {MAX_INSTANCE_BYTES >> 30} GiB")
     try:
@@ -115,7 +120,7 @@ def store_instance(catalog: Engine, objects: Any, data: bytes, source: str = "")
         )
     sop_class = _text(ds, "SOPClassUID", 64)
     try:
-        _index_and_put(catalog, objects, ds, data, (study, series, sop), metadata)
+        _index_and_put(catalog, objects, ds, data, (study, series, sop), metadata, duplicates)
     except _Refused as exc:
         return StoreOutcome(source, REFUSED, sop, study, str(exc), sop_class, exc.duplicate)
     return StoreOutcome(source, STORED, sop, study, sop_class_uid=sop_class)
@@ -130,13 +135,34 @@ class _Refused(Exception):
 
 
 def _index_and_put(
-    catalog: Engine, objects: Any, ds: Dataset, data: bytes, uids: tuple[str, str, str], metadata: str
+    catalog: Engine,
+    objects: Any,
+    ds: Dataset,
+    data: bytes,
+    uids: tuple[str, str, str],
+    metadata: str,
+    duplicates: str = "refuse",
 ) -> None:
     study, series, sop = uids
     meta = getattr(ds, "file_meta", None)
+    sha = hashlib.sha256(data).hexdigest()
     with Session(catalog) as session, session.begin():
-        if session.get(DicomInstance, sop) is not None:
-            raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
+        stored = session.get(DicomInstance, sop)
+        if stored is not None:
+            if duplicates != "version":
+                raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
+            if (stored.study_uid, stored.series_uid) != (study, series):
+                raise _Refused(f"SOP Instance UID {sop} is stored in another study or series")
+            if stored.sha256 == sha:
+                return  # the same bytes again: nothing to keep
+            stored.size, stored.sha256, stored.metadata_json = len(data), sha, metadata
+            stored.transfer_syntax_uid = _text(meta, "TransferSyntaxUID", 64) if meta is not None else None
+            stored.received_at = utcnow()
+            session.flush()
+            objects.put(
+                stored.object_key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop}
+            )
+            return
         if session.get(DicomStudy, study) is None:
             session.add(
                 DicomStudy(
@@ -180,7 +206,7 @@ def _index_and_put(
                 transfer_syntax_uid=_text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
                 object_key=key,
                 size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
+                sha256=sha,
                 metadata_json=metadata,
             )
         )
@@ -189,11 +215,11 @@ def _index_and_put(
         objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
 
 
-def store_file(catalog: Engine, objects: Any, path: Path) -> StoreOutcome:
+def store_file(catalog: Engine, objects: Any, path: Path, duplicates: str = "refuse") -> StoreOutcome:
     """``store_instance`` of a file, refused unread when it is too large."""
     if path.stat().st_size > MAX_INSTANCE_BYTES:
         return StoreOutcome(str(path), REFUSED, reason=f"larger than {MAX_INSTANCE_BYTES >> 30} GiB")
-    return store_instance(catalog, objects, path.read_bytes(), str(path))
+    return store_instance(catalog, objects, path.read_bytes(), str(path), duplicates)
 
 
 def read_instance(

@@ -149,7 +149,11 @@ async def stow(
             if headers.get_content_type() not in ("application/dicom", "text/plain"):  # text/plain: no header
                 out.append(StoreOutcome(f"part {n}", "refused", reason="not application/dicom"))
             else:
-                out.append(store_instance(hub.catalog, hub.objects, content, f"part {n}"))
+                out.append(
+                    store_instance(
+                        hub.catalog, hub.objects, content, f"part {n}", hub.settings.imaging.duplicates
+                    )
+                )
         return out
 
     outcomes = await run_in_threadpool(store_all)
