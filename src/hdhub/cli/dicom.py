@@ -1,0 +1,42 @@
+"""`hdhub dicom …`: the DIMSE side of the imaging archive."""
+
+from __future__ import annotations
+
+import typer
+
+from hdhub.cli.context import console, new_app, state
+
+app = new_app("DICOM networking (DIMSE).")
+
+
+def _destination(text: str) -> tuple[str, tuple[str, int]]:
+    ae, eq, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not (eq and colon and ae and host and port.isdigit()):
+        raise typer.BadParameter(f"{text!r}: expected AE=host:port, e.g. VIEWER=10.0.0.5:11112")
+    return ae, (host, int(port))
+
+
+@app.command()
+def scp(
+    ctx: typer.Context,
+    port: int = typer.Option(11112, help="TCP port."),
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    aet: str = typer.Option("HDHUB", help="The archive's AE title."),
+    allow: list[str] = typer.Option(..., "--allow", help="A calling AE title allowed to associate (repeat)."),
+    move_dest: list[str] = typer.Option(
+        [], "--move-dest", help="A C-MOVE destination, AE=host:port (repeat); no other is sent to."
+    ),
+) -> None:
+    """Serve C-ECHO, C-STORE, C-FIND and C-MOVE to the allowed AE titles."""
+    from hdhub.imaging.dimse import ScpConfig, serve
+
+    st = state(ctx)
+    decision = st.authorize("imaging:write")
+    hub = st.hub
+    config = ScpConfig(
+        aet, list(allow), dict(_destination(d) for d in move_dest), hub.settings.imaging.duplicates
+    )
+    st.audit("imaging.scp-start", decision, resource_type="dicom", resource_id=f"{aet}@{host}:{port}")
+    console.print(f"DICOM SCP {aet} listening on {host}:{port}; callers: {', '.join(allow)}", highlight=False)
+    serve(hub, config, host, port)
