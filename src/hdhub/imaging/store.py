@@ -104,26 +104,55 @@ def store_instance(
 
     ``duplicates``: what a second copy of a stored SOP Instance UID gets: ``refuse``, or
     ``version`` (a new version of its object; the index describes the latest)."""
+    return store_instances(catalog, objects, [(data, source)], duplicates)[0]
+
+
+@dataclass
+class _Parsed:
+    ds: Dataset
+    uids: tuple[str, str, str]  # study, series, instance
+    metadata: str
+
+
+def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
     if len(data) > MAX_INSTANCE_BYTES:
         return StoreOutcome(source, REFUSED, reason=f"larger than {MAX_INSTANCE_BYTES >> 30} GiB")
     try:
         ds = parse(data)
-        study, series, sop = (
-            _uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-        )
-        metadata = _metadata(ds)
+        uids = tuple(_uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+        return _Parsed(ds, uids, _metadata(ds))  # type: ignore[arg-type]
     except ValueError as exc:
         return StoreOutcome(source, REFUSED, reason=str(exc))
     except Exception as exc:  # pydicom on hostile input: any failure is a refusal, never a crash
         return StoreOutcome(
             source, REFUSED, reason=f"unreadable DICOM data: {type(exc).__name__}: {str(exc)[:200]}"
         )
-    sop_class = _text(ds, "SOPClassUID", 64)
-    try:
-        _index_and_put(catalog, objects, ds, data, (study, series, sop), metadata, duplicates)
-    except _Refused as exc:
-        return StoreOutcome(source, REFUSED, sop, study, str(exc), sop_class, exc.duplicate)
-    return StoreOutcome(source, STORED, sop, study, sop_class_uid=sop_class)
+
+
+def store_instances(
+    catalog: Engine, objects: Any, items: list[tuple[bytes, str]], duplicates: str = "refuse"
+) -> list[StoreOutcome]:
+    """Store several instances (bytes, source) in one catalog transaction, each inside its
+    own savepoint: a refused instance leaves nothing, the others are kept."""
+    outcomes: list[StoreOutcome] = []
+    with Session(catalog) as session, session.begin():
+        for data, source in items:
+            parsed = _parse_instance(data, source)
+            if isinstance(parsed, StoreOutcome):
+                outcomes.append(parsed)
+                continue
+            study, _, sop = parsed.uids
+            sop_class = _text(parsed.ds, "SOPClassUID", 64)
+            try:
+                with session.begin_nested():
+                    _index_and_put(
+                        session, objects, parsed.ds, data, parsed.uids, parsed.metadata, duplicates
+                    )
+            except _Refused as exc:
+                outcomes.append(StoreOutcome(source, REFUSED, sop, study, str(exc), sop_class, exc.duplicate))
+                continue
+            outcomes.append(StoreOutcome(source, STORED, sop, study, sop_class_uid=sop_class))
+    return outcomes
 
 
 class _Refused(Exception):
@@ -135,7 +164,7 @@ class _Refused(Exception):
 
 
 def _index_and_put(
-    catalog: Engine,
+    session: Session,
     objects: Any,
     ds: Dataset,
     data: bytes,
@@ -146,73 +175,72 @@ def _index_and_put(
     study, series, sop = uids
     meta = getattr(ds, "file_meta", None)
     sha = hashlib.sha256(data).hexdigest()
-    with Session(catalog) as session, session.begin():
-        stored = session.get(DicomInstance, sop)
-        if stored is not None:
-            if duplicates != "version":
-                raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
-            if (stored.study_uid, stored.series_uid) != (study, series):
-                raise _Refused(f"SOP Instance UID {sop} is stored in another study or series")
-            if stored.sha256 == sha:
-                return  # the same bytes again: nothing to keep
-            stored.size, stored.sha256, stored.metadata_json = len(data), sha, metadata
-            stored.transfer_syntax_uid = _text(meta, "TransferSyntaxUID", 64) if meta is not None else None
-            stored.received_at = utcnow()
-            session.flush()
-            objects.put(
-                stored.object_key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop}
-            )
-            return
-        if session.get(DicomStudy, study) is None:
-            session.add(
-                DicomStudy(
-                    study_uid=study,
-                    patient_id=_text(ds, "PatientID", 64),
-                    patient_name=_text(ds, "PatientName"),
-                    patient_birth_date=_text(ds, "PatientBirthDate", 8),
-                    patient_sex=_text(ds, "PatientSex", 16),
-                    study_date=_text(ds, "StudyDate", 8),
-                    study_time=_text(ds, "StudyTime", 16),
-                    accession_number=_text(ds, "AccessionNumber", 64),
-                    study_id=_text(ds, "StudyID", 64),
-                    study_description=_text(ds, "StudyDescription"),
-                    referring_physician_name=_text(ds, "ReferringPhysicianName"),
-                )
-            )
-            session.flush()
-        known_series = session.get(DicomSeries, series)
-        if known_series is None:
-            session.add(
-                DicomSeries(
-                    series_uid=series,
-                    study_uid=study,
-                    modality=_text(ds, "Modality", 16),
-                    series_number=_text(ds, "SeriesNumber", 16),
-                    series_description=_text(ds, "SeriesDescription"),
-                    body_part_examined=_text(ds, "BodyPartExamined", 64),
-                )
-            )
-            session.flush()
-        elif known_series.study_uid != study:
-            raise _Refused(f"series {series} belongs to study {known_series.study_uid}")
-        key = object_key(study, series, sop)
+    stored = session.get(DicomInstance, sop)
+    if stored is not None:
+        if duplicates != "version":
+            raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
+        if (stored.study_uid, stored.series_uid) != (study, series):
+            raise _Refused(f"SOP Instance UID {sop} is stored in another study or series")
+        if stored.sha256 == sha:
+            return  # the same bytes again: nothing to keep
+        stored.size, stored.sha256, stored.metadata_json = len(data), sha, metadata
+        stored.transfer_syntax_uid = _text(meta, "TransferSyntaxUID", 64) if meta is not None else None
+        stored.received_at = utcnow()
+        session.flush()
+        objects.put(
+            stored.object_key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop}
+        )
+        return
+    if session.get(DicomStudy, study) is None:
         session.add(
-            DicomInstance(
-                sop_instance_uid=sop,
-                series_uid=series,
+            DicomStudy(
                 study_uid=study,
-                sop_class_uid=_text(ds, "SOPClassUID", 64),
-                instance_number=_text(ds, "InstanceNumber", 16),
-                transfer_syntax_uid=_text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
-                object_key=key,
-                size=len(data),
-                sha256=sha,
-                metadata_json=metadata,
+                patient_id=_text(ds, "PatientID", 64),
+                patient_name=_text(ds, "PatientName"),
+                patient_birth_date=_text(ds, "PatientBirthDate", 8),
+                patient_sex=_text(ds, "PatientSex", 16),
+                study_date=_text(ds, "StudyDate", 8),
+                study_time=_text(ds, "StudyTime", 16),
+                accession_number=_text(ds, "AccessionNumber", 64),
+                study_id=_text(ds, "StudyID", 64),
+                study_description=_text(ds, "StudyDescription"),
+                referring_physician_name=_text(ds, "ReferringPhysicianName"),
             )
         )
         session.flush()
-        # The object last, inside the transaction: if it fails, no index row remains.
-        objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
+    known_series = session.get(DicomSeries, series)
+    if known_series is None:
+        session.add(
+            DicomSeries(
+                series_uid=series,
+                study_uid=study,
+                modality=_text(ds, "Modality", 16),
+                series_number=_text(ds, "SeriesNumber", 16),
+                series_description=_text(ds, "SeriesDescription"),
+                body_part_examined=_text(ds, "BodyPartExamined", 64),
+            )
+        )
+        session.flush()
+    elif known_series.study_uid != study:
+        raise _Refused(f"series {series} belongs to study {known_series.study_uid}")
+    key = object_key(study, series, sop)
+    session.add(
+        DicomInstance(
+            sop_instance_uid=sop,
+            series_uid=series,
+            study_uid=study,
+            sop_class_uid=_text(ds, "SOPClassUID", 64),
+            instance_number=_text(ds, "InstanceNumber", 16),
+            transfer_syntax_uid=_text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
+            object_key=key,
+            size=len(data),
+            sha256=sha,
+            metadata_json=metadata,
+        )
+    )
+    session.flush()
+    # The object last, inside the transaction: if it fails, no index row remains.
+    objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
 
 
 def store_file(catalog: Engine, objects: Any, path: Path, duplicates: str = "refuse") -> StoreOutcome:

@@ -21,7 +21,7 @@ from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
-from hdhub.imaging.store import STORED, StoreOutcome, instance_rows, read_object, store_instance
+from hdhub.imaging.store import STORED, StoreOutcome, instance_rows, read_object, store_instances
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -68,6 +68,10 @@ def split_multipart(body: bytes, boundary: str) -> list[tuple[Message, bytes]]:
                 headers[name.strip()] = value.strip()
         parts.append((headers, content))
     return parts
+
+
+def _is_dicom(headers: Message) -> bool:
+    return headers.get_content_type() in ("application/dicom", "text/plain")  # text/plain: no header
 
 
 def _content_type(value: str) -> Message:
@@ -144,17 +148,14 @@ async def stow(
         raise BadRequest("multipart body: no part")
 
     def store_all() -> list[StoreOutcome]:
-        out = []
-        for n, (headers, content) in enumerate(parts, start=1):
-            if headers.get_content_type() not in ("application/dicom", "text/plain"):  # text/plain: no header
-                out.append(StoreOutcome(f"part {n}", "refused", reason="not application/dicom"))
-            else:
-                out.append(
-                    store_instance(
-                        hub.catalog, hub.objects, content, f"part {n}", hub.settings.imaging.duplicates
-                    )
-                )
-        return out
+        dicom = [(content, f"part {n}") for n, (h, content) in enumerate(parts, start=1) if _is_dicom(h)]
+        stored = iter(store_instances(hub.catalog, hub.objects, dicom, hub.settings.imaging.duplicates))
+        return [
+            next(stored)
+            if _is_dicom(h)
+            else StoreOutcome(f"part {n}", "refused", reason="not application/dicom")
+            for n, (h, _) in enumerate(parts, start=1)
+        ]
 
     outcomes = await run_in_threadpool(store_all)
     status, payload = _stow_response(outcomes, _base_url(request))
