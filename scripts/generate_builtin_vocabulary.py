@@ -25,12 +25,15 @@ from hdhub.synth import codes
 OUT = Path(__file__).resolve().parents[1] / "src" / "hdhub" / "warehouse" / "builtin_vocabulary"
 FIXED = [0, 8507, 8532, 9201, 9202, 9203, 581476, 5083, 32817, 32838, 32818, 32865, 32678]
 # Athena CONCEPT rows every OMOP CDM uses, added when VOCAB_DIR lacks them (the Eunomia
-# sample does): "no matching concept", the two genders, and the "EHR" type concept.
+# sample does): "no matching concept", the two genders, and the EHR type concepts.
 CORE = [
     ("0", "No matching concept", "Metadata", "None", "Undefined", "", "No matching concept", "1970-01-01", "2099-12-31"),
     ("8507", "MALE", "Gender", "Gender", "Gender", "S", "M", "1970-01-01", "2099-12-31"),
     ("8532", "FEMALE", "Gender", "Gender", "Gender", "S", "F", "1970-01-01", "2099-12-31"),
     ("32817", "EHR", "Type Concept", "Type Concept", "Type Concept", "S", "OMOP4976890", "2020-08-20", "2099-12-31"),
+    # The type concepts the FHIR mapping uses for drugs (same release of the Type Concept vocabulary).
+    ("32818", "EHR administration record", "Type Concept", "Type Concept", "Type Concept", "S", "OMOP4976891", "2020-08-20", "2099-12-31"),
+    ("32838", "EHR prescription", "Type Concept", "Type Concept", "Type Concept", "S", "OMOP4976911", "2020-08-20", "2099-12-31"),
 ]  # fmt: skip
 
 
