@@ -11,11 +11,11 @@ from hdhub.cli.context import CliState, console
 def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
     """On an empty warehouse: the built-in vocabulary, ``hdhub synth`` (3 sites), one FHIR
     load per site and a data-quality report; each step audited like its own command."""
+    from hdhub.cli.dq import check_warehouse
     from hdhub.cli.ingest import load_site
-    from hdhub.ingest.omop_csv import load_omop_csv
+    from hdhub.cli.vocab import load_vocabulary
     from hdhub.synth import generate
     from hdhub.warehouse import BUILTIN_VOCABULARY
-    from hdhub.warehouse.dq import run_checks, write_report
 
     hub: Any = st.hub
     db = hub.warehouse.con
@@ -23,16 +23,12 @@ def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
         console.print("demo data already loaded (the warehouse has persons)")
         return
     started = time.perf_counter()
-    load = st.authorize("warehouse:load")
-    vocab = load_omop_csv(hub.warehouse, BUILTIN_VOCABULARY, replace=True, schema="VOCAB")
-    st.audit(
-        "vocab.load", load, resource_type="vocabulary", resource_id="builtin", detail={"rows": vocab.rows}
-    )
+    load_vocabulary(st, BUILTIN_VOCABULARY)
     out = hub.settings.home / "synth"
     synth = generate(out, patients=patients, sites=3, seed=seed)
     loaded: dict[str, int] = {}
     for site in synth.sites:
-        report = load_site(st, load, [out / site], site)
+        report = load_site(st, [out / site], site)
         for table, n in report.tables.items():
             loaded[table] = loaded.get(table, 0) + n
     persons = db.execute("SELECT count(*) FROM person").fetchone()[0]
@@ -43,10 +39,7 @@ def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    read = st.authorize("warehouse:read")
-    dq = run_checks(db)
-    _, html_path = write_report(dq, hub.settings.home / "reports")
-    st.audit("warehouse.dq", read, resource_type="warehouse", resource_id="omop", detail=dq.status_counts)
+    dq, _, html_path = check_warehouse(st)
     counts = dq.status_counts
     console.print(
         f"data quality: {counts['pass']} checks passed, {counts['fail']} failed: {html_path}",

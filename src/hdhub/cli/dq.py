@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from hdhub.cli.context import console, err_console, state
+from hdhub.cli.context import CliState, console, err_console, state
+
+if TYPE_CHECKING:
+    from hdhub.warehouse.dq import DqReport
 
 SHOWN_FAILURES = 40
+
+
+def check_warehouse(st: CliState, output: Path | None = None) -> tuple[DqReport, Path, Path]:
+    """One audited run of the checks; the reports go to ``output`` (default HOME/reports)."""
+    from hdhub.warehouse.dq import run_checks, write_report
+
+    decision = st.authorize("warehouse:read")
+    hub = st.hub
+    report = run_checks(hub.warehouse.con)
+    json_path, html_path = write_report(report, output or hub.settings.home / "reports")
+    st.audit(
+        "warehouse.dq",
+        decision,
+        resource_type="warehouse",
+        resource_id="omop",
+        detail={**report.status_counts, "report": str(json_path.resolve())},
+    )
+    return report, json_path, html_path
 
 
 def register(app: typer.Typer) -> None:
@@ -23,22 +45,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the warehouse (required fields, keys, concept domains, plausible values and
         units, dates in observation periods …) and write dq-<time>.json and .html."""
-        from hdhub.warehouse.dq import FAIL, run_checks, write_report
+        from hdhub.warehouse.dq import FAIL
 
         st = state(ctx)
-        decision = st.authorize("warehouse:read")
-        hub = st.hub
-        directory = output if output is not None else hub.settings.home / "reports"
-        report = run_checks(hub.warehouse.con)
-        json_path, html_path = write_report(report, directory)
+        report, json_path, html_path = check_warehouse(st, output)
         counts = report.status_counts
-        st.audit(
-            "warehouse.dq",
-            decision,
-            resource_type="warehouse",
-            resource_id="omop",
-            detail={**counts, "report": str(json_path.resolve())},
-        )
         failed = report.failed
         if failed:
             table = Table(title="Failed checks")

@@ -14,7 +14,6 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from rich.table import Table
 
 from hdhub.cli.context import CliState, console, new_app, state
-from hdhub.security.authz import Decision
 
 if TYPE_CHECKING:
     from hdhub.ingest.fhir.load import FhirLoadReport
@@ -88,7 +87,6 @@ def load_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 def load_site(
     st: CliState,
-    decision: Decision,
     paths: list[Path],
     site: str,
     progress: Callable[[str, int, int], None] | None = None,
@@ -96,6 +94,7 @@ def load_site(
     """One audited FHIR load from ``site`` into the deployment's warehouse."""
     from hdhub.ingest.fhir import load_fhir
 
+    decision = st.authorize("warehouse:load")
     hub = st.hub
     try:
         report = load_fhir(
@@ -138,9 +137,8 @@ def fhir(
 ) -> None:
     """Load FHIR R4 resources from one site into the OMOP warehouse (atomic, idempotent)."""
     st = state(ctx)
-    decision = st.authorize("warehouse:load")
     with load_progress() as progress:
-        report = load_site(st, decision, paths, site, progress)
+        report = load_site(st, paths, site, progress)
     table = Table(
         "resource",
         "read",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from hdhub.cli.context import console, new_app, state
+from hdhub.cli.context import CliState, console, new_app, state
+
+if TYPE_CHECKING:
+    from hdhub.ingest.omop_csv import LoadReport
 
 app = new_app("OMOP vocabularies (OHDSI Athena).")
 
@@ -23,13 +27,25 @@ def load(
     ),
 ) -> None:
     """Load an Athena vocabulary download, replacing the vocabulary tables it contains (all-or-nothing)."""
-    from hdhub.ingest.omop_csv import load_omop_csv
     from hdhub.warehouse import BUILTIN_VOCABULARY
 
     if (directory is None) == (not builtin):
         raise typer.BadParameter("give either a DIRECTORY or --builtin")
     directory = BUILTIN_VOCABULARY if directory is None else directory
-    st = state(ctx)
+    report = load_vocabulary(state(ctx), directory)
+    table = Table("table", "file", "rows", title=f"Vocabulary load from {directory}")
+    for name, rows in report.rows.items():
+        table.add_row(name, report.files[name], f"{rows:,}")
+    console.print(table)
+    console.print(
+        f"{report.total:,} rows in {len(report.rows)} tables, {report.seconds:.1f} s", highlight=False
+    )
+
+
+def load_vocabulary(st: CliState, directory: Path) -> LoadReport:
+    """One audited vocabulary load (replacing the vocabulary tables the directory holds)."""
+    from hdhub.ingest.omop_csv import load_omop_csv
+
     decision = st.authorize("warehouse:load")
     try:
         report = load_omop_csv(st.hub.warehouse, directory, replace=True, schema="VOCAB")
@@ -50,10 +66,4 @@ def load(
         resource_id=str(directory.resolve()),
         detail={"rows": report.rows},
     )
-    table = Table("table", "file", "rows", title=f"Vocabulary load from {directory}")
-    for name, rows in report.rows.items():
-        table.add_row(name, report.files[name], f"{rows:,}")
-    console.print(table)
-    console.print(
-        f"{report.total:,} rows in {len(report.rows)} tables, {report.seconds:.1f} s", highlight=False
-    )
+    return report

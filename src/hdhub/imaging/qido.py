@@ -68,7 +68,6 @@ LEVELS = {
 }
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
-_CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
 
 
 @dataclass

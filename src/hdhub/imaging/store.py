@@ -23,10 +23,11 @@ import orjson
 import pydicom
 import pydicom.datadict
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
+from hdhub.errors import IntegrityError, NotFound
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -109,9 +110,12 @@ def store_instance(
 
 @dataclass
 class _Parsed:
+    data: bytes
+    source: str
     ds: Dataset
     uids: tuple[str, str, str]  # study, series, instance
     metadata: str
+    sop_class: str | None
 
 
 def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
@@ -120,7 +124,7 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
     try:
         ds = parse(data)
         uids = tuple(_uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
-        return _Parsed(ds, uids, _metadata(ds))  # type: ignore[arg-type]
+        return _Parsed(data, source, ds, uids, _metadata(ds), _text(ds, "SOPClassUID", 64))  # type: ignore[arg-type]
     except ValueError as exc:
         return StoreOutcome(source, REFUSED, reason=str(exc))
     except Exception as exc:  # pydicom on hostile input: any failure is a refusal, never a crash
@@ -134,24 +138,24 @@ def store_instances(
 ) -> list[StoreOutcome]:
     """Store several instances (bytes, source) in one catalog transaction, each inside its
     own savepoint: a refused instance leaves nothing, the others are kept."""
+    # Parsed before the transaction opens: the catalog's write lock is not held meanwhile.
+    parsed = [_parse_instance(data, source) for data, source in items]
     outcomes: list[StoreOutcome] = []
     with Session(catalog) as session, session.begin():
-        for data, source in items:
-            parsed = _parse_instance(data, source)
-            if isinstance(parsed, StoreOutcome):
-                outcomes.append(parsed)
+        for p in parsed:
+            if isinstance(p, StoreOutcome):
+                outcomes.append(p)
                 continue
-            study, _, sop = parsed.uids
-            sop_class = _text(parsed.ds, "SOPClassUID", 64)
+            study, _, sop = p.uids
             try:
                 with session.begin_nested():
-                    _index_and_put(
-                        session, objects, parsed.ds, data, parsed.uids, parsed.metadata, duplicates
-                    )
+                    _index_and_put(session, objects, p.ds, p.data, p.uids, p.metadata, duplicates)
             except _Refused as exc:
-                outcomes.append(StoreOutcome(source, REFUSED, sop, study, str(exc), sop_class, exc.duplicate))
+                outcomes.append(
+                    StoreOutcome(p.source, REFUSED, sop, study, str(exc), p.sop_class, exc.duplicate)
+                )
                 continue
-            outcomes.append(StoreOutcome(source, STORED, sop, study, sop_class_uid=sop_class))
+            outcomes.append(StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class))
     return outcomes
 
 
@@ -254,8 +258,6 @@ def read_instance(
     catalog: Engine, objects: Any, sop_uid: str, study_uid: str | None = None, series_uid: str | None = None
 ) -> bytes:
     """The stored bytes of an instance, exactly as received (of that study and series, if given)."""
-    from hdhub.errors import NotFound
-
     with Session(catalog) as session:
         row = session.get(DicomInstance, sop_uid)
         if row is None or (study_uid, series_uid) not in ((None, None), (row.study_uid, row.series_uid)):
@@ -266,8 +268,6 @@ def read_instance(
 
 def dicom_files(paths: Iterable[Path]) -> list[Path]:
     """Every regular file under ``paths`` (DICOM files have no reliable extension)."""
-    from hdhub.errors import NotFound
-
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -283,10 +283,6 @@ def instance_rows(
     catalog: Engine, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> list[DicomInstance]:
     """The index rows of a study's (or series', or one) instances, in series and instance order."""
-    from sqlalchemy import select
-
-    from hdhub.errors import NotFound
-
     stmt = select(DicomInstance).where(DicomInstance.study_uid == study_uid)
     if series_uid is not None:
         stmt = stmt.where(DicomInstance.series_uid == series_uid)
@@ -303,8 +299,6 @@ def instance_rows(
 
 def read_object(objects: Any, row: DicomInstance) -> bytes:
     """An instance's stored bytes, checked against the SHA-256 recorded at storage."""
-    from hdhub.errors import IntegrityError
-
     data = objects.get_bytes(row.object_key)
     if hashlib.sha256(data).hexdigest() != row.sha256:
         raise IntegrityError(

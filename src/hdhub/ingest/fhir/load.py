@@ -234,7 +234,7 @@ class _Load:
         return f"hkey({sql_literal(kind + '|' + self.site + '|')} || {ref_expr})"
 
     def row_key(self, kind: str, ref_expr: str) -> str:
-        return m.row_key_sql(sql_literal(kind), self.site, ref_expr)
+        return self.row_key_of(sql_literal(kind), ref_expr)
 
     def slices(self, rtypes: list[str]) -> Iterator[str]:
         """A view ``_c`` over each slice of the staged rows of ``rtypes``, in turn."""
@@ -351,11 +351,7 @@ class _Load:
             f"FROM {table} WHERE patient_ref IS NOT NULL) d LEFT JOIN _hdhub_patients p "
             f"ON p.patient_key = {self.site_key('Patient', 'd.ref')}"
         )
-        self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _vm AS SELECT d.ref, v.row_id AS visit_id FROM (SELECT DISTINCT enc_ref AS ref "
-            f"FROM {table} WHERE enc_ref IS NOT NULL) d JOIN _hdhub_source_rows v "
-            f"ON v.source_key = {self.row_key('Encounter', 'd.ref')}"
-        )
+        self.ref_ids("_vm", "Encounter", "visit_occurrence", "enc_ref", table)
 
     # 3. who and where: Organization -> care_site + location, Location -> location,
     #    Practitioner -> provider (before encounters, which point to them) ---------------
@@ -430,7 +426,7 @@ class _Load:
     def row_key_of(self, rtype_sql: str, ref_expr: str) -> str:
         return m.row_key_sql(rtype_sql, self.site, ref_expr)
 
-    def _entity_map(self, name: str, rtype: str, table: str, ref_col: str, source: str) -> None:
+    def ref_ids(self, name: str, rtype: str, table: str, ref_col: str, source: str) -> None:
         """``name``: the OMOP id (of ``table``) of each distinct reference in ``source.ref_col``."""
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT d.ref, k.row_id FROM (SELECT DISTINCT {ref_col} AS ref "
@@ -449,8 +445,8 @@ class _Load:
             f"CASE WHEN end_raw IS NULL THEN start_ts ELSE end_ts END AS end_ts FROM {c} WHERE rtype = 'Encounter'"
         )
         self.ref_maps("_v0")
-        self._entity_map("_om", "Organization", "care_site", "org_ref", "_v0")
-        self._entity_map("_prm", "Practitioner", "provider", "prov_ref", "_v0")
+        self.ref_ids("_om", "Organization", "care_site", "org_ref", "_v0")
+        self.ref_ids("_prm", "Practitioner", "provider", "prov_ref", "_v0")
         self.db.execute(
             "CREATE OR REPLACE TEMP TABLE _v AS SELECT v.*, pm.person_id, om.row_id AS care_site_id, "
             "prm.row_id AS provider_id FROM _v0 v LEFT JOIN _pm pm ON pm.ref = v.patient_ref "
@@ -528,7 +524,7 @@ class _Load:
             )
         self.ref_maps("_e")
         self.db.execute(
-            "CREATE OR REPLACE TEMP VIEW _ej AS SELECT e.*, pm.person_id, vm.visit_id FROM _e e "
+            "CREATE OR REPLACE TEMP VIEW _ej AS SELECT e.*, pm.person_id, vm.row_id AS visit_id FROM _e e "
             "LEFT JOIN _pm pm ON pm.ref = e.patient_ref LEFT JOIN _vm vm ON vm.ref = e.enc_ref"
         )
         self._reject_common("_ej")

@@ -12,6 +12,7 @@ from typing import Any
 from hdhub import __version__
 from hdhub.warehouse._omop_cdm54 import CDM_VERSION
 from hdhub.warehouse.dq.checks import Check, all_checks
+from hdhub.warehouse.schema import ALL_TABLES
 
 PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not_applicable", "error"
 
@@ -104,8 +105,6 @@ class DqReport:
 
 
 def _row_counts(db: Any, tables: set[str]) -> dict[str, int]:
-    from hdhub.warehouse.schema import ALL_TABLES
-
     names = [name for name in ALL_TABLES if name in tables]
     return {name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in names}
 
