@@ -17,6 +17,7 @@ from hdhub.cli.context import CliState, console, new_app, state
 
 if TYPE_CHECKING:
     from hdhub.ingest.fhir.load import FhirLoadReport
+    from hdhub.ingest.omop_csv import LoadReport
 
 app = new_app("Load data into the warehouse.")
 
@@ -53,7 +54,12 @@ def omop(
         resource_id=str(directory.resolve()),
         detail={"rows": report.rows, "replace": replace},
     )
-    table = Table("table", "file", "rows", title=f"OMOP CDM 5.4 load from {directory}")
+    show_csv_load(report, f"OMOP CDM 5.4 load from {directory}")
+
+
+def show_csv_load(report: LoadReport, title: str) -> None:
+    """Rows per table of an OMOP CSV load (CDM tables or vocabulary)."""
+    table = Table("table", "file", "rows", title=title)
     for name, rows in report.rows.items():
         table.add_row(name, report.files[name], f"{rows:,}")
     console.print(table)

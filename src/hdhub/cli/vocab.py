@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from hdhub.cli.context import CliState, console, new_app, state
+from hdhub.cli.context import CliState, new_app, state
 
 if TYPE_CHECKING:
     from hdhub.ingest.omop_csv import LoadReport
@@ -32,14 +31,10 @@ def load(
     if (directory is None) == (not builtin):
         raise typer.BadParameter("give either a DIRECTORY or --builtin")
     directory = BUILTIN_VOCABULARY if directory is None else directory
+    from hdhub.cli.ingest import show_csv_load
+
     report = load_vocabulary(state(ctx), directory)
-    table = Table("table", "file", "rows", title=f"Vocabulary load from {directory}")
-    for name, rows in report.rows.items():
-        table.add_row(name, report.files[name], f"{rows:,}")
-    console.print(table)
-    console.print(
-        f"{report.total:,} rows in {len(report.rows)} tables, {report.seconds:.1f} s", highlight=False
-    )
+    show_csv_load(report, f"Vocabulary load from {directory}")
 
 
 def load_vocabulary(st: CliState, directory: Path) -> LoadReport:
