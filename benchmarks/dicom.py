@@ -1,5 +1,6 @@
 """Imaging archive: hdhub against Orthanc in the same run, STOW-RS and C-STORE ingest, QIDO latency.
 
+Installs Orthanc and dcmtk from Debian when missing (scripts/debian-packages.sh orthanc).
 Generates N small instances (pydicom's MR_small.dcm with new UIDs: ~10 KB each, 10 per
 study), then for each archive started on loopback (Orthanc from the Debian packages
 orthanc + orthanc-dicomweb, with SQLite index; hdhub with its embedded defaults):
@@ -205,6 +206,10 @@ def hdhub(root: Path, stow_data: list[bytes], store_dir: Path, n_patients: int) 
 
 
 def main() -> None:
+    # Orthanc and dcmtk from Debian, installed by the project's script when missing.
+    subprocess.run(
+        ["bash", str(Path(__file__).parents[1] / "scripts" / "debian-packages.sh"), "orthanc"], check=True
+    )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=2000)
     args = parser.parse_args()

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Debian packages the test suite drives for real: dcmtk (storescu, findscu, movescu,
-# storescp) as the DICOM peer of the archive. Installed once, only when missing.
+# Debian packages driven for real, installed once, only when missing:
+#   (default)  dcmtk (storescu, findscu, movescu, storescp): the DICOM peer of the tests
+#   orthanc    orthanc + orthanc-dicomweb: the peer of benchmarks/dicom.py
 set -euo pipefail
+
+install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "$@" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
 
 if ! command -v /usr/bin/storescu >/dev/null 2>&1; then
   echo "installing dcmtk (Debian) for the DIMSE tests" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q dcmtk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q dcmtk >/dev/null; }
+  install dcmtk
+fi
+if [ "${1:-}" = "orthanc" ] && [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
+  echo "installing orthanc and orthanc-dicomweb (Debian) for the imaging benchmark" >&2
+  install orthanc orthanc-dicomweb
 fi
