@@ -19,7 +19,7 @@ from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.cli.main import app
 from hdhub.errors import NotFound
 from hdhub.hub import Hub
-from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance
+from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance, store_instances
 from hdhub.objects import open_store
 
 runner = CliRunner()
@@ -169,3 +169,24 @@ def test_duplicates_kept_as_versions_when_configured(hub: Hub) -> None:
         hub.catalog, hub.objects, _variant(uids[0], generate_uid(), uids[2]), "x", "version"
     )
     assert moved.status == REFUSED and "another study or series" in (moved.reason or "")
+
+
+def test_a_batch_is_checked_as_a_whole(hub: Hub) -> None:
+    """Refusals inside one batch: a repeated SOP Instance UID, a series claimed by two studies."""
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    other_study = generate_uid()
+    batch = [
+        (_variant(study, series, sop), "first"),
+        (_variant(study, series, sop), "same UID again"),
+        (_variant(study, series, generate_uid()), "second of the series"),
+        (_variant(other_study, series, generate_uid()), "series under another study"),
+        (b"garbage", "not DICOM"),
+    ]
+    outcomes = store_instances(hub.catalog, hub.objects, batch)
+    assert [o.status for o in outcomes] == [STORED, REFUSED, STORED, REFUSED, REFUSED]
+    assert outcomes[1].duplicate and "twice in this batch" in (outcomes[1].reason or "")
+    assert f"belongs to study {study}" in (outcomes[3].reason or "")
+    assert _counts(hub) == (1, 1, 2)
+    assert len(list(hub.objects.list("dicom/"))) == 2
+    again = store_instances(hub.catalog, hub.objects, batch[:1])
+    assert again[0].status == REFUSED and again[0].duplicate

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,21 @@ from typing import Any
 import orjson
 import pydicom
 import pydicom.datadict
+import sqlalchemy.exc
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import IntegrityError, NotFound
+from hdhub.imaging.dicom_json import dataset_json
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 MAX_INSTANCE_BYTES = 4 << 30  # larger objects go through the resumable upload (later)
-BULK_THRESHOLD = 1024  # values larger than this stay out of the metadata (bulk data)
 STORED, REFUSED = "stored", "refused"
+PUT_THREADS = 4  # object writes at once: they wait on fsync or the network, not on the CPU
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,14 +82,7 @@ def _uid(ds: Dataset, keyword: str) -> str:
 
 
 def _metadata(ds: Dataset) -> str:
-    def bulk(elem: Any) -> str:
-        return ""  # the value is bulk data: retrieved from the stored instance, not the index
-
-    return orjson.dumps(
-        ds.to_json_dict(
-            bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=bulk, suppress_invalid_tags=True
-        )
-    ).decode()
+    return orjson.dumps(dataset_json(ds)).decode()
 
 
 def parse(data: bytes) -> Dataset:
@@ -136,115 +134,216 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
 def store_instances(
     catalog: Engine, objects: Any, items: list[tuple[bytes, str]], duplicates: str = "refuse"
 ) -> list[StoreOutcome]:
-    """Store several instances (bytes, source) in one catalog transaction, each inside its
-    own savepoint: a refused instance leaves nothing, the others are kept."""
-    # Parsed before the transaction opens: the catalog's write lock is not held meanwhile.
+    """Store several instances (bytes, source): each is stored whole or refused with a reason.
+
+    Every check is made before anything is written: the instances are parsed, then one query
+    per table finds what the catalog already holds. The accepted objects are written in
+    parallel, then their index rows in one transaction. If an object write or the
+    transaction fails, the versions written are removed and the error is raised: no index
+    row ever points to a missing object. A rival writer inserting the same UIDs meanwhile
+    makes the transaction fail; the batch is then planned again against the new state."""
     parsed = [_parse_instance(data, source) for data, source in items]
-    outcomes: list[StoreOutcome] = []
-    with Session(catalog) as session, session.begin():
-        for p in parsed:
-            if isinstance(p, StoreOutcome):
-                outcomes.append(p)
-                continue
-            study, _, sop = p.uids
-            try:
-                with session.begin_nested():
-                    _index_and_put(session, objects, p.ds, p.data, p.uids, p.metadata, duplicates)
-            except _Refused as exc:
-                outcomes.append(
-                    StoreOutcome(p.source, REFUSED, sop, study, str(exc), p.sop_class, exc.duplicate)
-                )
-                continue
-            outcomes.append(StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class))
-    return outcomes
+    try:
+        return _store_parsed(catalog, objects, parsed, duplicates)
+    except sqlalchemy.exc.IntegrityError:
+        return _store_parsed(catalog, objects, parsed, duplicates)
 
 
-class _Refused(Exception):
-    """Raised inside the catalog transaction, so that it rolls back."""
+@dataclass
+class _Write:
+    parsed: _Parsed
+    sha256: str
+    update: bool  # a new version of a stored instance
+    version_id: str | None = None
 
-    def __init__(self, reason: str, duplicate: bool = False) -> None:
-        super().__init__(reason)
-        self.duplicate = duplicate
 
+def _store_parsed(
+    catalog: Engine, objects: Any, parsed: list[_Parsed | StoreOutcome], duplicates: str
+) -> list[StoreOutcome]:
+    candidates = [p for p in parsed if isinstance(p, _Parsed)]
+    stored_instances, stored_series, stored_studies = _known(catalog, candidates)
+    outcomes: dict[int, StoreOutcome] = {}
+    writes: list[_Write] = []
+    batch_series: dict[str, str] = {}
+    batch_sops: set[str] = set()
+    for p in candidates:
+        study, series, sop = p.uids
+        sha = hashlib.sha256(p.data).hexdigest()
 
-def _index_and_put(
-    session: Session,
-    objects: Any,
-    ds: Dataset,
-    data: bytes,
-    uids: tuple[str, str, str],
-    metadata: str,
-    duplicates: str = "refuse",
-) -> None:
-    study, series, sop = uids
-    meta = getattr(ds, "file_meta", None)
-    sha = hashlib.sha256(data).hexdigest()
-    stored = session.get(DicomInstance, sop)
-    if stored is not None:
-        if duplicates != "version":
-            raise _Refused(f"SOP Instance UID {sop} is already stored", duplicate=True)
-        if (stored.study_uid, stored.series_uid) != (study, series):
-            raise _Refused(f"SOP Instance UID {sop} is stored in another study or series")
-        if stored.sha256 == sha:
-            return  # the same bytes again: nothing to keep
-        stored.size, stored.sha256, stored.metadata_json = len(data), sha, metadata
-        stored.transfer_syntax_uid = _text(meta, "TransferSyntaxUID", 64) if meta is not None else None
-        stored.received_at = utcnow()
-        session.flush()
-        objects.put(
-            stored.object_key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop}
+        known = stored_instances.get(sop)
+        owner = stored_series.get(series) or batch_series.get(series)
+        if sop in batch_sops:
+            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} appears twice in this batch", True)
+        elif known is not None and duplicates != "version":
+            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is already stored", True)
+        elif known is not None and known[:2] != (study, series):
+            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is stored in another study or series")
+        elif owner is not None and owner != study:
+            outcomes[id(p)] = _refused(p, f"series {series} belongs to study {owner}")
+        else:
+            batch_sops.add(sop)
+            batch_series[series] = study
+            if known is not None and known[2] == sha:
+                outcomes[id(p)] = StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class)
+            else:
+                writes.append(_Write(p, sha, update=known is not None))
+    _put_objects(objects, writes)
+    try:
+        _index(catalog, writes, stored_series, stored_studies)
+    except BaseException:
+        _remove_versions(objects, writes)
+        raise
+    for w in writes:
+        study, _, sop = w.parsed.uids
+        outcomes[id(w.parsed)] = StoreOutcome(
+            w.parsed.source, STORED, sop, study, sop_class_uid=w.parsed.sop_class
         )
+    return [p if isinstance(p, StoreOutcome) else outcomes[id(p)] for p in parsed]
+
+
+def _refused(p: _Parsed, reason: str, duplicate: bool = False) -> StoreOutcome:
+    study, _, sop = p.uids
+    return StoreOutcome(p.source, REFUSED, sop, study, reason, p.sop_class, duplicate)
+
+
+def _known(
+    catalog: Engine, candidates: list[_Parsed]
+) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], set[str]]:
+    """What the catalog holds of these instances, their series and their studies."""
+    instances: dict[str, tuple[str, str, str]] = {}
+    series: dict[str, str] = {}
+    studies: set[str] = set()
+    with catalog.connect() as conn:
+        for chunk in _chunks(sorted({p.uids[2] for p in candidates})):
+            stmt = select(
+                DicomInstance.sop_instance_uid,
+                DicomInstance.study_uid,
+                DicomInstance.series_uid,
+                DicomInstance.sha256,
+            ).where(DicomInstance.sop_instance_uid.in_(chunk))
+            instances.update((sop, (study, ser, sha)) for sop, study, ser, sha in conn.execute(stmt))
+        for chunk in _chunks(sorted({p.uids[1] for p in candidates})):
+            found = select(DicomSeries.series_uid, DicomSeries.study_uid)
+            series.update((s, st) for s, st in conn.execute(found.where(DicomSeries.series_uid.in_(chunk))))
+        for chunk in _chunks(sorted({p.uids[0] for p in candidates})):
+            studies.update(conn.scalars(select(DicomStudy.study_uid).where(DicomStudy.study_uid.in_(chunk))))
+    return instances, series, studies
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
+    return (values[i : i + size] for i in range(0, len(values), size))
+
+
+def _put_objects(objects: Any, writes: list[_Write]) -> None:
+    """Write the objects, several at once (the writes wait on the disk or the network)."""
+
+    def put(w: _Write) -> None:
+        study, series, sop = w.parsed.uids
+        info = objects.put(
+            object_key(study, series, sop),
+            w.parsed.data,
+            content_type="application/dicom",
+            metadata={"sop-instance-uid": sop},
+        )
+        w.version_id = info.version_id
+
+    if len(writes) <= 1:
+        for w in writes:
+            put(w)
         return
-    if session.get(DicomStudy, study) is None:
-        session.add(
-            DicomStudy(
-                study_uid=study,
-                patient_id=_text(ds, "PatientID", 64),
-                patient_name=_text(ds, "PatientName"),
-                patient_birth_date=_text(ds, "PatientBirthDate", 8),
-                patient_sex=_text(ds, "PatientSex", 16),
-                study_date=_text(ds, "StudyDate", 8),
-                study_time=_text(ds, "StudyTime", 16),
-                accession_number=_text(ds, "AccessionNumber", 64),
-                study_id=_text(ds, "StudyID", 64),
-                study_description=_text(ds, "StudyDescription"),
-                referring_physician_name=_text(ds, "ReferringPhysicianName"),
-            )
+    with ThreadPoolExecutor(PUT_THREADS) as pool:
+        futures = [pool.submit(put, w) for w in writes]
+        wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        _remove_versions(objects, writes)
+        raise errors[0]  # type: ignore[misc]
+
+
+def _remove_versions(objects: Any, writes: list[_Write]) -> None:
+    """Undo the object writes of a batch that is not indexed (best effort)."""
+    for w in writes:
+        if w.version_id is not None:
+            try:
+                objects.delete(object_key(*w.parsed.uids), w.version_id)
+            except Exception:
+                log.exception("could not remove the unindexed object %s", object_key(*w.parsed.uids))
+
+
+def _index(
+    catalog: Engine, writes: list[_Write], stored_series: dict[str, str], stored_studies: set[str]
+) -> None:
+    """The index rows of the written objects, in one transaction."""
+    studies: dict[str, dict[str, Any]] = {}
+    series: dict[str, dict[str, Any]] = {}
+    instances: list[dict[str, Any]] = []
+    now = utcnow()
+    for w in writes:
+        ds, (study, series_uid, sop) = w.parsed.ds, w.parsed.uids
+        meta = getattr(ds, "file_meta", None)
+        row = {
+            "sop_instance_uid": sop,
+            "size": len(w.parsed.data),
+            "sha256": w.sha256,
+            "metadata_json": w.parsed.metadata,
+            "transfer_syntax_uid": _text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
+            "received_at": now,
+        }
+        if w.update:
+            instances.append(row)
+            continue
+        if study not in stored_studies and study not in studies:
+            studies[study] = _study_row(ds, study) | {"created_at": now}
+        if series_uid not in stored_series and series_uid not in series:
+            series[series_uid] = _series_row(ds, series_uid, study)
+        instances.append(
+            row
+            | {
+                "series_uid": series_uid,
+                "study_uid": study,
+                "sop_class_uid": _text(ds, "SOPClassUID", 64),
+                "instance_number": _text(ds, "InstanceNumber", 16),
+                "object_key": object_key(study, series_uid, sop),
+            }
         )
-        session.flush()
-    known_series = session.get(DicomSeries, series)
-    if known_series is None:
-        session.add(
-            DicomSeries(
-                series_uid=series,
-                study_uid=study,
-                modality=_text(ds, "Modality", 16),
-                series_number=_text(ds, "SeriesNumber", 16),
-                series_description=_text(ds, "SeriesDescription"),
-                body_part_examined=_text(ds, "BodyPartExamined", 64),
-            )
-        )
-        session.flush()
-    elif known_series.study_uid != study:
-        raise _Refused(f"series {series} belongs to study {known_series.study_uid}")
-    key = object_key(study, series, sop)
-    session.add(
-        DicomInstance(
-            sop_instance_uid=sop,
-            series_uid=series,
-            study_uid=study,
-            sop_class_uid=_text(ds, "SOPClassUID", 64),
-            instance_number=_text(ds, "InstanceNumber", 16),
-            transfer_syntax_uid=_text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
-            object_key=key,
-            size=len(data),
-            sha256=sha,
-            metadata_json=metadata,
-        )
-    )
-    session.flush()
-    # The object last, inside the transaction: if it fails, no index row remains.
-    objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
+    updates = [r for r, w in zip(instances, writes, strict=True) if w.update]
+    inserts = [r for r, w in zip(instances, writes, strict=True) if not w.update]
+    with Session(catalog) as session, session.begin():
+        if studies:
+            session.execute(insert(DicomStudy), list(studies.values()))
+        if series:
+            session.execute(insert(DicomSeries), list(series.values()))
+        if inserts:
+            session.execute(insert(DicomInstance), inserts)
+        if updates:
+            session.execute(update(DicomInstance), updates)
+
+
+def _study_row(ds: Dataset, study: str) -> dict[str, Any]:
+    return {
+        "study_uid": study,
+        "patient_id": _text(ds, "PatientID", 64),
+        "patient_name": _text(ds, "PatientName"),
+        "patient_birth_date": _text(ds, "PatientBirthDate", 8),
+        "patient_sex": _text(ds, "PatientSex", 16),
+        "study_date": _text(ds, "StudyDate", 8),
+        "study_time": _text(ds, "StudyTime", 16),
+        "accession_number": _text(ds, "AccessionNumber", 64),
+        "study_id": _text(ds, "StudyID", 64),
+        "study_description": _text(ds, "StudyDescription"),
+        "referring_physician_name": _text(ds, "ReferringPhysicianName"),
+    }
+
+
+def _series_row(ds: Dataset, series: str, study: str) -> dict[str, Any]:
+    return {
+        "series_uid": series,
+        "study_uid": study,
+        "modality": _text(ds, "Modality", 16),
+        "series_number": _text(ds, "SeriesNumber", 16),
+        "series_description": _text(ds, "SeriesDescription"),
+        "body_part_examined": _text(ds, "BodyPartExamined", 64),
+    }
 
 
 def store_file(catalog: Engine, objects: Any, path: Path, duplicates: str = "refuse") -> StoreOutcome:
