@@ -83,6 +83,10 @@ def test_round_trip_with_dicomweb_client(api: Api, server: str) -> None:
     assert _studies(mr) == {uid["mr"], STUDY}  # STUDY: the MR every test deployment holds
     assert _studies(reader.search_for_studies(search_filters={"PatientName": "Du*"})) == set(uid.values())
     assert _studies(reader.search_for_studies(search_filters={"PatientName": "Dupont*"})) == {uid["ct"]}
+    assert _studies(reader.search_for_studies(search_filters={"PatientName": "D?pont^M*"})) == {uid["ct"]}
+    # Without fuzzymatching, matching is case-sensitive (PS3.4 C.2.2.2.4), on SQLite as well.
+    assert reader.search_for_studies(search_filters={"PatientName": "dupont*"}) == []
+    assert reader.search_for_studies(search_filters={"PatientName": "[D]upont*"}) == []
     # fuzzymatching: any name component, any case.
     assert _studies(
         reader.search_for_studies(search_filters={"PatientName": "paul"}, fuzzymatching=True)

@@ -150,13 +150,24 @@ class DicomStudy(Base):
     """Study-level attributes (PS3.18 QIDO-RS study matching and return keys)."""
 
     __tablename__ = "dicom_studies"
+    __table_args__ = (
+        # Prefix wildcards (DOE*) use it: GLOB on SQLite, LIKE with text_pattern_ops on PostgreSQL.
+        Index(
+            "ix_dicom_studies_patient_name",
+            "patient_name",
+            postgresql_ops={"patient_name": "text_pattern_ops"},
+        ),
+        # Study searches are answered newest first: a date range reads this index backwards and
+        # stops at the page's end instead of sorting every match.
+        Index("ix_dicom_studies_study_date_uid", "study_date", "study_uid"),
+    )
 
     study_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
     patient_name: Mapped[str | None] = mapped_column(Text)
     patient_birth_date: Mapped[str | None] = mapped_column(String(8))
     patient_sex: Mapped[str | None] = mapped_column(String(16))
-    study_date: Mapped[str | None] = mapped_column(String(8), index=True)
+    study_date: Mapped[str | None] = mapped_column(String(8))
     study_time: Mapped[str | None] = mapped_column(String(16))
     accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
     study_id: Mapped[str | None] = mapped_column(String(64))
@@ -167,9 +178,12 @@ class DicomStudy(Base):
 
 class DicomSeries(Base):
     __tablename__ = "dicom_series"
+    # A study's series, and ModalitiesInStudy matching, from one index (with the modality
+    # alone, SQLite would read every series of that modality for each study).
+    __table_args__ = (Index("ix_dicom_series_study_uid_modality", "study_uid", "modality"),)
 
     series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    study_uid: Mapped[str] = mapped_column(ForeignKey("dicom_studies.study_uid"), index=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("dicom_studies.study_uid"))
     modality: Mapped[str | None] = mapped_column(String(16), index=True)
     series_number: Mapped[str | None] = mapped_column(String(16))
     series_description: Mapped[str | None] = mapped_column(Text)

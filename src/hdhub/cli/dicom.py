@@ -29,6 +29,7 @@ def scp(
     ),
 ) -> None:
     """Serve C-ECHO, C-STORE, C-FIND and C-MOVE to the allowed AE titles."""
+    from hdhub.heap import freeze_startup_heap
     from hdhub.imaging.dimse import ScpConfig, serve
 
     st = state(ctx)
@@ -39,4 +40,5 @@ def scp(
     )
     st.audit("imaging.scp-start", decision, resource_type="dicom", resource_id=f"{aet}@{host}:{port}")
     console.print(f"DICOM SCP {aet} listening on {host}:{port}; callers: {', '.join(allow)}", highlight=False)
+    freeze_startup_heap()
     serve(hub, config, host, port)

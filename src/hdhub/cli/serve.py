@@ -53,9 +53,13 @@ def run_server(hub: object, host: str, port: int) -> None:
 
     from hdhub.api.app import create_app
 
+    from hdhub.heap import freeze_startup_heap
+
     check_servable(hub, host)
     console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(hub), host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
+    app = create_app(hub)
+    freeze_startup_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:

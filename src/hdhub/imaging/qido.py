@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import ValidationError
@@ -115,10 +115,16 @@ def _like(value: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _text_match(column: Any, value: str) -> ColumnElement[bool]:
-    if "*" in value or "?" in value:
-        return column.like(_like(value), escape="\\")
-    return column == value
+def _text_match(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
+    """Single value or wildcard matching, case-sensitive (PS3.4 C.2.2.2.1 and C.2.2.2.4).
+
+    SQLite's LIKE ignores case, so SQLite matches with GLOB (case-sensitive; a prefix
+    pattern uses the index); PostgreSQL's LIKE is case-sensitive already."""
+    if "*" not in value and "?" not in value:
+        return column == value
+    if dialect == "sqlite":
+        return column.op("GLOB")(value.replace("[", "[[]"))
+    return column.like(_like(value), escape="\\")
 
 
 def _range(attr: Attribute, value: str, pattern: re.Pattern[str]) -> ColumnElement[bool]:
@@ -142,7 +148,7 @@ def _fuzzy_name(column: Any, value: str) -> ColumnElement[bool]:
     return or_(*(lowered.like(prefix + start, escape="\\") for prefix in ("", "%^", "% ")))
 
 
-def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] | None:
+def _condition(attr: Attribute, value: str, fuzzy: bool, dialect: str) -> ColumnElement[bool] | None:
     if value == "":
         return None  # universal matching
     if attr.keyword == "ModalitiesInStudy":
@@ -163,35 +169,27 @@ def _condition(attr: Attribute, value: str, fuzzy: bool) -> ColumnElement[bool] 
         return _range(attr, value, _TIME)
     if attr.vr == "PN" and fuzzy:
         return _fuzzy_name(attr.column, value)
-    return _text_match(attr.column, value)
-
-
-def _count(inner: Any, outer: Any, outer_model: Any) -> Any:
-    """The number of rows whose ``inner`` column equals the enclosing row's ``outer``."""
-    return select(func.count()).where(inner == outer).correlate(outer_model).scalar_subquery()
+    return _text_match(attr.column, value, dialect)
 
 
 def search(
     catalog: Engine, query: Query, base_url: str, study_uid: str | None = None, series_uid: str | None = None
 ) -> list[dict[str, Any]]:
     """Matches at ``query.level`` (within a study or series named in the path)."""
-    counted_series, counted = aliased(DicomSeries), aliased(DicomInstance)
-    study_series = _count(counted_series.study_uid, DicomStudy.study_uid, DicomStudy)
-    study_instances = _count(counted.study_uid, DicomStudy.study_uid, DicomStudy)
-    series_instances = _count(counted.series_uid, DicomSeries.series_uid, DicomSeries)
     if query.level == "study":
-        stmt = select(DicomStudy, study_series, study_instances)
-        order = [DicomStudy.study_date.desc(), DicomStudy.study_uid]
+        stmt = select(DicomStudy)
+        order = [DicomStudy.study_date.desc(), DicomStudy.study_uid.desc()]
     elif query.level == "series":
-        stmt = select(DicomStudy, study_series, study_instances, DicomSeries, series_instances).join(
+        stmt = select(DicomStudy, DicomSeries).join(
             DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid
         )
         order = [DicomStudy.study_uid, DicomSeries.series_uid]
     else:
         stmt = (
-            select(DicomStudy, study_series, study_instances, DicomSeries, series_instances, DicomInstance)
+            select(DicomStudy, DicomSeries, DicomInstance)
             .join(DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid)
             .join(DicomInstance, DicomInstance.series_uid == DicomSeries.series_uid)
+            .options(defer(DicomInstance.metadata_json))  # /metadata's, not QIDO's
         )
         order = [DicomStudy.study_uid, DicomSeries.series_uid, DicomInstance.sop_instance_uid]
     if study_uid is not None:
@@ -199,56 +197,93 @@ def search(
     if series_uid is not None:
         stmt = stmt.where(DicomSeries.series_uid == series_uid)
     for attr, value in query.filters:
-        condition = _condition(attr, value, query.fuzzy)
+        condition = _condition(attr, value, query.fuzzy, catalog.dialect.name)
         if condition is not None:
             stmt = stmt.where(condition)
     stmt = stmt.order_by(*order).limit(query.limit).offset(query.offset)
     with Session(catalog) as session:
         rows = session.execute(stmt).all()
-        uids = sorted({row[0].study_uid for row in rows})
-        modalities: dict[str, set[str]] = {}
+        # The computed attributes, for this page's studies and series only (computed in the
+        # search itself, they would be for every match before the sort).
+        studies = sorted({row[0].study_uid for row in rows})
+        series = sorted({row[1].series_uid for row in rows}) if query.level != "study" else []
+        counts = Counts(
+            _grouped(session, DicomSeries.study_uid, func.count(), studies),
+            _grouped(session, DicomInstance.study_uid, func.count(), studies),
+            _grouped(session, DicomInstance.series_uid, func.count(), series),
+            {},
+        )
         for uid, modality in session.execute(
-            select(DicomSeries.study_uid, DicomSeries.modality).where(DicomSeries.study_uid.in_(uids))
+            select(DicomSeries.study_uid, DicomSeries.modality).where(DicomSeries.study_uid.in_(studies))
         ):
             if modality:
-                modalities.setdefault(uid, set()).add(modality)
-    return [_row_json(query.level, row, modalities, base_url) for row in rows]
+                counts.modalities.setdefault(uid, set()).add(modality)
+    return [_row_json(query.level, row, counts, base_url) for row in rows]
+
+
+@dataclass
+class Counts:
+    study_series: dict[str, int]
+    study_instances: dict[str, int]
+    series_instances: dict[str, int]
+    modalities: dict[str, set[str]]
+
+
+def _grouped(session: Session, key: Any, aggregate: Any, values: list[str]) -> dict[str, Any]:
+    if not values:
+        return {}
+    stmt = select(key, aggregate).where(key.in_(values)).group_by(key)
+    return {k: v for k, v in session.execute(stmt)}
 
 
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "" or value == []:
         return {"vr": vr}
-    values = value if isinstance(value, list) else [value]
     if vr == "PN":
-        return {"vr": vr, "Value": [{"Alphabetic": v} for v in values]}
+        return {"vr": vr, "Value": [{"Alphabetic": value}]}
     if vr == "IS":
-        numbers = [int(v) for v in values if str(v).strip().lstrip("+-").isdigit()]
-        return {"vr": vr, "Value": numbers} if numbers else {"vr": vr}
-    return {"vr": vr, "Value": values}
+        if isinstance(value, int):
+            return {"vr": vr, "Value": [value]}
+        text = value.strip()
+        return {"vr": vr, "Value": [int(text)]} if text.lstrip("+-").isdigit() else {"vr": vr}
+    return {"vr": vr, "Value": value if isinstance(value, list) else [value]}
 
 
-def _row_json(level: str, row: Any, modalities: dict[str, set[str]], base_url: str) -> dict[str, Any]:
-    study, n_series, n_instances = row[0], row[1], row[2]
-    series = row[3] if level != "study" else None
-    instance = row[5] if level == "instance" else None
-    computed = {
-        "ModalitiesInStudy": sorted(modalities.get(study.study_uid, ())),
-        "NumberOfStudyRelatedSeries": n_series,
-        "NumberOfStudyRelatedInstances": n_instances,
-        "NumberOfSeriesRelatedInstances": row[4] if series is not None else None,
-    }
-    sources = {"dicom_studies": study, "dicom_series": series, "dicom_instances": instance}
-    out: dict[str, Any] = {}
-    for attr in LEVELS[level]:
-        if attr.column is None:
-            value = computed[attr.keyword]
-        else:
-            value = getattr(sources[attr.column.class_.__tablename__], attr.column.key)
-        out[attr.tag] = _element(attr.vr, value)
+_SOURCES = {"dicom_studies": 0, "dicom_series": 1, "dicom_instances": 2}
+# Per level, in tag order: (tag, VR, where the value is: 0-2 a row entity, None computed, key).
+_PLANS = {
+    level: sorted(
+        [
+            (a.tag, a.vr, None, a.keyword)
+            if a.column is None
+            else (a.tag, a.vr, _SOURCES[a.column.class_.__tablename__], a.column.key)
+            for a in attributes
+        ]
+        + [("00081190", "UR", None, "RetrieveURL")]
+    )
+    for level, attributes in LEVELS.items()
+}
+
+
+def _row_json(level: str, row: Any, counts: Counts, base_url: str) -> dict[str, Any]:
+    study = row[0]
+    series = row[1] if level != "study" else None
+    instance = row[2] if level == "instance" else None
     url = f"{base_url}/studies/{study.study_uid}"
     if series is not None:
         url += f"/series/{series.series_uid}"
     if instance is not None:
         url += f"/instances/{instance.sop_instance_uid}"
-    out["00081190"] = _element("UR", url)
-    return dict(sorted(out.items()))
+    computed = {
+        "ModalitiesInStudy": sorted(counts.modalities.get(study.study_uid, ())),
+        "NumberOfStudyRelatedSeries": counts.study_series.get(study.study_uid, 0),
+        "NumberOfStudyRelatedInstances": counts.study_instances.get(study.study_uid, 0),
+        "NumberOfSeriesRelatedInstances": (
+            counts.series_instances.get(series.series_uid, 0) if series is not None else None
+        ),
+        "RetrieveURL": url,
+    }
+    return {
+        tag: _element(vr, computed[key] if source is None else getattr(row[source], key))
+        for tag, vr, source, key in _PLANS[level]
+    }

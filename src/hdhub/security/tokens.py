@@ -1,4 +1,8 @@
-"""API bearer tokens: random, stored as SHA-256, expiring, revocable."""
+"""API bearer tokens: random, stored as SHA-256, expiring, revocable.
+
+A token's ``last_used_at`` is updated at most once a minute: recording every request would
+make each read a catalog write.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from hdhub.catalog.models import ApiToken, User
 from hdhub.errors import AuthenticationError, NotFound, ValidationError
 
 TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _digest(token: str) -> str:
@@ -56,7 +61,8 @@ def resolve_token(session: Session, secret: str) -> ApiToken:
         raise AuthenticationError("token expired")
     if row.user.disabled:
         raise AuthenticationError("account disabled")
-    row.last_used_at = now
+    if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
     return row
 
 
