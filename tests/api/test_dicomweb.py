@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -97,6 +98,22 @@ def test_round_trip_with_dicomweb_client(api: Api, server: str) -> None:
 
     ds = reader.retrieve_instance(uid["ct"], datasets[0].SeriesInstanceUID, datasets[0].SOPInstanceUID)
     assert ds.SOPInstanceUID == datasets[0].SOPInstanceUID and ds.PatientName == "Dupont^Marie"
+
+    # Every store, search and retrieve is an audit event naming the patients it reached.
+    audit = api.hub.audit
+    stow = audit.search(action="POST /dicomweb/studies")[0]
+    assert stow.patient_id == "IPP-001,IPP-002" and json.loads(stow.detail)["patients"] == [
+        "IPP-001",
+        "IPP-002",
+    ]
+    by_id = [
+        e
+        for e in audit.search(action="GET /dicomweb/studies")
+        if "PatientID=IPP-001" in json.loads(e.detail)["query"]
+    ]
+    assert by_id[0].patient_id == "IPP-001" and by_id[0].resource_id == uid["ct"]
+    retrieve = audit.search(action="GET /dicomweb/studies/{study}/series/{series}/instances/{instance}")[0]
+    assert retrieve.patient_id == "IPP-001" and retrieve.role == "clinician"
 
 
 def test_series_instances_study_retrieve_and_metadata(api: Api, server: str) -> None:

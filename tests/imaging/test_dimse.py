@@ -110,6 +110,15 @@ def test_storescu_findscu_movescu(scp: tuple[Hub, int, Path], tmp_path: Path) ->
         time.sleep(0.1)
     got = {pydicom.dcmread(f).SOPInstanceUID for f in received.iterdir()}
     assert got == set(sops)
+    # Every operation is an audit event naming the calling AE, the study and the patient.
+    for action, n in (("imaging.c-store", 3), ("imaging.c-find", 1), ("imaging.c-move", 1)):
+        events = hub.audit.search(action=action)
+        assert len(events) == n, action
+        assert all(
+            e.actor == f"dicom:{'VIEWER' if action == 'imaging.c-move' else 'MODALITY'}"
+            and e.patient_id == "4MR1" and e.resource_id == study and e.outcome == "success"
+            for e in events
+        ), events
 
 
 def test_unknown_callers_and_destinations_are_refused(scp: tuple[Hub, int, Path], tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ is 10 to 40 times slower.
 
 from __future__ import annotations
 
+import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -29,10 +30,13 @@ from pynetdicom.sop_class import (
 
 from hdhub.errors import NotFound, ValidationError
 from hdhub.imaging.qido import LEVELS, MAX_LIMIT, parse_query, search
-from hdhub.imaging.store import STORED, instance_rows, read_object, store_instance
+from hdhub.imaging.store import STORED, instance_rows, read_object, store_instance, study_patients
+from hdhub.security.principal import Principal
 
 SUCCESS, PENDING, CANNOT_UNDERSTAND, MOVE_DESTINATION_UNKNOWN = 0x0000, 0xFF00, 0xC000, 0xA801
-UNABLE_TO_PROCESS = 0xC001
+UNABLE_TO_PROCESS, OUT_OF_RESOURCES = 0xC001, 0xA700
+MAX_FIND_MATCHES = 10_000  # a C-FIND with more matches is refused: narrow the query
+log = logging.getLogger(__name__)
 LEVEL = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 
 
@@ -48,6 +52,36 @@ def _nodelay(event: Any) -> None:
     sock = event.assoc.dul.socket.socket
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _caller(event: Any) -> Principal:
+    requestor = event.assoc.requestor
+    return Principal(
+        name=f"dicom:{requestor.ae_title}", roles=frozenset(), kind="dicom", source=requestor.address
+    )
+
+
+def _audit(hub: Any, event: Any, action: str, outcome: str, studies: Iterable[str | None],
+           patients: Iterable[str | None], **detail: Any) -> None:  # fmt: skip
+    """One audit event naming every study and patient the operation reached."""
+    study_list = sorted({s for s in studies if s})
+    patient_list = sorted({p for p in patients if p})
+    hub.audit.record(
+        _caller(event),
+        action,
+        outcome=outcome,
+        resource_type="ImagingStudy",
+        resource_id=",".join(study_list)[:500] or None,
+        patient_id=",".join(patient_list)[:200] or None,
+        detail={"studies": study_list, "patients": patient_list, **detail},
+    )
+
+
+def _status(code: int, comment: str) -> Dataset:
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment[:64]
+    return status
 
 
 def _find_params(identifier: Dataset) -> tuple[str, list[tuple[str, str]], str | None, str | None]:
@@ -83,6 +117,11 @@ def _matches(hub: Any, identifier: Dataset) -> Iterator[dict[str, Any]]:
         offset += MAX_LIMIT
 
 
+def _value(match: dict[str, Any], tag: str) -> str | None:
+    values = match.get(tag, {}).get("Value")
+    return str(values[0]) if values else None
+
+
 def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
     """The application entity and its event handlers (give both to ``start_server``)."""
     ae = AE(ae_title=config.ae_title)
@@ -108,29 +147,53 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
             f"C-STORE from {event.assoc.requestor.ae_title}",
             config.duplicates,
         )
+        try:
+            _audit(
+                hub, event, "imaging.c-store", "success" if outcome.status == STORED else "failure",
+                [outcome.study_uid], [outcome.patient_id], sop_instance_uid=outcome.sop_instance_uid,
+                reason=outcome.reason,
+            )  # fmt: skip
+        except Exception:
+            log.exception("C-STORE: the audit event could not be written")
+            return _status(UNABLE_TO_PROCESS, "audit log unavailable")
         if outcome.status == STORED:
             return SUCCESS
         if outcome.duplicate:  # a modality sending again what the archive holds is not an error
             return SUCCESS
-        status = Dataset()
-        status.Status = CANNOT_UNDERSTAND
-        status.ErrorComment = (outcome.reason or "refused")[:64]
-        return status
+        return _status(CANNOT_UNDERSTAND, outcome.reason or "refused")
 
     def on_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        # Every match is found and the audit event written before the first is sent.
         try:
+            matches = []
             for match in _matches(hub, event.identifier):
-                if event.is_cancelled:
-                    yield 0xFE00, None
+                matches.append(match)
+                if len(matches) > MAX_FIND_MATCHES:
+                    yield (
+                        _status(OUT_OF_RESOURCES, f"over {MAX_FIND_MATCHES} matches: narrow the query"),
+                        None,
+                    )
                     return
-                ds = Dataset.from_json({k: v for k, v in match.items() if k != "00081190"})
-                ds.QueryRetrieveLevel = event.identifier.QueryRetrieveLevel
-                yield PENDING, ds
         except ValidationError as exc:
-            status = Dataset()
-            status.Status = UNABLE_TO_PROCESS
-            status.ErrorComment = exc.message[:64]
-            yield status, None
+            yield _status(UNABLE_TO_PROCESS, exc.message), None
+            return
+        try:
+            _audit(
+                hub, event, "imaging.c-find", "success",
+                [_value(m, "0020000D") for m in matches], [_value(m, "00100020") for m in matches],
+                level=str(event.identifier.get("QueryRetrieveLevel", "")), matches=len(matches),
+            )  # fmt: skip
+        except Exception:
+            log.exception("C-FIND: the audit event could not be written")
+            yield _status(UNABLE_TO_PROCESS, "audit log unavailable"), None
+            return
+        for match in matches:
+            if event.is_cancelled:
+                yield 0xFE00, None
+                return
+            ds = Dataset.from_json({k: v for k, v in match.items() if k != "00081190"})
+            ds.QueryRetrieveLevel = event.identifier.QueryRetrieveLevel
+            yield PENDING, ds
 
     def on_move(event: Any) -> Iterator[Any]:
         name = event.move_destination
@@ -151,6 +214,16 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
             rows = instance_rows(hub.catalog, study, series, sop)
         except NotFound:
             rows = []
+        try:
+            _audit(
+                hub, event, "imaging.c-move", "success", [study],
+                study_patients(hub.catalog, [study]) if rows else [],
+                destination=name.strip(), instances=len(rows),
+            )  # fmt: skip
+        except Exception:
+            log.exception("C-MOVE: the audit event could not be written")
+            yield _status(UNABLE_TO_PROCESS, "audit log unavailable"), None
+            return
         yield destination
         yield len(rows)
         for row in rows:

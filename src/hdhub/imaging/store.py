@@ -50,6 +50,7 @@ class StoreOutcome:
     reason: str | None = None
     sop_class_uid: str | None = None
     duplicate: bool = False  # refused as a second copy of a stored instance
+    patient_id: str | None = None  # for the audit event
 
 
 def object_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -114,6 +115,7 @@ class _Parsed:
     uids: tuple[str, str, str]  # study, series, instance
     metadata: str
     sop_class: str | None
+    patient_id: str | None
 
 
 def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
@@ -122,7 +124,9 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
     try:
         ds = parse(data)
         uids = tuple(_uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
-        return _Parsed(data, source, ds, uids, _metadata(ds), _text(ds, "SOPClassUID", 64))  # type: ignore[arg-type]
+        return _Parsed(
+            data, source, ds, uids, _metadata(ds), _text(ds, "SOPClassUID", 64), _text(ds, "PatientID", 64)
+        )
     except ValueError as exc:
         return StoreOutcome(source, REFUSED, reason=str(exc))
     except Exception as exc:  # pydicom on hostile input: any failure is a refusal, never a crash
@@ -184,7 +188,7 @@ def _store_parsed(
             batch_sops.add(sop)
             batch_series[series] = study
             if known is not None and known[2] == sha:
-                outcomes[id(p)] = StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class)
+                outcomes[id(p)] = _stored(p)
             else:
                 writes.append(_Write(p, sha, update=known is not None))
     _put_objects(objects, writes)
@@ -195,15 +199,18 @@ def _store_parsed(
         raise
     for w in writes:
         study, _, sop = w.parsed.uids
-        outcomes[id(w.parsed)] = StoreOutcome(
-            w.parsed.source, STORED, sop, study, sop_class_uid=w.parsed.sop_class
-        )
+        outcomes[id(w.parsed)] = _stored(w.parsed)
     return [p if isinstance(p, StoreOutcome) else outcomes[id(p)] for p in parsed]
 
 
 def _refused(p: _Parsed, reason: str, duplicate: bool = False) -> StoreOutcome:
     study, _, sop = p.uids
-    return StoreOutcome(p.source, REFUSED, sop, study, reason, p.sop_class, duplicate)
+    return StoreOutcome(p.source, REFUSED, sop, study, reason, p.sop_class, duplicate, p.patient_id)
+
+
+def _stored(p: _Parsed) -> StoreOutcome:
+    study, _, sop = p.uids
+    return StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class, patient_id=p.patient_id)
 
 
 def _known(
@@ -394,6 +401,17 @@ def instance_rows(
         what = sop_uid or series_uid or study_uid
         raise NotFound(f"no DICOM instances for {what}")
     return rows
+
+
+def study_patients(catalog: Engine, study_uids: Iterable[str]) -> list[str]:
+    """The Patient IDs of these studies (for audit events), sorted, without repeats."""
+    uids = sorted(set(study_uids))
+    found: set[str] = set()
+    with catalog.connect() as conn:
+        for chunk in _chunks(uids):
+            stmt = select(DicomStudy.patient_id).where(DicomStudy.study_uid.in_(chunk))
+            found.update(p for p in conn.scalars(stmt) if p)
+    return sorted(found)
 
 
 def read_object(objects: Any, row: DicomInstance) -> bytes:

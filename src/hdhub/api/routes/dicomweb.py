@@ -21,7 +21,14 @@ from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
-from hdhub.imaging.store import STORED, StoreOutcome, instance_rows, read_object, store_instances
+from hdhub.imaging.store import (
+    STORED,
+    StoreOutcome,
+    instance_rows,
+    read_object,
+    store_instances,
+    study_patients,
+)
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -78,6 +85,20 @@ def _content_type(value: str) -> Message:
     m = Message()
     m["content-type"] = value
     return m
+
+
+def _audit(request: Request, studies: list[str], patients: list[str | None]) -> None:
+    """Name the studies and patients a request reached in its audit event (every one in
+    the detail; the indexed fields hold as many as fit)."""
+    studies = sorted({s for s in studies if s})
+    named = sorted({p for p in patients if p})
+    audit_context(
+        request,
+        resource_type="ImagingStudy",
+        resource_id=",".join(studies)[:500] or None,
+        patient_id=",".join(named)[:200] or None,
+        detail={"studies": studies, "patients": named},
+    )
 
 
 def _stow_response(outcomes: list[StoreOutcome], base: str) -> tuple[int, dict[str, Any]]:
@@ -159,8 +180,8 @@ async def stow(
 
     outcomes = await run_in_threadpool(store_all)
     status, payload = _stow_response(outcomes, _base_url(request))
-    studies = sorted({o.study_uid for o in outcomes if o.status == STORED and o.study_uid})
-    audit_context(request, resource_type="ImagingStudy", resource_id=",".join(studies)[:200] or None)
+    stored = [o for o in outcomes if o.status == STORED]
+    _audit(request, [o.study_uid for o in stored if o.study_uid], [o.patient_id for o in stored])
     return Response(orjson.dumps(payload), status_code=status, media_type=DICOM_JSON)
 
 
@@ -172,7 +193,11 @@ def _qido(
         found = search(hub.catalog, query, _base_url(request), study, series)
     except ValidationError as exc:
         raise BadRequest(exc.message) from None
-    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    _audit(
+        request,
+        [m["0020000D"]["Value"][0] for m in found if "Value" in m.get("0020000D", {})] or [study or ""],
+        [m["00100020"]["Value"][0] for m in found if "Value" in m.get("00100020", {})],
+    )
     if not found:
         return Response(status_code=204)
     return Response(orjson.dumps(found), media_type=DICOM_JSON)
@@ -217,7 +242,7 @@ def _retrieve(
 ) -> Response:
     """The instances, as stored, one part each (read one at a time while the answer streams)."""
     rows = instance_rows(hub.catalog, study, series, instance)
-    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    _audit(request, [study], study_patients(hub.catalog, [study]))
     boundary = secrets.token_hex(16)
 
     def parts() -> Iterator[bytes]:
@@ -236,7 +261,7 @@ def _metadata(
 ) -> Response:
     """DICOM JSON of the instances, from the index: no stored object is read."""
     rows = instance_rows(hub.catalog, study, series, instance)
-    audit_context(request, resource_type="ImagingStudy", resource_id=study)
+    _audit(request, [study], study_patients(hub.catalog, [study]))
     body = b"[" + b",".join(row.metadata_json.encode() for row in rows) + b"]"
     return Response(body, media_type=DICOM_JSON)
 
