@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from hdhub.audit.log import AuditLog
+    from hdhub.imaging.workers import IngestWorkers
     from hdhub.objects.base import ObjectStore
     from hdhub.privacy.identity_store import IdentityStore
 
@@ -64,6 +65,13 @@ class Hub:
         )
 
     @cached_property
+    def imaging_workers(self) -> IngestWorkers:
+        """Processes for DICOM ingest, started at their first large batch."""
+        from hdhub.imaging.workers import IngestWorkers
+
+        return IngestWorkers(self.settings, self.settings.imaging.ingest_processes or None)
+
+    @cached_property
     def identities(self) -> IdentityStore:
         """Patients' identifying data, encrypted in the catalog (see privacy.identity_store)."""
         from hdhub.privacy.identity_store import IdentityStore
@@ -71,6 +79,8 @@ class Hub:
         return IdentityStore(self.catalog, self.keys)
 
     def close(self) -> None:
+        if "imaging_workers" in self.__dict__:
+            self.imaging_workers.close()
         if "audit" in self.__dict__:
             self.audit.close()
         if "catalog" in self.__dict__:

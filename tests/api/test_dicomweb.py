@@ -14,6 +14,7 @@ import pydicom
 import pytest
 import uvicorn
 from dicomweb_client.api import DICOMwebClient
+from PIL import Image
 from pydicom.uid import generate_uid
 
 from hdhub.api.app import create_app
@@ -209,3 +210,37 @@ def test_partial_failure_and_hostile_requests(api: Api) -> None:
     # An instance asked for under another study is not found.
     wrong = f"/dicomweb/studies/1.2.3/series/{SERIES}/instances/{INSTANCE}"
     assert c.get(wrong, headers=clinician).status_code == 404
+
+
+def test_frames_rendered_thumbnails_and_wado_uri(api: Api, server: str) -> None:
+    """The seeded MR instance: frames with dicomweb-client, rendered PNG/JPEG, thumbnails at
+    the three levels, WADO-URI; bad parameters are 400, impossible ones 404 or 406."""
+    reader = _client(api, server, "clinician")
+    original = pydicom.dcmread(BytesIO(dicom_instance(STUDY, SERIES, INSTANCE)))
+    frames = reader.retrieve_instance_frames(STUDY, SERIES, INSTANCE, frame_numbers=[1])
+    assert frames == [original.PixelData]
+    png = reader.retrieve_instance_rendered(STUDY, SERIES, INSTANCE, media_types=("image/png",))
+    assert Image.open(BytesIO(png)).size == (64, 64)
+    headers = api.as_role("clinician")
+    base = f"{server}/dicomweb/studies/{STUDY}"
+    for path in (f"{base}/thumbnail", f"{base}/series/{SERIES}/thumbnail",
+                 f"{base}/series/{SERIES}/instances/{INSTANCE}/thumbnail?viewport=32,32"):  # fmt: skip
+        r = httpx.get(path, headers=headers)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", path
+        assert max(Image.open(BytesIO(r.content)).size) <= 64
+    instance = f"{base}/series/{SERIES}/instances/{INSTANCE}"
+    r = httpx.get(f"{instance}/frames/1/rendered?window=600,1200&accept=image/png", headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    wado = f"{server}/dicomweb/wado?requestType=WADO&studyUID={STUDY}&seriesUID={SERIES}&objectUID={INSTANCE}"
+    r = httpx.get(f"{wado}&contentType=application/dicom", headers=headers)
+    assert r.status_code == 200 and r.content == dicom_instance(STUDY, SERIES, INSTANCE)
+    r = httpx.get(f"{wado}&windowCenter=600&windowWidth=1200&rows=32", headers=headers)
+    assert r.status_code == 200 and Image.open(BytesIO(r.content)).size == (32, 32)
+    for path, status in (
+        (f"{instance}/frames/2", 404), (f"{instance}/frames/0", 400), (f"{instance}/frames/x", 400),
+        (f"{instance}/rendered?window=1", 400), (f"{instance}/rendered?viewport=0,0", 400),
+        (f"{instance}/rendered?accept=image/gif", 406), (f"{instance}/frames/1,2/rendered", 400),
+        (f"{wado}&contentType=text/html", 406), (f"{wado}&frameNumber=9", 404),
+        (f"{server}/dicomweb/wado?requestType=WADO&studyUID={STUDY}", 400),
+    ):  # fmt: skip
+        assert httpx.get(path, headers=headers).status_code == status, path

@@ -53,6 +53,28 @@ ENDPOINTS = [
     ("GET", f"/dicomweb/studies/{STUDY}/metadata", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/metadata", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/metadata", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/frames/1", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/rendered", "imaging:read", None),
+    (
+        "GET",
+        f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/frames/1/rendered",
+        "imaging:read",
+        None,
+    ),
+    (
+        "GET",
+        f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/thumbnail",
+        "imaging:read",
+        None,
+    ),
+    ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/thumbnail", "imaging:read", None),
+    ("GET", f"/dicomweb/studies/{STUDY}/thumbnail", "imaging:read", None),
+    (
+        "GET",
+        f"/dicomweb/wado?requestType=WADO&studyUID={STUDY}&seriesUID={SERIES}&objectUID={INSTANCE}",
+        "imaging:read",
+        None,
+    ),
 ]
 
 

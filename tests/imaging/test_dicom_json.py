@@ -58,6 +58,7 @@ def test_equal_to_pydicom_on_every_test_file() -> None:
 def test_values_written_by_pydicom_read_back_equal(keyword: str, value: object, expected: list) -> None:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPInstanceUID = "1.2.3.4"
     setattr(ds, keyword, value)
     buf = BytesIO()
     ds.save_as(buf, implicit_vr=False, little_endian=True)

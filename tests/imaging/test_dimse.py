@@ -116,7 +116,9 @@ def test_storescu_findscu_movescu(scp: tuple[Hub, int, Path], tmp_path: Path) ->
         assert len(events) == n, action
         assert all(
             e.actor == f"dicom:{'VIEWER' if action == 'imaging.c-move' else 'MODALITY'}"
-            and e.patient_id == "4MR1" and e.resource_id == study and e.outcome == "success"
+            and e.patient_id == "4MR1"
+            and e.resource_id == study
+            and e.outcome == "success"
             for e in events
         ), events
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from io import BytesIO
 from pathlib import Path
@@ -19,6 +25,7 @@ from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.cli.main import app
 from hdhub.errors import NotFound
 from hdhub.hub import Hub
+from hdhub.imaging.migration import journal_path
 from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance, store_instances
 from hdhub.objects import open_store
 
@@ -126,23 +133,72 @@ def test_a_failing_object_store_leaves_no_index_row(hub: Hub, tmp_path: Path) ->
         read_instance(hub.catalog, hub.objects, "1.2.3")
 
 
-def test_cli_ingest_dicom(local_hub: Hub, tmp_path: Path) -> None:
+def test_cli_ingest_dicom_reports_every_kind_of_refusal(local_hub: Hub, tmp_path: Path) -> None:
     home = str(local_hub.settings.home)
     local_hub.close()
     folder = tmp_path / "in"
-    folder.mkdir()
+    (folder / "sub").mkdir(parents=True)
     for i in range(3):
         (folder / f"img{i}").write_bytes(_variant("1.2.3.4", "1.2.3.4.5", f"1.2.3.4.5.{i}"))
     (folder / "notes.txt").write_text("not an image")
+    (folder / "sub" / "no-study").write_bytes(_variant(None, "1.2.3.4.6", "1.2.3.4.6.1"))
+    (folder / "sub" / "bad-uid").write_bytes(_variant("1.2.x", "1.2.3.4.7", "1.2.3.4.7.1"))
     r = runner.invoke(app, ["--home", home, "ingest", "dicom", str(folder)])
     assert r.exit_code == 0, r.output
-    assert "3 instances stored (1 studies), 1 refused" in r.output and "notes.txt" in r.output
+    assert "3 instances stored (1 studies), 0 already stored, 3 refused" in r.output
+    assert (
+        "not DICOM or corrupt 1" in r.output and "missing UID 1" in r.output and "invalid UID 1" in r.output
+    )
+    key = re.search(r"hdhub objects get (\S+)", r.output).group(1)  # type: ignore[union-attr]
+    # Run again: the stored files are identical copies, not errors.
+    r = runner.invoke(app, ["--home", home, "ingest", "dicom", str(folder)])
+    assert r.exit_code == 0 and "0 instances stored (0 studies), 3 already stored, 3 refused" in r.output
     r = runner.invoke(app, ["--home", home, "ingest", "dicom", str(folder / "notes.txt")])
     assert r.exit_code == 65
     hub = Hub.open(home)
     try:
-        assert hub.audit.count(action="imaging.store") == 2
+        report = hub.objects.get_bytes(key).decode()
+        assert "notes.txt,not DICOM or corrupt" in report and "no-study,missing UID" in report
+        assert hub.audit.count(action="imaging.store") == 3
         assert _counts(hub) == (1, 1, 3)
+    finally:
+        hub.close()
+
+
+@pytest.mark.integration
+def test_cli_ingest_dicom_resumes_after_a_crash(local_hub: Hub, tmp_path: Path) -> None:
+    """Killed (SIGKILL) mid-run, the import resumes from its journal: every file stored once."""
+    home = local_hub.settings.home
+    local_hub.close()
+    folder = tmp_path / "pacs-export"
+    folder.mkdir()
+    study = f"1.2.826.0.1.3680043.10.{time.time_ns() % 10**9}"
+    for i in range(640):
+        (folder / f"{i:04d}.dcm").write_bytes(
+            _variant(study, f"{study}.{i // 100}", f"{study}.{i // 100}.{i}")
+        )
+    journal = journal_path(home, [folder])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hdhub.cli.main", "--home", str(home), "ingest", "dicom", str(folder)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_bytes().count(b"\n") >= 64:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, "the import ended before it could be interrupted"
+    r = runner.invoke(app, ["--home", str(home), "ingest", "dicom", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert re.search(r"resumed: \d+ files done by the interrupted run", r.output), r.output
+    assert " 0 refused" in r.output and not journal.exists()
+    hub = Hub.open(home)
+    try:
+        assert _counts(hub) == (1, 7, 640)
     finally:
         hub.close()
 
@@ -190,3 +246,19 @@ def test_a_batch_is_checked_as_a_whole(hub: Hub) -> None:
     assert len(list(hub.objects.list("dicom/"))) == 2
     again = store_instances(hub.catalog, hub.objects, batch[:1])
     assert again[0].status == REFUSED and again[0].duplicate
+
+
+def test_large_batches_go_through_the_worker_processes(hub: Hub) -> None:
+    """Parsing and object writes in worker processes: same outcomes, same bytes, both profiles."""
+    study = f"1.2.826.0.1.3680043.10.{time.time_ns() % 10**9}"
+    items = [(_variant(study, f"{study}.1", f"{study}.1.{i}"), f"part {i}") for i in range(24)]
+    items.append((items[0][0], "again"))
+    items.append((b"not dicom", "junk"))
+    try:
+        outcomes = store_instances(hub.catalog, hub.objects, items, workers=hub.imaging_workers)
+    finally:
+        hub.imaging_workers.close()
+    assert [o.status for o in outcomes] == [STORED] * 24 + [REFUSED, REFUSED]
+    assert outcomes[24].duplicate and outcomes[24].identical
+    assert _counts(hub) == (1, 1, 24)
+    assert read_instance(hub.catalog, hub.objects, f"{study}.1.7") == items[7][0]

@@ -180,35 +180,52 @@ def fhir(
 def dicom(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="DICOM files or directories (any file name)."),
+    restart: bool = typer.Option(
+        False, "--restart", help="Ignore what an interrupted run of the same paths already did."
+    ),
 ) -> None:
-    """Store DICOM instances in the imaging archive, byte for byte, and index them."""
-    from hdhub.imaging.store import STORED, dicom_files, store_file
+    """Store DICOM instances (e.g. a PACS export tree) in the imaging archive, byte for byte.
+
+    Parallel; an interrupted run resumes where it stopped; refused files are listed in a
+    CSV report kept in the object store."""
+    from hdhub.imaging.migration import import_tree
 
     st = state(ctx)
     decision = st.authorize("imaging:write")
     hub = st.hub
-    policy = hub.settings.imaging.duplicates
-    outcomes = [store_file(hub.catalog, hub.objects, f, policy) for f in dicom_files(paths)]
-    stored = [o for o in outcomes if o.status == STORED]
-    refused = [o for o in outcomes if o.status != STORED]
+    with load_progress() as progress:
+        report = import_tree(hub, paths, restart=restart, progress=progress)
+    refused = sum(report.refused.values())
     st.audit(
         "imaging.store",
         decision,
-        resource_type="dicom",
-        resource_id=str(len(stored)),
+        resource_type="ImagingStudy",
+        resource_id=",".join(sorted(report.studies))[:500] or None,
+        patient_id=",".join(sorted(report.patients))[:200] or None,
         detail={
-            "stored": len(stored),
-            "refused": len(refused),
-            "studies": sorted({o.study_uid for o in stored})[:50],
+            "files": report.files,
+            "stored": report.stored,
+            "already": report.already,
+            "refused": refused,
+            "studies": sorted(report.studies),
+            "patients": sorted(report.patients),
+            "error_report": report.error_report,
         },
     )
-    for o in refused[:50]:
+    if report.resumed:
+        console.print(f"resumed: {report.resumed} files done by the interrupted run", highlight=False)
+    for o in report.examples:
         console.print(f"refused {o.source}: {o.reason}", highlight=False, soft_wrap=True, markup=False)
-    if len(refused) > 50:
-        console.print(f"… and {len(refused) - 50} more refused", highlight=False)
-    studies = len({o.study_uid for o in stored})
+    rate = report.files / report.seconds if report.seconds else 0
     console.print(
-        f"{len(stored)} instances stored ({studies} studies), {len(refused)} refused", highlight=False
+        f"{report.stored} instances stored ({len(report.studies)} studies), {report.already} already "
+        f"stored, {refused} refused; {report.seconds:.1f} s, {rate:,.0f} files/s",
+        highlight=False,
     )
-    if refused and not stored:
+    if refused:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in report.refused.most_common())
+        console.print(
+            f"refused: {kinds}; full report: hdhub objects get {report.error_report}", highlight=False
+        )
+    if refused and not report.stored and not report.already:
         raise typer.Exit(65)

@@ -52,12 +52,12 @@ def run_server(hub: object, host: str, port: int) -> None:
     import uvicorn
 
     from hdhub.api.app import create_app
-
     from hdhub.heap import freeze_startup_heap
 
     check_servable(hub, host)
     console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     app = create_app(hub)
+    hub.imaging_workers.start()  # type: ignore[attr-defined]
     freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
 

@@ -83,6 +83,13 @@ class ImagingSettings(_Section):
         "refuse",
         description="A second copy of a stored SOP Instance UID: refuse it, or keep it as a new version.",
     )
+    ingest_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Worker processes that parse DICOM instances and write their objects, for STOW-RS "
+        "and `hdhub ingest dicom` (0: one per core, at most 8).",
+    )
 
 
 class Settings(_Section):

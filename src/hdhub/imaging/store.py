@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pydicom
@@ -32,6 +32,9 @@ from sqlalchemy.orm import Session
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import IntegrityError, NotFound
 from hdhub.imaging.dicom_json import dataset_json
+
+if TYPE_CHECKING:
+    from hdhub.imaging.workers import IngestWorkers
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -51,6 +54,7 @@ class StoreOutcome:
     sop_class_uid: str | None = None
     duplicate: bool = False  # refused as a second copy of a stored instance
     patient_id: str | None = None  # for the audit event
+    identical: bool = False  # a duplicate with the very bytes already stored
 
 
 def object_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -94,6 +98,8 @@ def parse(data: bytes) -> Dataset:
         raise ValueError(f"not a readable DICOM file: {type(exc).__name__}: {str(exc)[:200]}") from None
     if len(ds) == 0:
         raise ValueError("not a DICOM file: no data elements")
+    if data[128:132] != b"DICM" and "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        raise ValueError("not a DICOM file: no DICM preamble and no SOP Class or Instance UID")
     return ds
 
 
@@ -109,13 +115,18 @@ def store_instance(
 
 @dataclass
 class _Parsed:
-    data: bytes
+    """What the index needs of a readable instance (picklable: made in worker processes)."""
+
     source: str
-    ds: Dataset
     uids: tuple[str, str, str]  # study, series, instance
+    sha256: str
     metadata: str
     sop_class: str | None
     patient_id: str | None
+    study_row: dict[str, Any]
+    series_row: dict[str, Any]
+    instance_row: dict[str, Any]  # sop_class_uid, instance_number, transfer_syntax_uid, size
+    data: bytes = b""  # attached where the batch is planned
 
 
 def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
@@ -123,9 +134,26 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
         return StoreOutcome(source, REFUSED, reason=f"larger than {MAX_INSTANCE_BYTES >> 30} GiB")
     try:
         ds = parse(data)
-        uids = tuple(_uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+        study, series, sop = (
+            _uid(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        )
+        meta = getattr(ds, "file_meta", None)
+        sop_class = _text(ds, "SOPClassUID", 64)
         return _Parsed(
-            data, source, ds, uids, _metadata(ds), _text(ds, "SOPClassUID", 64), _text(ds, "PatientID", 64)
+            source,
+            (study, series, sop),
+            hashlib.sha256(data).hexdigest(),
+            _metadata(ds),
+            sop_class,
+            _text(ds, "PatientID", 64),
+            _study_row(ds, study),
+            _series_row(ds, series, study),
+            {
+                "sop_class_uid": sop_class,
+                "instance_number": _text(ds, "InstanceNumber", 16),
+                "transfer_syntax_uid": _text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
+                "size": len(data),
+            },
         )
     except ValueError as exc:
         return StoreOutcome(source, REFUSED, reason=str(exc))
@@ -135,8 +163,17 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
         )
 
 
+def parse_batch(items: list[tuple[bytes, str]]) -> list[_Parsed | StoreOutcome]:
+    """``_parse_instance`` of each item, without the bytes (for worker processes)."""
+    return [_parse_instance(data, source) for data, source in items]
+
+
 def store_instances(
-    catalog: Engine, objects: Any, items: list[tuple[bytes, str]], duplicates: str = "refuse"
+    catalog: Engine,
+    objects: Any,
+    items: list[tuple[bytes, str]],
+    duplicates: str = "refuse",
+    workers: IngestWorkers | None = None,
 ) -> list[StoreOutcome]:
     """Store several instances (bytes, source): each is stored whole or refused with a reason.
 
@@ -145,12 +182,20 @@ def store_instances(
     parallel, then their index rows in one transaction. If an object write or the
     transaction fails, the versions written are removed and the error is raised: no index
     row ever points to a missing object. A rival writer inserting the same UIDs meanwhile
-    makes the transaction fail; the batch is then planned again against the new state."""
-    parsed = [_parse_instance(data, source) for data, source in items]
+    makes the transaction fail; the batch is then planned again against the new state.
+
+    With ``workers``, parsing and object writes of a large batch run in its processes
+    (every core at work)."""
+    if workers is not None and not workers.worth_it(len(items)):
+        workers = None
+    parsed = workers.parse(items) if workers is not None else parse_batch(items)
+    for p, (data, _) in zip(parsed, items, strict=True):
+        if isinstance(p, _Parsed):
+            p.data = data
     try:
-        return _store_parsed(catalog, objects, parsed, duplicates)
+        return _store_parsed(catalog, objects, parsed, duplicates, workers)
     except sqlalchemy.exc.IntegrityError:
-        return _store_parsed(catalog, objects, parsed, duplicates)
+        return _store_parsed(catalog, objects, parsed, duplicates, workers)
 
 
 @dataclass
@@ -162,36 +207,42 @@ class _Write:
 
 
 def _store_parsed(
-    catalog: Engine, objects: Any, parsed: list[_Parsed | StoreOutcome], duplicates: str
+    catalog: Engine,
+    objects: Any,
+    parsed: list[_Parsed | StoreOutcome],
+    duplicates: str,
+    workers: IngestWorkers | None,
 ) -> list[StoreOutcome]:
     candidates = [p for p in parsed if isinstance(p, _Parsed)]
     stored_instances, stored_series, stored_studies = _known(catalog, candidates)
     outcomes: dict[int, StoreOutcome] = {}
     writes: list[_Write] = []
     batch_series: dict[str, str] = {}
-    batch_sops: set[str] = set()
+    batch_sops: dict[str, str] = {}  # SOP Instance UID -> SHA-256, in this batch
     for p in candidates:
         study, series, sop = p.uids
-        sha = hashlib.sha256(p.data).hexdigest()
+        sha = p.sha256
 
         known = stored_instances.get(sop)
         owner = stored_series.get(series) or batch_series.get(series)
         if sop in batch_sops:
-            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} appears twice in this batch", True)
+            outcomes[id(p)] = _refused(
+                p, f"SOP Instance UID {sop} appears twice in this batch", True, batch_sops[sop] == sha
+            )
         elif known is not None and duplicates != "version":
-            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is already stored", True)
+            outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is already stored", True, known[2] == sha)
         elif known is not None and known[:2] != (study, series):
             outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is stored in another study or series")
         elif owner is not None and owner != study:
             outcomes[id(p)] = _refused(p, f"series {series} belongs to study {owner}")
         else:
-            batch_sops.add(sop)
+            batch_sops[sop] = sha
             batch_series[series] = study
             if known is not None and known[2] == sha:
                 outcomes[id(p)] = _stored(p)
             else:
                 writes.append(_Write(p, sha, update=known is not None))
-    _put_objects(objects, writes)
+    _put_objects(objects, writes, workers)
     try:
         _index(catalog, writes, stored_series, stored_studies)
     except BaseException:
@@ -203,9 +254,11 @@ def _store_parsed(
     return [p if isinstance(p, StoreOutcome) else outcomes[id(p)] for p in parsed]
 
 
-def _refused(p: _Parsed, reason: str, duplicate: bool = False) -> StoreOutcome:
+def _refused(p: _Parsed, reason: str, duplicate: bool = False, identical: bool = False) -> StoreOutcome:
     study, _, sop = p.uids
-    return StoreOutcome(p.source, REFUSED, sop, study, reason, p.sop_class, duplicate, p.patient_id)
+    return StoreOutcome(
+        p.source, REFUSED, sop, study, reason, p.sop_class, duplicate, p.patient_id, identical
+    )
 
 
 def _stored(p: _Parsed) -> StoreOutcome:
@@ -241,30 +294,28 @@ def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
     return (values[i : i + size] for i in range(0, len(values), size))
 
 
-def _put_objects(objects: Any, writes: list[_Write]) -> None:
+def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | None) -> None:
     """Write the objects, several at once (the writes wait on the disk or the network)."""
-
-    def put(w: _Write) -> None:
-        study, series, sop = w.parsed.uids
-        info = objects.put(
-            object_key(study, series, sop),
-            w.parsed.data,
-            content_type="application/dicom",
-            metadata={"sop-instance-uid": sop},
-        )
-        w.version_id = info.version_id
-
-    if len(writes) <= 1:
-        for w in writes:
-            put(w)
-        return
-    with ThreadPoolExecutor(PUT_THREADS) as pool:
-        futures = [pool.submit(put, w) for w in writes]
-        wait(futures)
-    errors = [f.exception() for f in futures if f.exception() is not None]
+    jobs = [(object_key(*w.parsed.uids), w.parsed.data, w.parsed.uids[2]) for w in writes]
+    if workers is not None:
+        results = workers.put(jobs)
+    else:
+        with ThreadPoolExecutor(PUT_THREADS) as pool:
+            futures = [pool.submit(put_object, objects, *job) for job in jobs]
+            wait(futures)
+        results = [f.exception() or f.result() for f in futures]
+    for w, result in zip(writes, results, strict=True):
+        w.version_id = result if isinstance(result, str) else None
+    errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         _remove_versions(objects, writes)
-        raise errors[0]  # type: ignore[misc]
+        raise errors[0]
+
+
+def put_object(objects: Any, key: str, data: bytes, sop: str) -> str:
+    """Write one instance's object; its version id."""
+    info = objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
+    return str(info.version_id)
 
 
 def _remove_versions(objects: Any, writes: list[_Write]) -> None:
@@ -286,32 +337,25 @@ def _index(
     instances: list[dict[str, Any]] = []
     now = utcnow()
     for w in writes:
-        ds, (study, series_uid, sop) = w.parsed.ds, w.parsed.uids
-        meta = getattr(ds, "file_meta", None)
-        row = {
+        p = w.parsed
+        study, series_uid, sop = p.uids
+        row = p.instance_row | {
             "sop_instance_uid": sop,
-            "size": len(w.parsed.data),
             "sha256": w.sha256,
-            "metadata_json": w.parsed.metadata,
-            "transfer_syntax_uid": _text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
+            "metadata_json": p.metadata,
             "received_at": now,
         }
         if w.update:
+            del row["sop_class_uid"], row["instance_number"]  # as first stored: same study and series
             instances.append(row)
             continue
         if study not in stored_studies and study not in studies:
-            studies[study] = _study_row(ds, study) | {"created_at": now}
+            studies[study] = p.study_row | {"created_at": now}
         if series_uid not in stored_series and series_uid not in series:
-            series[series_uid] = _series_row(ds, series_uid, study)
+            series[series_uid] = p.series_row
         instances.append(
             row
-            | {
-                "series_uid": series_uid,
-                "study_uid": study,
-                "sop_class_uid": _text(ds, "SOPClassUID", 64),
-                "instance_number": _text(ds, "InstanceNumber", 16),
-                "object_key": object_key(study, series_uid, sop),
-            }
+            | {"series_uid": series_uid, "study_uid": study, "object_key": object_key(study, series_uid, sop)}
         )
     updates = [r for r, w in zip(instances, writes, strict=True) if w.update]
     inserts = [r for r, w in zip(instances, writes, strict=True) if not w.update]

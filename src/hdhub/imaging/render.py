@@ -1,0 +1,196 @@
+"""Frames and rendered images of a stored instance (PS3.18 8.7.3 frames, 8.3.5 rendered).
+
+Frames are returned as stored: an encapsulated (compressed) frame keeps its bitstream and
+media type (image/jpeg, image/jls, image/jp2, image/dicom-rle …); a native frame is the
+uncompressed pixel bytes, little endian. Rendering decodes one frame (pydicom with
+pylibjpeg: JPEG baseline, extended and lossless, JPEG-LS, JPEG 2000, RLE), applies the
+modality LUT and the VOI window (the request's ``window``, else the instance's first
+Window Center/Width, else the frame's range), and encodes an 8-bit PNG or JPEG, resized
+to fit the ``viewport`` if one is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+
+import numpy as np
+import pydicom
+import pydicom.encaps
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian
+
+from hdhub.errors import HdhubError, NotFound
+
+THUMBNAIL = (128, 128)
+MAX_VIEWPORT = 4096
+# PS3.18 Table 8.7.3-2: media types of frames in each compressed transfer syntax.
+FRAME_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.92": "image/jpx",
+    "1.2.840.10008.1.2.4.93": "image/jpx",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+}
+RENDERED_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
+
+
+class NotAcceptable(HdhubError):
+    code = "not_acceptable"
+    status = 406
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    media_type: str
+    transfer_syntax: str
+
+
+def _dataset(data: bytes) -> Dataset:
+    ds = pydicom.dcmread(BytesIO(data), force=True)
+    if "PixelData" not in ds:
+        raise NotFound("this instance has no pixel data (not an image)")
+    return ds
+
+
+def _frames(ds: Dataset) -> int:
+    try:
+        return max(int(ds.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def frame_count(data: bytes) -> int:
+    return _frames(_dataset(data))
+
+
+def frame(data: bytes, number: int, *, decode: bool = False) -> Frame:
+    """Frame ``number`` (from 1) of an instance's bytes: as stored, or decoded to native
+    little-endian pixels when ``decode`` (for a client that accepts only those)."""
+    ds = _dataset(data)
+    count = _frames(ds)
+    if not 1 <= number <= count:
+        raise NotFound(f"no frame {number}: the instance has {count}")
+    syntax = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+    native = (ExplicitVRLittleEndian, "application/octet-stream", ExplicitVRLittleEndian)
+    if syntax.is_encapsulated and not decode:
+        media = FRAME_MEDIA_TYPES.get(syntax, "application/octet-stream")
+        raw = pydicom.encaps.get_frame(ds.PixelData, number - 1, number_of_frames=count)
+        return Frame(raw, media, syntax)
+    if syntax.is_encapsulated or int(ds.BitsAllocated) == 1:
+        pixels = _decoded(data, number)
+        return Frame(pixels.astype(pixels.dtype.newbyteorder("<")).tobytes(), *native[1:])
+    size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
+    raw = bytes(ds.PixelData[(number - 1) * size : number * size])
+    if len(raw) != size:
+        raise NotFound(f"frame {number}: the pixel data is shorter than its attributes say")
+    if syntax == ExplicitVRBigEndian and int(ds.BitsAllocated) > 8:
+        raw = (
+            np.frombuffer(raw, dtype=f">u{int(ds.BitsAllocated) // 8}")
+            .astype(f"<u{int(ds.BitsAllocated) // 8}")
+            .tobytes()
+        )
+    return Frame(raw, *native[1:])
+
+
+def _decoded(data: bytes, number: int) -> np.ndarray:
+    try:
+        return pixel_array(BytesIO(data), index=number - 1)
+    except Exception as exc:
+        raise NotAcceptable(f"cannot decode this instance's pixel data: {str(exc)[:200]}") from None
+
+
+def parse_window(value: str | None) -> tuple[float, float] | None:
+    """``center,width[,function]`` (PS3.18 8.3.5.1.3); only the linear function."""
+    if not value:
+        return None
+    parts = value.split(",")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except (IndexError, ValueError):
+        raise ValueError("window: center,width[,linear]") from None
+    if width < 1 or (len(parts) > 2 and parts[2].strip().lower() not in ("linear", "")):
+        raise ValueError("window: a width of at least 1 and the linear function")
+    return center, width
+
+
+def parse_viewport(value: str | None) -> tuple[int, int] | None:
+    """``vw,vh`` (PS3.18 8.3.5.1.2): the largest size of the rendered image."""
+    if not value:
+        return None
+    try:
+        vw, vh = (int(v) for v in value.split(",")[:2])
+    except ValueError:
+        raise ValueError("viewport: vw,vh in pixels") from None
+    if not (1 <= vw <= MAX_VIEWPORT and 1 <= vh <= MAX_VIEWPORT):
+        raise ValueError(f"viewport: from 1 to {MAX_VIEWPORT} pixels")
+    return vw, vh
+
+
+def render(
+    data: bytes,
+    number: int = 1,
+    *,
+    media_type: str = "image/jpeg",
+    window: tuple[float, float] | None = None,
+    viewport: tuple[int, int] | None = None,
+    quality: int = 90,
+) -> bytes:
+    """Frame ``number`` as an 8-bit PNG or JPEG image."""
+    if media_type not in RENDERED_TYPES:
+        raise NotAcceptable(f"rendered images are {' or '.join(RENDERED_TYPES)}")
+    ds = _dataset(data)
+    count = _frames(ds)
+    if not 1 <= number <= count:
+        raise NotFound(f"no frame {number}: the instance has {count}")
+    pixels = _decoded(data, number)
+    image = Image.fromarray(_eight_bits(ds, pixels, window))
+    if viewport is not None:
+        image.thumbnail(viewport)
+    out = BytesIO()
+    if RENDERED_TYPES[media_type] == "JPEG":
+        image.save(out, "JPEG", quality=quality)
+    else:
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+def _first(value: object) -> float:
+    """The first of a possibly multi-valued number (several windows: the first is the default)."""
+    if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+        value = value[0]
+    return float(value)  # type: ignore[arg-type]
+
+
+def _eight_bits(ds: Dataset, pixels: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(pixels, ds)
+        return (rgb / max(float(rgb.max()), 1.0) * 255).astype(np.uint8)
+    if pixels.ndim == 3:  # colour, already RGB (pydicom converts YBR)
+        if pixels.dtype == np.uint8:
+            return pixels
+        return (pixels / max(float(pixels.max()), 1.0) * 255).astype(np.uint8)
+    values = apply_modality_lut(pixels, ds).astype(np.float64)
+    if window is None and "WindowCenter" in ds and "WindowWidth" in ds:
+        window = (_first(ds.WindowCenter), _first(ds.WindowWidth))
+    if window is not None and window[1] >= 1:
+        center, width = window  # PS3.3 C.11.2.1.2.1, linear
+        scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
+    else:
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / max(high - low, 1e-9) * 255
+    out = np.clip(scaled, 0, 255).astype(np.uint8)
+    return 255 - out if photometric == "MONOCHROME1" else out
