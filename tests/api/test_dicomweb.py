@@ -244,3 +244,25 @@ def test_frames_rendered_thumbnails_and_wado_uri(api: Api, server: str) -> None:
         (f"{server}/dicomweb/wado?requestType=WADO&studyUID={STUDY}", 400),
     ):  # fmt: skip
         assert httpx.get(path, headers=headers).status_code == status, path
+
+
+def test_reject_over_http(api: Api) -> None:
+    """IOCM rejection as dcm4chee does it; the study leaves QIDO-RS at once."""
+    headers = api.as_role("data_engineer")
+    base = f"/dicomweb/studies/{STUDY}"
+    assert api.client.post(f"{base}/reject/113002^DCM", headers=headers).status_code == 400
+    assert (
+        api.client.post(f"/dicomweb/studies/{generate_uid()}/reject/113001^DCM", headers=headers).status_code
+        == 404
+    )
+    reader = api.as_role("clinician")
+    assert api.client.get(f"/dicomweb/studies?StudyInstanceUID={STUDY}", headers=reader).status_code == 200
+    r = api.client.post(f"{base}/series/{SERIES}/reject/113037^DCM", headers=headers)
+    assert r.status_code == 200 and r.json() == {
+        "rejected": 1,
+        "reason": "113037^DCM Rejected for Patient Safety Reasons",
+    }
+    assert api.client.get(f"/dicomweb/studies?StudyInstanceUID={STUDY}", headers=reader).status_code == 204
+    assert api.client.get(f"{base}/metadata", headers=reader).status_code == 404
+    event = api.hub.audit.search(action="POST /dicomweb/studies/{study}/series/{series}/reject/{code}")[0]
+    assert event.resource_id == STUDY and event.outcome == "success"

@@ -75,6 +75,14 @@ ENDPOINTS = [
         "imaging:read",
         None,
     ),
+    ("POST", f"/dicomweb/studies/{STUDY}/reject/113001^DCM", "imaging:write", None),
+    ("POST", f"/dicomweb/studies/{STUDY}/series/{SERIES}/reject/113001^DCM", "imaging:write", None),
+    (
+        "POST",
+        f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}/reject/113001^DCM",
+        "imaging:write",
+        None,
+    ),
 ]
 
 
@@ -88,6 +96,7 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
         concrete = (
             path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
+            .replace("{code}", "113001^DCM")
         )  # fmt: skip
         for method in route.methods - {"HEAD"}:
             assert (method, concrete) in listed, (method, path)

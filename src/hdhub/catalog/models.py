@@ -174,6 +174,8 @@ class DicomStudy(Base):
     study_description: Mapped[str | None] = mapped_column(Text)
     referring_physician_name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set when every instance of the study is rejected (IOCM): the study leaves every search.
+    rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DicomSeries(Base):
@@ -188,6 +190,7 @@ class DicomSeries(Base):
     series_number: Mapped[str | None] = mapped_column(String(16))
     series_description: Mapped[str | None] = mapped_column(Text)
     body_part_examined: Mapped[str | None] = mapped_column(String(64))
+    rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DicomInstance(Base):
@@ -207,3 +210,9 @@ class DicomInstance(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     metadata_json: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Storage policy state, so that the policy job finds its work without listing objects.
+    retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    storage_class: Mapped[str] = mapped_column(String(16), default="STANDARD")
+    # IHE IOCM rejection: hidden from every query at once, purged when the policy allows.
+    rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    rejection: Mapped[str | None] = mapped_column(String(100))  # code^scheme meaning

@@ -6,7 +6,7 @@ import typer
 
 from hdhub.cli.context import console, new_app, state
 
-app = new_app("DICOM networking (DIMSE).")
+app = new_app("DICOM networking (DIMSE) and archive management.")
 
 
 def _destination(text: str) -> tuple[str, tuple[str, int]]:
@@ -42,3 +42,34 @@ def scp(
     console.print(f"DICOM SCP {aet} listening on {host}:{port}; callers: {', '.join(allow)}", highlight=False)
     freeze_startup_heap()
     serve(hub, config, host, port)
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    study: str = typer.Argument(..., help="Study Instance UID."),
+    series: str | None = typer.Option(None, "--series", help="Only this series."),
+    instance: str | None = typer.Option(None, "--instance", help="Only this instance (with --series)."),
+    reason: str = typer.Option(
+        "quality",
+        "--reason",
+        help="quality (113001), safety (113037), worklist (113038) or retention (113039).",
+    ),
+) -> None:
+    """Reject instances (IHE IOCM): hidden from every query now, purged by the storage policy."""
+    from hdhub.imaging.rejection import REASONS, reason_code
+    from hdhub.imaging.rejection import reject as reject_instances
+
+    st = state(ctx)
+    decision = st.authorize("imaging:write")
+    code = reason_code(reason)
+    report = reject_instances(st.hub.catalog, study, series, instance, code)
+    st.audit(
+        "imaging.reject",
+        decision,
+        resource_type="ImagingStudy",
+        resource_id=study,
+        patient_id=",".join(sorted(report.patients))[:200] or None,
+        detail={"instances": report.instances, "reason": code, "series": series, "instance": instance},
+    )
+    console.print(f"{report.instances} instances rejected ({code} {REASONS[code]})", highlight=False)

@@ -192,6 +192,12 @@ def search(
             .options(defer(DicomInstance.metadata_json))  # /metadata's, not QIDO's
         )
         order = [DicomStudy.study_uid, DicomSeries.series_uid, DicomInstance.sop_instance_uid]
+    # Rejected (IOCM) instances, and series and studies left without any, are never found.
+    stmt = stmt.where(DicomStudy.rejected_at.is_(None))
+    if query.level != "study":
+        stmt = stmt.where(DicomSeries.rejected_at.is_(None))
+    if query.level == "instance":
+        stmt = stmt.where(DicomInstance.rejected_at.is_(None))
     if study_uid is not None:
         stmt = stmt.where(DicomStudy.study_uid == study_uid)
     if series_uid is not None:
@@ -207,14 +213,17 @@ def search(
         # search itself, they would be for every match before the sort).
         studies = sorted({row[0].study_uid for row in rows})
         series = sorted({row[1].series_uid for row in rows}) if query.level != "study" else []
+        visible_series, visible = DicomSeries.rejected_at.is_(None), DicomInstance.rejected_at.is_(None)
         counts = Counts(
-            _grouped(session, DicomSeries.study_uid, func.count(), studies),
-            _grouped(session, DicomInstance.study_uid, func.count(), studies),
-            _grouped(session, DicomInstance.series_uid, func.count(), series),
+            _grouped(session, DicomSeries.study_uid, studies, visible_series),
+            _grouped(session, DicomInstance.study_uid, studies, visible),
+            _grouped(session, DicomInstance.series_uid, series, visible),
             {},
         )
         for uid, modality in session.execute(
-            select(DicomSeries.study_uid, DicomSeries.modality).where(DicomSeries.study_uid.in_(studies))
+            select(DicomSeries.study_uid, DicomSeries.modality).where(
+                DicomSeries.study_uid.in_(studies), visible_series
+            )
         ):
             if modality:
                 counts.modalities.setdefault(uid, set()).add(modality)
@@ -229,10 +238,11 @@ class Counts:
     modalities: dict[str, set[str]]
 
 
-def _grouped(session: Session, key: Any, aggregate: Any, values: list[str]) -> dict[str, Any]:
+def _grouped(session: Session, key: Any, values: list[str], condition: Any) -> dict[str, int]:
+    """Rows per value of ``key`` among ``values`` that meet ``condition``."""
     if not values:
         return {}
-    stmt = select(key, aggregate).where(key.in_(values)).group_by(key)
+    stmt = select(key, func.count()).where(key.in_(values), condition).group_by(key)
     return {k: v for k, v in session.execute(stmt)}
 
 

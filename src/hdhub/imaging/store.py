@@ -31,7 +31,9 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import IntegrityError, NotFound
+from hdhub.imaging import rejection as rejections
 from hdhub.imaging.dicom_json import dataset_json
+from hdhub.imaging.rejection import Rejection
 
 if TYPE_CHECKING:
     from hdhub.imaging.workers import IngestWorkers
@@ -126,6 +128,7 @@ class _Parsed:
     study_row: dict[str, Any]
     series_row: dict[str, Any]
     instance_row: dict[str, Any]  # sop_class_uid, instance_number, transfer_syntax_uid, size
+    rejection: Rejection | None = None  # an IOCM rejection note (KOS) and what it rejects
     data: bytes = b""  # attached where the batch is planned
 
 
@@ -139,6 +142,9 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
         )
         meta = getattr(ds, "file_meta", None)
         sop_class = _text(ds, "SOPClassUID", 64)
+        rejection = rejections.from_kos(ds) if sop_class == rejections.KOS_SOP_CLASS else None
+        if rejection is not None:  # the note itself is kept, hidden with what it rejects
+            rejection.references.append((study, series, sop))
         return _Parsed(
             source,
             (study, series, sop),
@@ -154,6 +160,7 @@ def _parse_instance(data: bytes, source: str) -> _Parsed | StoreOutcome:
                 "transfer_syntax_uid": _text(meta, "TransferSyntaxUID", 64) if meta is not None else None,
                 "size": len(data),
             },
+            rejection,
         )
     except ValueError as exc:
         return StoreOutcome(source, REFUSED, reason=str(exc))
@@ -229,6 +236,10 @@ def _store_parsed(
             outcomes[id(p)] = _refused(
                 p, f"SOP Instance UID {sop} appears twice in this batch", True, batch_sops[sop] == sha
             )
+        elif known is not None and known[3] is not None:
+            outcomes[id(p)] = _refused(
+                p, f"SOP Instance UID {sop} was rejected ({known[3]}): not stored again"
+            )
         elif known is not None and duplicates != "version":
             outcomes[id(p)] = _refused(p, f"SOP Instance UID {sop} is already stored", True, known[2] == sha)
         elif known is not None and known[:2] != (study, series):
@@ -268,9 +279,9 @@ def _stored(p: _Parsed) -> StoreOutcome:
 
 def _known(
     catalog: Engine, candidates: list[_Parsed]
-) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], set[str]]:
+) -> tuple[dict[str, tuple[str, str, str, str | None]], dict[str, str], set[str]]:
     """What the catalog holds of these instances, their series and their studies."""
-    instances: dict[str, tuple[str, str, str]] = {}
+    instances: dict[str, tuple[str, str, str, str | None]] = {}  # study, series, sha, rejection
     series: dict[str, str] = {}
     studies: set[str] = set()
     with catalog.connect() as conn:
@@ -280,8 +291,9 @@ def _known(
                 DicomInstance.study_uid,
                 DicomInstance.series_uid,
                 DicomInstance.sha256,
+                DicomInstance.rejection,
             ).where(DicomInstance.sop_instance_uid.in_(chunk))
-            instances.update((sop, (study, ser, sha)) for sop, study, ser, sha in conn.execute(stmt))
+            instances.update((row[0], tuple(row[1:])) for row in conn.execute(stmt))
         for chunk in _chunks(sorted({p.uids[1] for p in candidates})):
             found = select(DicomSeries.series_uid, DicomSeries.study_uid)
             series.update((s, st) for s, st in conn.execute(found.where(DicomSeries.series_uid.in_(chunk))))
@@ -368,6 +380,19 @@ def _index(
             session.execute(insert(DicomInstance), inserts)
         if updates:
             session.execute(update(DicomInstance), updates)
+        # New instances bring a series or study whose instances were all rejected back.
+        revived = sorted({r["series_uid"] for r in inserts} - set(series))
+        for chunk in _chunks(revived):
+            session.execute(
+                update(DicomSeries).where(DicomSeries.series_uid.in_(chunk)).values(rejected_at=None)
+            )
+        for chunk in _chunks(sorted({r["study_uid"] for r in inserts} - set(studies))):
+            session.execute(
+                update(DicomStudy).where(DicomStudy.study_uid.in_(chunk)).values(rejected_at=None)
+            )
+        for w in writes:
+            if w.parsed.rejection is not None:
+                rejections.apply(session.connection(), w.parsed.rejection, now)
 
 
 def _study_row(ds: Dataset, study: str) -> dict[str, Any]:
@@ -432,8 +457,11 @@ def dicom_files(paths: Iterable[Path]) -> list[Path]:
 def instance_rows(
     catalog: Engine, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> list[DicomInstance]:
-    """The index rows of a study's (or series', or one) instances, in series and instance order."""
-    stmt = select(DicomInstance).where(DicomInstance.study_uid == study_uid)
+    """The index rows of a study's (or series', or one) instances, in series and instance order
+    (rejected ones left out)."""
+    stmt = select(DicomInstance).where(
+        DicomInstance.study_uid == study_uid, DicomInstance.rejected_at.is_(None)
+    )
     if series_uid is not None:
         stmt = stmt.where(DicomInstance.series_uid == series_uid)
     if sop_uid is not None:

@@ -22,6 +22,7 @@ from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
+from hdhub.imaging.rejection import REASONS, reason_code, reject
 from hdhub.imaging.render import THUMBNAIL, NotAcceptable, frame, parse_viewport, parse_window, render
 from hdhub.imaging.store import (
     STORED,
@@ -478,3 +479,39 @@ def wado_uri(request: Request, hub: HubDep, _: Reader) -> Response:
         raise BadRequest("imageQuality: from 1 to 100")
     image = render(data, number, media_type=content, window=window, viewport=viewport, quality=quality)
     return Response(image, media_type=content)
+
+
+# --- IHE IOCM rejection (as dcm4chee: POST …/reject/{code}^{scheme}) ---
+
+Writer = Annotated[Principal, Depends(require("imaging:write"))]
+
+
+def _reject(
+    request: Request, hub: Hub, code: str, study: str, series: str | None = None, instance: str | None = None
+) -> Response:
+    try:
+        report = reject(hub.catalog, study, series, instance, code)
+    except ValidationError as exc:
+        raise BadRequest(exc.message) from None
+    _audit(request, sorted(report.studies), sorted(report.patients))
+    body = {"rejected": report.instances, "reason": f"{reason_code(code)}^DCM {REASONS[reason_code(code)]}"}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post("/studies/{study}/reject/{code}", summary="IOCM: reject a study (e.g. 113001^DCM)")
+def reject_study(request: Request, hub: HubDep, _: Writer, study: str, code: str) -> Response:
+    return _reject(request, hub, code, study)
+
+
+@router.post("/studies/{study}/series/{series}/reject/{code}", summary="IOCM: reject a series")
+def reject_series(request: Request, hub: HubDep, _: Writer, study: str, series: str, code: str) -> Response:
+    return _reject(request, hub, code, study, series)
+
+
+@router.post(
+    "/studies/{study}/series/{series}/instances/{instance}/reject/{code}", summary="IOCM: reject an instance"
+)
+def reject_instance(
+    request: Request, hub: HubDep, _: Writer, study: str, series: str, instance: str, code: str
+) -> Response:
+    return _reject(request, hub, code, study, series, instance)

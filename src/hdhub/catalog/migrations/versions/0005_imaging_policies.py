@@ -1,0 +1,41 @@
+"""imaging archive: IOCM rejection, retention and storage class of each instance
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-26 15:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+WHEN = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("dicom_studies") as batch:
+        batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
+    with op.batch_alter_table("dicom_series") as batch:
+        batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
+    with op.batch_alter_table("dicom_instances") as batch:
+        batch.add_column(sa.Column("retain_until", WHEN, nullable=True))
+        batch.add_column(
+            sa.Column("storage_class", sa.String(length=16), nullable=False, server_default="STANDARD")
+        )
+        batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
+        batch.add_column(sa.Column("rejection", sa.String(length=100), nullable=True))
+        batch.create_index("ix_dicom_instances_rejected_at", ["rejected_at"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("dicom_instances") as batch:
+        batch.drop_index("ix_dicom_instances_rejected_at")
+        for column in ("rejection", "rejected_at", "storage_class", "retain_until"):
+            batch.drop_column(column)
+    for table in ("dicom_series", "dicom_studies"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("rejected_at")
