@@ -210,9 +210,8 @@ class DicomInstance(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     metadata_json: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # Storage policy state, so that the policy job finds its work without listing objects.
+    # Object lock set on its object (storage policy), so the policy job finds what to extend.
     retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    storage_class: Mapped[str] = mapped_column(String(16), default="STANDARD")
     # IHE IOCM rejection: hidden from every query at once, purged when the policy allows.
     rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     rejection: Mapped[str | None] = mapped_column(String(100))  # code^scheme meaning

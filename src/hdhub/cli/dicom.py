@@ -35,9 +35,7 @@ def scp(
     st = state(ctx)
     decision = st.authorize("imaging:write")
     hub = st.hub
-    config = ScpConfig(
-        aet, list(allow), dict(_destination(d) for d in move_dest), hub.settings.imaging.duplicates
-    )
+    config = ScpConfig(aet, list(allow), dict(_destination(d) for d in move_dest))
     st.audit("imaging.scp-start", decision, resource_type="dicom", resource_id=f"{aet}@{host}:{port}")
     console.print(f"DICOM SCP {aet} listening on {host}:{port}; callers: {', '.join(allow)}", highlight=False)
     freeze_startup_heap()
@@ -73,3 +71,34 @@ def reject(
         detail={"instances": report.instances, "reason": code, "series": series, "instance": instance},
     )
     console.print(f"{report.instances} instances rejected ({code} {REASONS[code]})", highlight=False)
+
+
+@app.command("apply-policies")
+def apply_policies(ctx: typer.Context) -> None:
+    """Apply the imaging storage policies now (run daily): extend locks to each patient's last
+    stay, move old objects to the cold class, purge rejected instances their lock allows."""
+    from hdhub.imaging.policies import apply_policies as apply
+
+    st = state(ctx)
+    decision = st.authorize("imaging:write")
+    report = apply(st.hub)
+    st.audit(
+        "imaging.apply-policies",
+        decision,
+        resource_type="ImagingStudy",
+        patient_id=",".join(sorted(report.patients))[:200] or None,
+        detail={
+            "extended": report.extended,
+            "transitioned": report.transitioned,
+            "purged": report.purged,
+            "kept_locked": len(report.kept_locked),
+            "purged_patients": sorted(report.patients),
+        },
+    )
+    console.print(
+        f"locks extended: {report.extended}; moved to cold storage: {report.transitioned}; "
+        f"rejected instances purged: {report.purged}, kept (still locked): {len(report.kept_locked)}",
+        highlight=False,
+    )
+    for key, why in report.kept_locked[:20]:
+        console.print(f"kept {key}: {why}", highlight=False, markup=False)

@@ -78,6 +78,38 @@ class IngestSettings(_Section):
     )
 
 
+class StoragePolicy(_Section):
+    """What the imaging archive keeps, how long, and where (one category of objects)."""
+
+    retention_years: int = Field(
+        20,
+        ge=0,
+        le=200,
+        description="Object lock for N years after the patient's last stay known to the archive "
+        "(French medical records: 20); 0: no lock.",
+    )
+    retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        "GOVERNANCE",
+        description="GOVERNANCE: only a privileged purge of rejected objects may remove a locked one; "
+        "COMPLIANCE: nobody, until the date.",
+    )
+    cold_after_days: float | None = Field(
+        None, ge=0, description="Move objects to the COLD class after N days."
+    )
+    purge_rejected_after_days: float = Field(
+        30, ge=0, description="Rejected (IOCM) objects are purged N days after their rejection."
+    )
+
+
+def default_policies() -> dict[str, StoragePolicy]:
+    return {
+        "dicom": StoragePolicy(),
+        "video": StoragePolicy(cold_after_days=90),
+        "pathology": StoragePolicy(cold_after_days=365),
+        "document": StoragePolicy(),
+    }
+
+
 class ImagingSettings(_Section):
     duplicates: Literal["refuse", "version"] = Field(
         "refuse",
@@ -89,6 +121,11 @@ class ImagingSettings(_Section):
         le=64,
         description="Worker processes that parse DICOM instances and write their objects, for STOW-RS "
         "and `hdhub ingest dicom` (0: one per core, at most 8).",
+    )
+    policies: dict[str, StoragePolicy] = Field(
+        default_factory=default_policies,
+        description="Storage policy per category: dicom (every DICOM instance), and the categories of "
+        "non-DICOM objects (video, pathology, document, or any other name).",
     )
 
 

@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (
 
 from hdhub.errors import NotFound, ValidationError
 from hdhub.imaging.qido import LEVELS, MAX_LIMIT, parse_query, search
-from hdhub.imaging.store import STORED, instance_rows, read_object, store_instance, study_patients
+from hdhub.imaging.store import STORED, instance_rows, read_object, store_for_hub, study_patients
 from hdhub.security.principal import Principal
 
 SUCCESS, PENDING, CANNOT_UNDERSTAND, MOVE_DESTINATION_UNKNOWN = 0x0000, 0xFF00, 0xC000, 0xA801
@@ -45,7 +45,6 @@ class ScpConfig:
     ae_title: str = "HDHUB"
     allowed_callers: list[str] = field(default_factory=list)  # empty: nobody may associate
     move_destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
-    duplicates: str = "refuse"
 
 
 def _nodelay(event: Any) -> None:
@@ -140,13 +139,7 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
 
     def on_store(event: Any) -> Any:
         data = event.encoded_dataset(include_meta=True)
-        outcome = store_instance(
-            hub.catalog,
-            hub.objects,
-            data,
-            f"C-STORE from {event.assoc.requestor.ae_title}",
-            config.duplicates,
-        )
+        outcome = store_for_hub(hub, [(data, f"C-STORE from {event.assoc.requestor.ae_title}")])[0]
         try:
             _audit(
                 hub, event, "imaging.c-store", "success" if outcome.status == STORED else "failure",

@@ -32,7 +32,7 @@ from hdhub.imaging.store import (
     STORED,
     StoreOutcome,
     dicom_files,
-    store_instances,
+    store_for_hub,
 )
 
 BATCH = 64
@@ -112,11 +112,7 @@ def import_tree(
             batch = todo[start : start + BATCH]
             read = [_read(f) for f in batch]
             items = [(data, str(f)) for f, data in zip(batch, read, strict=True) if isinstance(data, bytes)]
-            stored = iter(
-                store_instances(
-                    hub.catalog, hub.objects, items, hub.settings.imaging.duplicates, hub.imaging_workers
-                )
-            )
+            stored = iter(store_for_hub(hub, items))
             for data in read:
                 _count(report, next(stored) if isinstance(data, bytes) else data, writer)
             log.write(b"".join(orjson.dumps(str(f)) + b"\n" for f in batch))

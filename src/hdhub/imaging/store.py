@@ -33,9 +33,12 @@ from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import IntegrityError, NotFound
 from hdhub.imaging import rejection as rejections
 from hdhub.imaging.dicom_json import dataset_json
+from hdhub.imaging.policies import retention_for, stay_date
 from hdhub.imaging.rejection import Rejection
+from hdhub.objects.base import Retention
 
 if TYPE_CHECKING:
+    from hdhub.config.settings import StoragePolicy
     from hdhub.imaging.workers import IngestWorkers
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
@@ -181,6 +184,7 @@ def store_instances(
     items: list[tuple[bytes, str]],
     duplicates: str = "refuse",
     workers: IngestWorkers | None = None,
+    policy: StoragePolicy | None = None,
 ) -> list[StoreOutcome]:
     """Store several instances (bytes, source): each is stored whole or refused with a reason.
 
@@ -192,7 +196,8 @@ def store_instances(
     makes the transaction fail; the batch is then planned again against the new state.
 
     With ``workers``, parsing and object writes of a large batch run in its processes
-    (every core at work)."""
+    (every core at work). With ``policy``, each object is locked for the policy's years
+    after its study date."""
     if workers is not None and not workers.worth_it(len(items)):
         workers = None
     parsed = workers.parse(items) if workers is not None else parse_batch(items)
@@ -200,9 +205,24 @@ def store_instances(
         if isinstance(p, _Parsed):
             p.data = data
     try:
-        return _store_parsed(catalog, objects, parsed, duplicates, workers)
+        return _store_parsed(catalog, objects, parsed, duplicates, workers, policy)
     except sqlalchemy.exc.IntegrityError:
-        return _store_parsed(catalog, objects, parsed, duplicates, workers)
+        return _store_parsed(catalog, objects, parsed, duplicates, workers, policy)
+
+
+def store_for_hub(hub: Any, items: list[tuple[bytes, str]]) -> list[StoreOutcome]:
+    """``store_instances`` with the deployment's settings: duplicates rule, ingest workers,
+    the ``dicom`` storage policy."""
+    from hdhub.imaging.policies import effective
+
+    return store_instances(
+        hub.catalog,
+        hub.objects,
+        items,
+        hub.settings.imaging.duplicates,
+        hub.imaging_workers,
+        effective(hub.settings)["dicom"],
+    )
 
 
 @dataclass
@@ -210,6 +230,7 @@ class _Write:
     parsed: _Parsed
     sha256: str
     update: bool  # a new version of a stored instance
+    retention: Retention | None = None
     version_id: str | None = None
 
 
@@ -219,6 +240,7 @@ def _store_parsed(
     parsed: list[_Parsed | StoreOutcome],
     duplicates: str,
     workers: IngestWorkers | None,
+    policy: StoragePolicy | None,
 ) -> list[StoreOutcome]:
     candidates = [p for p in parsed if isinstance(p, _Parsed)]
     stored_instances, stored_series, stored_studies = _known(catalog, candidates)
@@ -252,7 +274,10 @@ def _store_parsed(
             if known is not None and known[2] == sha:
                 outcomes[id(p)] = _stored(p)
             else:
-                writes.append(_Write(p, sha, update=known is not None))
+                retention = None
+                if policy is not None:
+                    retention = retention_for(policy, stay_date(p.study_row["study_date"]))
+                writes.append(_Write(p, sha, update=known is not None, retention=retention))
     _put_objects(objects, writes, workers)
     try:
         _index(catalog, writes, stored_series, stored_studies)
@@ -308,7 +333,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
 
 def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | None) -> None:
     """Write the objects, several at once (the writes wait on the disk or the network)."""
-    jobs = [(object_key(*w.parsed.uids), w.parsed.data, w.parsed.uids[2]) for w in writes]
+    jobs = [(object_key(*w.parsed.uids), w.parsed.data, w.parsed.uids[2], w.retention) for w in writes]
     if workers is not None:
         results = workers.put(jobs)
     else:
@@ -324,9 +349,11 @@ def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | No
         raise errors[0]
 
 
-def put_object(objects: Any, key: str, data: bytes, sop: str) -> str:
-    """Write one instance's object; its version id."""
-    info = objects.put(key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop})
+def put_object(objects: Any, key: str, data: bytes, sop: str, retention: Retention | None = None) -> str:
+    """Write one instance's object (locked until ``retention``, if given); its version id."""
+    info = objects.put(
+        key, data, content_type="application/dicom", metadata={"sop-instance-uid": sop}, retention=retention
+    )
     return str(info.version_id)
 
 
@@ -356,6 +383,7 @@ def _index(
             "sha256": w.sha256,
             "metadata_json": p.metadata,
             "received_at": now,
+            "retain_until": w.retention.until if w.retention is not None else None,
         }
         if w.update:
             del row["sop_class_uid"], row["instance_number"]  # as first stored: same study and series

@@ -35,10 +35,10 @@ def _parse(items: list[tuple[bytes, str]]) -> list[Any]:
     return parse_batch(items)
 
 
-def _put(jobs: list[tuple[str, bytes, str]]) -> list[str | BaseException]:
+def _put(jobs: list[tuple[str, bytes, str, Any]]) -> list[str | BaseException]:
     from hdhub.imaging.store import PUT_THREADS, put_object
 
-    def put(job: tuple[str, bytes, str]) -> str | BaseException:
+    def put(job: tuple[str, bytes, str, Any]) -> str | BaseException:
         try:
             return put_object(_objects, *job)
         except Exception as exc:  # reported to the caller, which removes the batch's writes
@@ -97,8 +97,9 @@ class IngestWorkers:
         """``store.parse_batch`` of the items, in the workers."""
         return self._map(_parse, items)
 
-    def put(self, jobs: list[tuple[str, bytes, str]]) -> list[str | BaseException]:
-        """Write (key, bytes, SOP Instance UID) objects: a version id or the error, per job."""
+    def put(self, jobs: list[tuple[str, bytes, str, Any]]) -> list[str | BaseException]:
+        """Write (key, bytes, SOP Instance UID, retention) objects: a version id or the error,
+        per job."""
         return self._map(_put, jobs)
 
     def close(self) -> None:

@@ -171,7 +171,7 @@ class ObjectStore(ABC):
     def _delete_marker(self, key: str) -> ObjectInfo: ...
 
     @abstractmethod
-    def _delete_version(self, info: ObjectInfo) -> None: ...
+    def _delete_version(self, info: ObjectInfo, bypass_governance: bool = False) -> None: ...
 
     @abstractmethod
     def _write_lock(
@@ -210,16 +210,24 @@ class ObjectStore(ABC):
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         return self.get(key, version_id).read()
 
-    def delete(self, key: str, version_id: str | None = None) -> ObjectInfo:
-        """Without a version: a delete marker. With one: remove it for good, unless locked."""
+    def delete(
+        self, key: str, version_id: str | None = None, *, bypass_governance: bool = False
+    ) -> ObjectInfo:
+        """Without a version: a delete marker. With one: remove it for good, unless locked.
+
+        ``bypass_governance`` lets a privileged caller remove a version whose only lock is a
+        GOVERNANCE retention (S3 semantics); COMPLIANCE retention and legal holds always hold."""
         check_key(key)
         if version_id is None:
             return self._delete_marker(key)
         info = self.head(key, version_id)
         why = info.locked()
-        if why:
+        governance_only = (
+            not info.legal_hold and info.retention is not None and info.retention.mode == "GOVERNANCE"
+        )
+        if why and not (bypass_governance and governance_only):
             raise ObjectLocked(f"{key} version {version_id} is protected by {why}; it cannot be deleted")
-        self._delete_version(info)
+        self._delete_version(info, bypass_governance=bool(why))
         return info
 
     def set_retention(

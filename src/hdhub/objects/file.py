@@ -215,7 +215,7 @@ class FileStore(ObjectStore):
         self._write_json(self._vdir(key) / f"{version_id}.json", record)
         return self._info(record)
 
-    def _delete_version(self, info: ObjectInfo) -> None:
+    def _delete_version(self, info: ObjectInfo, bypass_governance: bool = False) -> None:
         vdir = self._vdir(info.key)
         (vdir / f"{info.version_id}.json").unlink()  # invisible first, then the bytes
         self._blob(info.key, info.version_id, info.storage_class).unlink(missing_ok=True)

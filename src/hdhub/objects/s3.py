@@ -280,9 +280,10 @@ class S3Store(ObjectStore):
             delete_marker=True,
         )
 
-    def _delete_version(self, info: ObjectInfo) -> None:
+    def _delete_version(self, info: ObjectInfo, bypass_governance: bool = False) -> None:
+        extra = {"BypassGovernanceRetention": True} if bypass_governance else {}
         try:
-            self.s3.delete_object(Bucket=self.bucket, Key=info.key, VersionId=info.version_id)
+            self.s3.delete_object(Bucket=self.bucket, Key=info.key, VersionId=info.version_id, **extra)
         except ClientError as exc:
             if _code(exc) in ("AccessDenied", "403"):
                 raise ObjectLocked(
@@ -319,9 +320,13 @@ class S3Store(ObjectStore):
             CopySource={"Bucket": self.bucket, "Key": key, "VersionId": version_id},
             StorageClass=CLASS_TO_S3.get(storage_class, storage_class),
             MetadataDirective="COPY",
-            **self._lock_params(info.retention, info.legal_hold),
         )
         new = self.head(key, r["VersionId"])
+        if info.retention is not None or info.legal_hold:
+            # The lock follows the copy (S3-compatible servers differ on lock headers of a copy;
+            # the source version stays locked meanwhile).
+            self._write_lock(new, info.retention, info.legal_hold, False)
+            new = self.head(key, r["VersionId"])
         override = self._read_override(key, version_id)
         if override is not None:
             self._write_key_override(new, override)

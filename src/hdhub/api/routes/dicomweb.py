@@ -29,7 +29,7 @@ from hdhub.imaging.store import (
     StoreOutcome,
     instance_rows,
     read_object,
-    store_instances,
+    store_for_hub,
     study_patients,
 )
 from hdhub.security.principal import Principal
@@ -173,11 +173,7 @@ async def stow(
 
     def store_all() -> list[StoreOutcome]:
         dicom = [(content, f"part {n}") for n, (h, content) in enumerate(parts, start=1) if _is_dicom(h)]
-        stored = iter(
-            store_instances(
-                hub.catalog, hub.objects, dicom, hub.settings.imaging.duplicates, hub.imaging_workers
-            )
-        )
+        stored = iter(store_for_hub(hub, dicom))
         return [
             next(stored)
             if _is_dicom(h)

@@ -1,4 +1,4 @@
-"""imaging archive: IOCM rejection, retention and storage class of each instance
+"""imaging archive: IOCM rejection and the retention of each instance
 
 Revision ID: 0005
 Revises: 0004
@@ -23,9 +23,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
     with op.batch_alter_table("dicom_instances") as batch:
         batch.add_column(sa.Column("retain_until", WHEN, nullable=True))
-        batch.add_column(
-            sa.Column("storage_class", sa.String(length=16), nullable=False, server_default="STANDARD")
-        )
         batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
         batch.add_column(sa.Column("rejection", sa.String(length=100), nullable=True))
         batch.create_index("ix_dicom_instances_rejected_at", ["rejected_at"])
@@ -34,7 +31,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("dicom_instances") as batch:
         batch.drop_index("ix_dicom_instances_rejected_at")
-        for column in ("rejection", "rejected_at", "storage_class", "retain_until"):
+        for column in ("rejection", "rejected_at", "retain_until"):
             batch.drop_column(column)
     for table in ("dicom_series", "dicom_studies"):
         with op.batch_alter_table(table) as batch:

@@ -1,0 +1,178 @@
+"""Storage policies of the imaging archive: retention as object lock, lifecycle, purge.
+
+Each category of object has a policy (``imaging.policies`` in hdhub.toml): ``dicom`` for
+every DICOM instance (keys ``dicom/…``), and one per category of non-DICOM object (keys
+``media/<category>/…``). Defaults: locked for 20 years after the patient's last stay
+(the French rule for medical records), in GOVERNANCE mode; videos to the COLD class after
+90 days, pathology slides after 365; rejected objects purged 30 days after rejection.
+
+An object is locked when stored, until its stay (study date; for other objects their
+date) plus the policy's years. ``hdhub dicom apply-policies`` (daily, from cron or a
+systemd timer) then:
+
+1. extends the lock of every object of a patient to that patient's *last* stay known to
+   the archive plus the years (a new study in 2030 keeps the 2010 images until 2050);
+2. moves objects to the COLD class after ``cold_after_days`` (the object store's
+   lifecycle engine, with one rule per category);
+3. purges rejected (IOCM) objects once ``purge_rejected_after_days`` have passed: a
+   GOVERNANCE lock is bypassed for them (the privileged deletion that mode exists for), a
+   COMPLIANCE lock or a legal hold is not: those stay, hidden, until it ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import aliased
+
+from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
+from hdhub.config.settings import LifecycleRule, Settings, StoragePolicy, default_policies
+from hdhub.errors import ObjectLocked
+from hdhub.objects.base import Retention
+from hdhub.objects.lifecycle import apply_lifecycle
+
+
+def effective(settings: Settings) -> dict[str, StoragePolicy]:
+    """The configured policies over the defaults (a category left out keeps its default)."""
+    return default_policies() | dict(settings.imaging.policies)
+
+
+def prefix(category: str) -> str:
+    return "dicom/" if category == "dicom" else f"media/{category}/"
+
+
+def stay_date(value: str | None) -> date | None:
+    """A DICOM DA (YYYYMMDD) as a date, or None."""
+    try:
+        return datetime.strptime((value or "").strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def retention_for(policy: StoragePolicy, stay: date | None, now: datetime | None = None) -> Retention | None:
+    """The lock an object of this stay gets: ``retention_years`` after it (today, when the
+    stay is unknown); None when the policy locks nothing or the date has passed."""
+    now = now or datetime.now(UTC)
+    if policy.retention_years == 0:
+        return None
+    base = stay or now.date()
+    year = base.year + policy.retention_years
+    day = min(base.day, 28) if base.month == 2 else base.day
+    until = datetime(year, base.month, day, tzinfo=UTC) + timedelta(days=1)  # the whole last day
+    return Retention(policy.retention_mode, until) if until > now else None
+
+
+@dataclass
+class PolicyReport:
+    extended: int = 0  # objects whose lock was extended to a later stay
+    transitioned: int = 0
+    purged: int = 0  # rejected instances removed for good
+    kept_locked: list[tuple[str, str]] = field(default_factory=list)  # key, why
+    patients: set[str] = field(default_factory=set)  # whose rejected instances were purged
+
+
+def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
+    now = now or datetime.now(UTC)
+    policies = effective(hub.settings)
+    report = PolicyReport()
+    _extend_retention(hub, policies["dicom"], now, report)
+    rules = [
+        LifecycleRule(prefix=prefix(category), transition_after_days=policy.cold_after_days)
+        for category, policy in policies.items()
+        if policy.cold_after_days is not None
+    ]
+    report.transitioned = len(apply_lifecycle(hub.objects, rules, now=now).transitioned)
+    _purge_rejected(hub, policies["dicom"], now, report)
+    return report
+
+
+def _extend_retention(hub: Any, policy: StoragePolicy, now: datetime, report: PolicyReport) -> None:
+    if policy.retention_years == 0:
+        return
+    visible = DicomStudy.rejected_at.is_(None)
+    with hub.catalog.connect() as conn:
+        last_stay = {
+            patient: stay_date(day)
+            for patient, day in conn.execute(
+                select(DicomStudy.patient_id, func.max(DicomStudy.study_date))
+                .where(visible, DicomStudy.patient_id.is_not(None))
+                .group_by(DicomStudy.patient_id)
+            )
+        }
+        rows = conn.execute(
+            select(
+                DicomInstance.sop_instance_uid,
+                DicomInstance.object_key,
+                DicomInstance.retain_until,
+                DicomStudy.patient_id,
+            )
+            .join(DicomStudy, DicomStudy.study_uid == DicomInstance.study_uid)
+            .where(DicomInstance.rejected_at.is_(None), DicomStudy.patient_id.is_not(None))
+        ).all()
+    for sop, key, current, patient in rows:
+        wanted = retention_for(policy, last_stay.get(patient), now)
+        if wanted is None or (current is not None and _aware(current) >= wanted.until):
+            continue
+        for version in hub.objects.versions(key):
+            if version.key == key and not version.delete_marker:
+                hub.objects.set_retention(key, version.version_id, wanted)
+        with hub.catalog.begin() as conn:
+            conn.execute(
+                update(DicomInstance)
+                .where(DicomInstance.sop_instance_uid == sop)
+                .values(retain_until=wanted.until)
+            )
+        report.extended += 1
+
+
+def _purge_rejected(hub: Any, policy: StoragePolicy, now: datetime, report: PolicyReport) -> None:
+    due = now - timedelta(days=policy.purge_rejected_after_days)
+    with hub.catalog.connect() as conn:
+        rows = conn.execute(
+            select(DicomInstance.sop_instance_uid, DicomInstance.object_key, DicomStudy.patient_id)
+            .join(DicomStudy, DicomStudy.study_uid == DicomInstance.study_uid)
+            .where(DicomInstance.rejected_at.is_not(None), DicomInstance.rejected_at <= due)
+        ).all()
+    for sop, key, patient in rows:
+        locked = None
+        for version in hub.objects.versions(key):
+            if version.key != key:
+                continue
+            try:
+                if version.delete_marker:
+                    hub.objects.delete(key, version.version_id)
+                else:
+                    hub.objects.delete(key, version.version_id, bypass_governance=True)
+            except ObjectLocked as exc:
+                locked = exc.message
+        if locked is not None:
+            report.kept_locked.append((key, locked))
+            continue
+        with hub.catalog.begin() as conn:
+            conn.execute(delete(DicomInstance).where(DicomInstance.sop_instance_uid == sop))
+        report.purged += 1
+        if patient:
+            report.patients.add(patient)
+    # Series and studies with no instance left are removed from the index too.
+    with hub.catalog.begin() as conn:
+        held = aliased(DicomInstance)
+        conn.execute(
+            delete(DicomSeries).where(
+                DicomSeries.rejected_at.is_not(None),
+                ~exists().where(held.series_uid == DicomSeries.series_uid),
+            )
+        )
+        remaining = aliased(DicomSeries)
+        conn.execute(
+            delete(DicomStudy).where(
+                DicomStudy.rejected_at.is_not(None),
+                ~exists().where(remaining.study_uid == DicomStudy.study_uid),
+            )
+        )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
