@@ -261,3 +261,46 @@ def tamper(store: ObjectStore, key: str, version_id: str, offset: int) -> str:
         return store.s3.put_object(Bucket=store.bucket, Key=key, Body=bytes(data))["VersionId"]
     next(Path(store.root).rglob(f"{version_id}.obj")).write_bytes(bytes(data))
     return version_id
+
+
+def test_governance_delete_with_bypass_only_compliance_and_holds_never(store: ObjectStore) -> None:
+    governed = store.put("gd", b"x", retention=Retention("GOVERNANCE", later()))
+    with pytest.raises(ObjectLocked):
+        store.delete("gd", governed.version_id)
+    store.delete("gd", governed.version_id, bypass_governance=True)
+    complied = store.put("cd", b"x", retention=Retention("COMPLIANCE", later()))
+    with pytest.raises(ObjectLocked):
+        store.delete("cd", complied.version_id, bypass_governance=True)
+    held = store.put("hd", b"x", retention=Retention("GOVERNANCE", later()), legal_hold=True)
+    with pytest.raises(ObjectLocked, match="legal hold"):
+        store.delete("hd", held.version_id, bypass_governance=True)
+
+
+@pytest.mark.parametrize("size", [1, (1 << 20), 3 * (1 << 20) + 12345])
+def test_ranged_reads_decrypt_only_the_segments_asked(store: ObjectStore, size: int) -> None:
+    data = os.urandom(size)
+    store.put("video.mp4", data, content_type="video/mp4")
+    mib = 1 << 20
+    ranges = [(0, 0), (0, size - 1), (size - 1, size - 1), (size // 2, size - 1)]
+    if size > mib:
+        ranges += [(mib - 1, mib), (mib, 2 * mib - 1), (12, 2 * mib + 5), (2 * mib, size - 1)]
+    for start, end in ranges:
+        start, end = min(start, size - 1), min(end, size - 1)
+        info, chunks = store.get_range("video.mp4", start, end)
+        assert info.size == size and b"".join(chunks) == data[start : end + 1], (start, end)
+    for start, end in [(-1, 3), (5, 2), (0, size)]:
+        with pytest.raises(ValidationError):
+            store.get_range("video.mp4", start, end)
+
+
+def test_a_tampered_segment_fails_its_ranged_read(tmp_path: Path, keyring: dict[str, bytes]) -> None:
+    store = open_store(f"file://{tmp_path}", keyring)
+    data = os.urandom(3 << 20)
+    store.put("slide.svs", data)
+    blob = next((tmp_path / "objects" / "slide.svs" / "@v").glob("*.obj"))
+    raw = bytearray(blob.read_bytes())
+    raw[84 + (1 << 20) + 16 + 100] ^= 1  # a byte inside segment 1
+    blob.write_bytes(bytes(raw))
+    assert b"".join(store.get_range("slide.svs", 0, 999)[1]) == data[:1000]  # segment 0 is intact
+    with pytest.raises(IntegrityError, match="segment 1 fails authentication"):
+        b"".join(store.get_range("slide.svs", (1 << 20) + 5, (1 << 20) + 10)[1])

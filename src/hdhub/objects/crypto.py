@@ -208,5 +208,43 @@ def decrypt(
             raise IntegrityError(f"{where}: stored object is longer than recorded")
 
 
+def segment_span(size: int, shift: int, first: int, last: int) -> tuple[int, int, int]:
+    """Where segments ``first``..``last`` of a ``size``-byte plaintext are stored:
+    (offset, length, count of segments in the object)."""
+    plain, full = 1 << shift, (1 << shift) + TAG
+    count = size // plain + 1  # the last segment holds the rest: from 0 to plain - 1 bytes
+    offset = HEADER_SIZE + first * full
+    end = HEADER_SIZE + last * full + (full if last < count - 1 else size - last * plain + TAG)
+    return offset, end - offset, count
+
+
+def decrypt_segments(
+    stored: bytes,
+    header: Header,
+    keyring: dict[str, bytes],
+    where: str,
+    first: int,
+    count: int,
+    override: WrappedKey | None = None,
+) -> Iterator[bytes]:
+    """Plaintext of consecutive stored segments starting at ``first`` (a ranged read).
+
+    Each segment authenticates on its own, and its nonce binds its position and whether it
+    is the last: a segment moved, cut or replaced fails. The whole-object trailer is not
+    read, so a ranged read does not check segments outside the range."""
+    aes = AESGCM(unwrap_key(override if override is not None else header.key, keyring, where))
+    full = (1 << header.shift) + TAG
+    index, pos = first, 0
+    while pos < len(stored):
+        sealed = stored[pos : pos + full]
+        try:
+            yield aes.decrypt(_nonce(header.prefix, index, index == count - 1), sealed, None)
+        except InvalidTag:
+            raise IntegrityError(
+                f"{where}: segment {index} fails authentication (corrupted or tampered)"
+            ) from None
+        index, pos = index + 1, pos + full
+
+
 def read_header(raw: bytes, where: str) -> Header:
     return Header.unpack(raw, where)

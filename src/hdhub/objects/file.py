@@ -249,5 +249,15 @@ class FileStore(ObjectStore):
         override = crypto.WrappedKey.from_json(data["key_override"]) if data.get("key_override") else None
         return header, override
 
+    def _read_stored(self, info: ObjectInfo, offset: int, length: int) -> bytes:
+        with self._blob(info.key, info.version_id, info.storage_class).open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(length)
+        if len(data) != length:
+            raise IntegrityError(
+                f"{info.key} version {info.version_id}: stored object is shorter than recorded"
+            )
+        return data
+
     def _write_key_override(self, info: ObjectInfo, key: crypto.WrappedKey) -> None:
         self._update(info, key_override=key.to_json())

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from hdhub.errors import ConfigError, NotFound, ObjectLocked
+from hdhub.errors import ConfigError, IntegrityError, NotFound, ObjectLocked
 from hdhub.objects import crypto
 from hdhub.objects.base import (
     RESERVED_PREFIX,
@@ -354,6 +354,20 @@ class S3Store(ObjectStore):
         )
         header = crypto.read_header(r["Body"].read(), f"{info.key} version {info.version_id}")
         return header, self._read_override(info.key, info.version_id)
+
+    def _read_stored(self, info: ObjectInfo, offset: int, length: int) -> bytes:
+        r = self.s3.get_object(
+            Bucket=self.bucket,
+            Key=info.key,
+            VersionId=info.version_id,
+            Range=f"bytes={offset}-{offset + length - 1}",
+        )
+        data = r["Body"].read()
+        if len(data) != length:
+            raise IntegrityError(
+                f"{info.key} version {info.version_id}: stored object is shorter than recorded"
+            )
+        return data
 
     def _write_key_override(self, info: ObjectInfo, key: crypto.WrappedKey) -> None:
         self.s3.put_object(
