@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.api.app import create_app
 from hdhub.hub import Hub
+from hdhub.imaging import media
 from hdhub.imaging.store import store_instance
 from hdhub.privacy.identity_store import IdentityRecord
 from hdhub.security import tokens, users
@@ -48,6 +49,7 @@ class Api:
     client: TestClient
     hub: Hub
     tokens: dict[str, str]  # role -> bearer secret of a user holding only that role
+    media_id: str = ""  # a complete non-DICOM object of patient 4MR1
 
     def as_role(self, role: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
@@ -76,5 +78,6 @@ def api(hub: Hub) -> Iterator[Api]:
     assert (
         store_instance(hub.catalog, hub.objects, dicom_instance(STUDY, SERIES, INSTANCE)).status == "stored"
     )
+    document = media.create_upload(hub, size=0, category="document", patient_id="4MR1", created_by="test")
     with TestClient(create_app(hub), client=("10.1.2.3", 50000)) as client:
-        yield Api(client, hub, secrets)
+        yield Api(client, hub, secrets, document.id)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from pydicom.uid import generate_uid
 
+from hdhub.imaging import media
 from hdhub.security.roles import POLICY, ROLES
 from tests.api.conftest import INS, INSTANCE, PERSON_KEY, SERIES, STUDY, Api, dicom_instance
 
@@ -20,9 +21,22 @@ def stow_body() -> tuple[str, bytes]:
     )
 
 
+def tus_chunk() -> tuple[str, bytes]:
+    return "application/offset+octet-stream", b"x"
+
+
 def send(
     api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
 ) -> httpx.Response:
+    path = path.replace("MEDIA", api.media_id)
+    if "UPLOAD" in path:  # a fresh upload of 10 bytes for each request
+        upload = media.create_upload(api.hub, size=10, category="video", patient_id="4MR1", created_by="t")
+        path = path.replace("UPLOAD", upload.id)
+    if "/api/v1/media/uploads" in path:
+        headers = headers | {"Tus-Resumable": "1.0.0", "Upload-Offset": "0"}
+        if method == "POST":
+            metadata = "category dmlkZW8=,patient NE1SMQ=="  # video, 4MR1
+            headers = headers | {"Upload-Length": "10", "Upload-Metadata": metadata}
     if callable(body):
         content_type, content = body()
         return api.client.request(
@@ -76,6 +90,13 @@ ENDPOINTS = [
         None,
     ),
     ("POST", f"/dicomweb/studies/{STUDY}/reject/113001^DCM", "imaging:write", None),
+    ("OPTIONS", "/api/v1/media/uploads", "imaging:write", None),
+    ("POST", "/api/v1/media/uploads", "imaging:write", None),
+    ("PATCH", "/api/v1/media/uploads/UPLOAD", "imaging:write", tus_chunk),
+    ("DELETE", "/api/v1/media/uploads/UPLOAD", "imaging:write", None),
+    ("GET", "/api/v1/media?patient=4MR1", "imaging:read", None),
+    ("GET", "/api/v1/media/MEDIA", "imaging:read", None),
+    ("GET", "/api/v1/media/MEDIA/content", "imaging:read", None),
     ("POST", f"/dicomweb/studies/{STUDY}/series/{SERIES}/reject/113001^DCM", "imaging:write", None),
     (
         "POST",
@@ -96,7 +117,7 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
         concrete = (
             path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
-            .replace("{code}", "113001^DCM")
+            .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
         )  # fmt: skip
         for method in route.methods - {"HEAD"}:
             assert (method, concrete) in listed, (method, path)

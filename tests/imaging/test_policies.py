@@ -123,3 +123,18 @@ def test_cli_apply_policies(local_hub: Hub) -> None:
     r = CliRunner().invoke(app, ["--home", str(local_hub.settings.home), "dicom", "apply-policies"])
     assert r.exit_code == 0 and "locks extended: 1" in r.output, r.output
     assert local_hub.audit.count(action="imaging.apply-policies") == 1
+
+
+def test_videos_follow_the_patients_last_stay_and_go_cold_after_90_days(hub: Hub) -> None:
+    from hdhub.imaging import media
+
+    video = media.create_upload(
+        hub, size=3, category="video", patient_id="IPP-12", created_by="t", date="20200110"
+    )
+    video = media.append(hub, video.id, 0, b"abc")
+    assert hub.objects.head(video.object_key).retention.until == datetime(2040, 1, 11, tzinfo=UTC)
+    _store(hub, "IPP-12", "20230505", n=1)  # a later stay of the same patient, in the DICOM archive
+    report = apply_policies(hub, now=datetime.now(UTC) + timedelta(days=91))
+    assert report.extended == 1 and report.transitioned == 1  # the video, not the 2023 images
+    info = hub.objects.head(video.object_key)
+    assert info.retention.until == datetime(2043, 5, 6, tzinfo=UTC) and info.storage_class == "COLD"

@@ -215,3 +215,30 @@ class DicomInstance(Base):
     # IHE IOCM rejection: hidden from every query at once, purged when the policy allows.
     rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     rejection: Mapped[str | None] = mapped_column(String(100))  # code^scheme meaning
+
+
+class MediaObject(Base):
+    """A non-DICOM object of the imaging archive (surgical video, pathology slide, document):
+    uploaded in resumable chunks, then one encrypted object under media/<category>/<id>."""
+
+    __tablename__ = "media_objects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    study_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    encounter_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(200))
+    stay_date: Mapped[str | None] = mapped_column(String(8))  # YYYYMMDD, for the retention
+    size: Mapped[int] = mapped_column(BigId)  # declared at creation (Upload-Length)
+    received: Mapped[int] = mapped_column(BigId, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | available
+    object_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha1: Mapped[str | None] = mapped_column(String(40))  # FHIR Attachment.hash
+    retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -10,8 +10,9 @@ An object is locked when stored, until its stay (study date; for other objects t
 date) plus the policy's years. ``hdhub dicom apply-policies`` (daily, from cron or a
 systemd timer) then:
 
-1. extends the lock of every object of a patient to that patient's *last* stay known to
-   the archive plus the years (a new study in 2030 keeps the 2010 images until 2050);
+1. extends the lock of every object of a patient (DICOM or not) to that patient's *last*
+   stay known to the archive plus its category's years (a new study in 2030 keeps the
+   2010 images and videos until 2050);
 2. moves objects to the COLD class after ``cold_after_days`` (the object store's
    lifecycle engine, with one rule per category);
 3. purges rejected (IOCM) objects once ``purge_rejected_after_days`` have passed: a
@@ -28,7 +29,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
+from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, MediaObject
 from hdhub.config.settings import LifecycleRule, Settings, StoragePolicy, default_policies
 from hdhub.errors import ObjectLocked
 from hdhub.objects.base import Retention
@@ -78,7 +79,7 @@ def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
     now = now or datetime.now(UTC)
     policies = effective(hub.settings)
     report = PolicyReport()
-    _extend_retention(hub, policies["dicom"], now, report)
+    _extend_retention(hub, policies, now, report)
     rules = [
         LifecycleRule(prefix=prefix(category), transition_after_days=policy.cold_after_days)
         for category, policy in policies.items()
@@ -89,20 +90,37 @@ def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
     return report
 
 
-def _extend_retention(hub: Any, policy: StoragePolicy, now: datetime, report: PolicyReport) -> None:
-    if policy.retention_years == 0:
-        return
-    visible = DicomStudy.rejected_at.is_(None)
+def _last_stays(hub: Any) -> dict[str, date | None]:
+    """Each patient's last stay known to the archive: latest visible study or object date."""
+    stays: dict[str, date | None] = {}
     with hub.catalog.connect() as conn:
-        last_stay = {
-            patient: stay_date(day)
-            for patient, day in conn.execute(
+        rows = [
+            *conn.execute(
                 select(DicomStudy.patient_id, func.max(DicomStudy.study_date))
-                .where(visible, DicomStudy.patient_id.is_not(None))
+                .where(DicomStudy.rejected_at.is_(None), DicomStudy.patient_id.is_not(None))
                 .group_by(DicomStudy.patient_id)
-            )
-        }
-        rows = conn.execute(
+            ),
+            *conn.execute(
+                select(MediaObject.patient_id, func.max(MediaObject.stay_date))
+                .where(MediaObject.status == "available")
+                .group_by(MediaObject.patient_id)
+            ),
+        ]
+    for patient, day in rows:
+        stay = stay_date(day)
+        if stay is not None and (stays.get(patient) is None or stay > stays[patient]):  # type: ignore[operator]
+            stays[patient] = stay
+        else:
+            stays.setdefault(patient, None)
+    return stays
+
+
+def _extend_retention(
+    hub: Any, policies: dict[str, StoragePolicy], now: datetime, report: PolicyReport
+) -> None:
+    last_stay = _last_stays(hub)
+    with hub.catalog.connect() as conn:
+        dicom = conn.execute(
             select(
                 DicomInstance.sop_instance_uid,
                 DicomInstance.object_key,
@@ -112,7 +130,19 @@ def _extend_retention(hub: Any, policy: StoragePolicy, now: datetime, report: Po
             .join(DicomStudy, DicomStudy.study_uid == DicomInstance.study_uid)
             .where(DicomInstance.rejected_at.is_(None), DicomStudy.patient_id.is_not(None))
         ).all()
-    for sop, key, current, patient in rows:
+        others = conn.execute(
+            select(
+                MediaObject.id,
+                MediaObject.object_key,
+                MediaObject.retain_until,
+                MediaObject.patient_id,
+                MediaObject.category,
+            ).where(MediaObject.status == "available")
+        ).all()
+    jobs = [(DicomInstance, DicomInstance.sop_instance_uid, *row, "dicom") for row in dicom]
+    jobs += [(MediaObject, MediaObject.id, *row) for row in others]
+    for model, id_column, ident, key, current, patient, category in jobs:
+        policy = policies.get(category, policies["document"])
         wanted = retention_for(policy, last_stay.get(patient), now)
         if wanted is None or (current is not None and _aware(current) >= wanted.until):
             continue
@@ -120,11 +150,7 @@ def _extend_retention(hub: Any, policy: StoragePolicy, now: datetime, report: Po
             if version.key == key and not version.delete_marker:
                 hub.objects.set_retention(key, version.version_id, wanted)
         with hub.catalog.begin() as conn:
-            conn.execute(
-                update(DicomInstance)
-                .where(DicomInstance.sop_instance_uid == sop)
-                .values(retain_until=wanted.until)
-            )
+            conn.execute(update(model).where(id_column == ident).values(retain_until=wanted.until))
         report.extended += 1
 
 

@@ -1,0 +1,111 @@
+"""Non-DICOM objects over HTTP: a real tus client uploads with a resume, ranges are read back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+
+import httpx
+import pytest
+from tusclient import client as tus
+
+from hdhub.errors import ObjectLocked
+from hdhub.imaging import media
+from tests.api.conftest import STUDY, Api
+from tests.api.test_dicomweb import server  # noqa: F401 (the API on loopback)
+
+MIB = 1 << 20
+
+
+def _meta(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def test_resumable_upload_listing_and_ranges(api: Api, server: str) -> None:  # noqa: F811
+    data = os.urandom(2 * MIB + 12345)  # a short "surgical video"
+    headers = api.as_role("data_engineer")
+    client = tus.TusClient(f"{server}/api/v1/media/uploads", headers=headers)
+    metadata = {"category": "video", "patient": "IPP-001", "study": STUDY, "filename": "colectomie.mp4",
+                "filetype": "video/mp4", "title": "Colectomie gauche", "date": "20250314"}  # fmt: skip
+    first = client.uploader(file_stream=io.BytesIO(data), chunk_size=512 * 1024, metadata=metadata)
+    first.upload_chunk()
+    first.upload_chunk()  # the connection drops here; a new client resumes from the server's offset
+    resumed = client.uploader(file_stream=io.BytesIO(data), chunk_size=512 * 1024, url=first.url)
+    assert resumed.get_offset() == MIB
+    resumed.upload()
+    media_id = first.url.rsplit("/", 1)[1]
+    row = media.get(api.hub, media_id)
+    assert row.status == "available" and row.sha256 == hashlib.sha256(data).hexdigest()
+    assert list(api.hub.objects.list(f"uploads/{media_id}/")) == []  # the parts are gone
+    with pytest.raises(ObjectLocked):  # locked by the video policy (20 years after 2025-03-14)
+        api.hub.objects.delete(row.object_key, api.hub.objects.head(row.object_key).version_id)
+
+    reader = api.as_role("clinician")
+    bundle = httpx.get(f"{server}/api/v1/media", params={"patient": "IPP-001"}, headers=reader).json()
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 1
+    doc = bundle["entry"][0]["resource"]
+    attachment = doc["content"][0]["attachment"]
+    assert doc["resourceType"] == "DocumentReference" and doc["subject"]["identifier"]["value"] == "IPP-001"
+    assert attachment["hash"] == base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
+    assert attachment["size"] == len(data) and attachment["contentType"] == "video/mp4"
+    assert doc["context"]["related"][0]["identifier"]["value"] == f"urn:oid:{STUDY}"
+    assert doc["context"]["period"] == {"start": "2025-03-14"} and doc["description"] == "Colectomie gauche"
+
+    url = attachment["url"]
+    whole = httpx.get(url, headers=reader)
+    assert whole.status_code == 200 and whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    for asked, start, end in [
+        (f"bytes={MIB - 6}-{MIB + 9}", MIB - 6, MIB + 9),  # across two encryption segments
+        ("bytes=-10", len(data) - 10, len(data) - 1),
+        (f"bytes={2 * MIB}-", 2 * MIB, len(data) - 1),
+    ]:
+        r = httpx.get(url, headers=reader | {"Range": asked})
+        assert r.status_code == 206 and r.content == data[start : end + 1], asked
+        assert r.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
+    r = httpx.get(url, headers=reader | {"Range": f"bytes={len(data)}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
+    event = api.hub.audit.search(action="GET /api/v1/media/{media_id}/content")[0]
+    assert event.patient_id == "IPP-001" and event.resource_id == media_id
+
+
+def test_tus_protocol_errors(api: Api) -> None:
+    headers = api.as_role("data_engineer") | {"Tus-Resumable": "1.0.0"}
+    uploads = "/api/v1/media/uploads"
+
+    def create(**extra: str) -> httpx.Response:
+        meta = _meta(category="pathology", patient="IPP-002", filetype="image/tiff")
+        return api.client.post(
+            uploads, headers=headers | {"Upload-Length": "10", "Upload-Metadata": meta} | extra
+        )
+
+    assert (
+        api.client.post(uploads, headers=api.as_role("data_engineer")).status_code == 412
+    )  # no Tus-Resumable
+    assert create(**{"Upload-Length": "x"}).status_code == 400
+    assert create(**{"Upload-Metadata": _meta(category="x-ray", patient="P")}).status_code == 400
+    assert create(**{"Upload-Metadata": _meta(category="video")}).status_code == 400  # no patient
+    assert create(**{"Upload-Metadata": "category ***"}).status_code == 400
+    r = create()
+    assert r.status_code == 201 and r.headers["upload-offset"] == "0"
+    path = "/api/v1/media/uploads/" + r.headers["location"].rsplit("/", 1)[1]
+    chunk = headers | {"Content-Type": "application/offset+octet-stream"}
+    assert api.client.patch(path, content=b"abc", headers=chunk | {"Upload-Offset": "3"}).status_code == 409
+    assert api.client.patch(path, content=b"abc", headers=headers | {"Upload-Offset": "0"}).status_code == 415
+    assert (
+        api.client.patch(path, content=b"x" * 11, headers=chunk | {"Upload-Offset": "0"}).status_code == 400
+    )
+    r = api.client.patch(path, content=b"abc", headers=chunk | {"Upload-Offset": "0"})
+    assert r.status_code == 204 and r.headers["upload-offset"] == "3"
+    assert api.client.head(path, headers=headers).headers["upload-offset"] == "3"
+    assert (
+        api.client.head(path, headers=api.as_role("researcher") | {"Tus-Resumable": "1.0.0"}).status_code
+        == 403
+    )
+    assert api.client.delete(path, headers=headers).status_code == 204  # abandoned: parts and row go
+    assert api.client.head(path, headers=headers).status_code == 404
+    assert list(api.hub.objects.list("uploads/")) == []
+    done = f"/api/v1/media/uploads/{api.media_id}"
+    assert api.client.delete(done, headers=headers).status_code == 409  # complete objects stay
+    assert api.client.get("/api/v1/media", headers=api.as_role("clinician")).status_code == 422  # no link
