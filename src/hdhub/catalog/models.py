@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hdhub.catalog.base import Base, BigId
@@ -198,6 +198,16 @@ class DicomInstance(Base):
     (bulk data left out) for WADO-RS /metadata without reading the object."""
 
     __tablename__ = "dicom_instances"
+    # Partial: only rejected rows. A full index on rejected_at would tempt the planner to
+    # answer "rejected_at IS NULL" (every visible row) from it instead of the UID indexes.
+    __table_args__ = (
+        Index(
+            "ix_dicom_instances_rejected",
+            "rejected_at",
+            sqlite_where=text("rejected_at IS NOT NULL"),
+            postgresql_where=text("rejected_at IS NOT NULL"),
+        ),
+    )
 
     sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     series_uid: Mapped[str] = mapped_column(ForeignKey("dicom_series.series_uid"), index=True)
@@ -213,7 +223,7 @@ class DicomInstance(Base):
     # Object lock set on its object (storage policy), so the policy job finds what to extend.
     retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # IHE IOCM rejection: hidden from every query at once, purged when the policy allows.
-    rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rejection: Mapped[str | None] = mapped_column(String(100))  # code^scheme meaning
 
 

@@ -25,12 +25,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("retain_until", WHEN, nullable=True))
         batch.add_column(sa.Column("rejected_at", WHEN, nullable=True))
         batch.add_column(sa.Column("rejection", sa.String(length=100), nullable=True))
-        batch.create_index("ix_dicom_instances_rejected_at", ["rejected_at"])
+    # Partial: only rejected rows (a full index would be chosen for "rejected_at IS NULL").
+    op.create_index(
+        "ix_dicom_instances_rejected",
+        "dicom_instances",
+        ["rejected_at"],
+        sqlite_where=sa.text("rejected_at IS NOT NULL"),
+        postgresql_where=sa.text("rejected_at IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dicom_instances_rejected", table_name="dicom_instances")
     with op.batch_alter_table("dicom_instances") as batch:
-        batch.drop_index("ix_dicom_instances_rejected_at")
         for column in ("rejection", "rejected_at", "retain_until"):
             batch.drop_column(column)
     for table in ("dicom_series", "dicom_studies"):
