@@ -357,6 +357,17 @@ def _render(request: Request, data: bytes, number: int, viewport: tuple[int, int
         quality = int(params.get("quality", "90"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    return _image(data, number, media, window, viewport, quality)
+
+
+def _image(
+    data: bytes,
+    number: int,
+    media: str,
+    window: tuple[float, float] | None,
+    viewport: tuple[int, int] | None,
+    quality: int,
+) -> Response:
     if not 1 <= quality <= 100:
         raise BadRequest("quality: from 1 to 100")
     image = render(data, number, media_type=media, window=window, viewport=viewport, quality=quality)
@@ -471,10 +482,7 @@ def wado_uri(request: Request, hub: HubDep, _: Reader) -> Response:
         quality = int(params.get("imageQuality", "90"))
     except ValueError as exc:
         raise BadRequest(f"WADO-URI parameters: {exc}") from None
-    if not 1 <= quality <= 100:
-        raise BadRequest("imageQuality: from 1 to 100")
-    image = render(data, number, media_type=content, window=window, viewport=viewport, quality=quality)
-    return Response(image, media_type=content)
+    return _image(data, number, content, window, viewport, quality)
 
 
 # --- IHE IOCM rejection (as dcm4chee: POST …/reject/{code}^{scheme}) ---
