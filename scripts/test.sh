@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 bash scripts/services.sh
 bash scripts/debian-packages.sh
+bash scripts/ohif.sh
 
 # In CI and here, a missing PostgreSQL is a failure, not a skipped test.
 export CI_REQUIRE_SERVICES=1
