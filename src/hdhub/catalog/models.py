@@ -182,7 +182,9 @@ class DicomSeries(Base):
     __tablename__ = "dicom_series"
     # A study's series, and ModalitiesInStudy matching, from one index (with the modality
     # alone, SQLite would read every series of that modality for each study).
-    __table_args__ = (Index("ix_dicom_series_study_uid_modality", "study_uid", "modality"),)
+    __table_args__ = (
+        Index("ix_dicom_series_study_modality_rejected", "study_uid", "modality", "rejected_at"),
+    )
 
     series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     study_uid: Mapped[str] = mapped_column(ForeignKey("dicom_studies.study_uid"))
@@ -200,6 +202,8 @@ class DicomInstance(Base):
     __tablename__ = "dicom_instances"
     # Partial: only rejected rows. A full index on rejected_at would tempt the planner to
     # answer "rejected_at IS NULL" (every visible row) from it instead of the UID indexes.
+    # The UID indexes carry rejected_at, so that counting a page's visible instances reads
+    # the index alone.
     __table_args__ = (
         Index(
             "ix_dicom_instances_rejected",
@@ -207,11 +211,13 @@ class DicomInstance(Base):
             sqlite_where=text("rejected_at IS NOT NULL"),
             postgresql_where=text("rejected_at IS NOT NULL"),
         ),
+        Index("ix_dicom_instances_study_uid_rejected", "study_uid", "rejected_at"),
+        Index("ix_dicom_instances_series_uid_rejected", "series_uid", "rejected_at"),
     )
 
     sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    series_uid: Mapped[str] = mapped_column(ForeignKey("dicom_series.series_uid"), index=True)
-    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_uid: Mapped[str] = mapped_column(ForeignKey("dicom_series.series_uid"))
+    study_uid: Mapped[str] = mapped_column(String(64))
     sop_class_uid: Mapped[str | None] = mapped_column(String(64))
     instance_number: Mapped[str | None] = mapped_column(String(16))
     transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64))
