@@ -262,3 +262,28 @@ def test_large_batches_go_through_the_worker_processes(hub: Hub) -> None:
     assert outcomes[24].duplicate and outcomes[24].identical
     assert _counts(hub) == (1, 1, 24)
     assert read_instance(hub.catalog, hub.objects, f"{study}.1.7") == items[7][0]
+
+
+@pytest.mark.integration
+def test_workers_exit_when_their_parent_is_killed(local_hub: Hub) -> None:
+    """No worker process outlives a killed server or import (they would hold memory forever)."""
+    script = (
+        "import os, sys, time\n"
+        "from hdhub.hub import Hub\n"
+        f"hub = Hub.open({str(local_hub.settings.home)!r})\n"
+        "hub.imaging_workers.start()\n"
+        "print(' '.join(str(p) for p in hub.imaging_workers._pool._processes), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
+    assert workers
+    parent.kill()  # SIGKILL: no clean-up code runs in the parent
+    parent.wait(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"orphaned workers: {alive}"

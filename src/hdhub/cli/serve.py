@@ -59,7 +59,10 @@ def run_server(hub: object, host: str, port: int) -> None:
     app = create_app(hub)
     hub.imaging_workers.start()  # type: ignore[attr-defined]
     freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
+    finally:
+        hub.imaging_workers.close()  # type: ignore[attr-defined]
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, aliased
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import ValidationError
@@ -176,20 +176,15 @@ def search(
     catalog: Engine, query: Query, base_url: str, study_uid: str | None = None, series_uid: str | None = None
 ) -> list[dict[str, Any]]:
     """Matches at ``query.level`` (within a study or series named in the path)."""
+    stmt = select(*_COLUMNS[query.level])
     if query.level == "study":
-        stmt = select(DicomStudy)
         order = [DicomStudy.study_date.desc(), DicomStudy.study_uid.desc()]
     elif query.level == "series":
-        stmt = select(DicomStudy, DicomSeries).join(
-            DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid
-        )
+        stmt = stmt.join(DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid)
         order = [DicomStudy.study_uid, DicomSeries.series_uid]
     else:
-        stmt = (
-            select(DicomStudy, DicomSeries, DicomInstance)
-            .join(DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid)
-            .join(DicomInstance, DicomInstance.series_uid == DicomSeries.series_uid)
-            .options(defer(DicomInstance.metadata_json))  # /metadata's, not QIDO's
+        stmt = stmt.join(DicomSeries, DicomSeries.study_uid == DicomStudy.study_uid).join(
+            DicomInstance, DicomInstance.series_uid == DicomSeries.series_uid
         )
         order = [DicomStudy.study_uid, DicomSeries.series_uid, DicomInstance.sop_instance_uid]
     # Rejected (IOCM) instances, and series and studies left without any, are never found.
@@ -211,8 +206,9 @@ def search(
         rows = session.execute(stmt).all()
         # The computed attributes, for this page's studies and series only (computed in the
         # search itself, they would be for every match before the sort).
-        studies = sorted({row[0].study_uid for row in rows})
-        series = sorted({row[1].series_uid for row in rows}) if query.level != "study" else []
+        study_at, series_at, _ = _UIDS[query.level]
+        studies = sorted({row[study_at] for row in rows})
+        series = sorted({row[series_at] for row in rows}) if series_at is not None else []
         visible_series, visible = DicomSeries.rejected_at.is_(None), DicomInstance.rejected_at.is_(None)
         counts = Counts(
             _grouped(session, DicomSeries.study_uid, studies, visible_series),
@@ -259,41 +255,57 @@ def _element(vr: str, value: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": value if isinstance(value, list) else [value]}
 
 
-_SOURCES = {"dicom_studies": 0, "dicom_series": 1, "dicom_instances": 2}
-# Per level, in tag order: (tag, VR, where the value is: 0-2 a row entity, None computed, key).
+# Per level: the indexed columns selected, and in tag order what each returned attribute is:
+# (tag, VR, position of its column in a result row or None when computed, keyword).
+_COLUMNS = {
+    level: [a.column for a in attributes if a.column is not None] for level, attributes in LEVELS.items()
+}
+
+
+def _position(columns: list[Any], column: Any) -> int | None:
+    """Where ``column`` is in ``columns`` (by identity: == on a column builds SQL)."""
+    return next((i for i, c in enumerate(columns) if c is column), None)
+
+
 _PLANS = {
     level: sorted(
         [
-            (a.tag, a.vr, None, a.keyword)
-            if a.column is None
-            else (a.tag, a.vr, _SOURCES[a.column.class_.__tablename__], a.column.key)
+            (a.tag, a.vr, None if a.column is None else _position(_COLUMNS[level], a.column), a.keyword)
             for a in attributes
         ]
         + [("00081190", "UR", None, "RetrieveURL")]
     )
     for level, attributes in LEVELS.items()
 }
+# Per level: where the study, series and instance UIDs are in a result row.
+_UIDS = {
+    level: tuple(
+        _position(columns, c)
+        for c in (DicomStudy.study_uid, DicomSeries.series_uid, DicomInstance.sop_instance_uid)
+    )
+    for level, columns in _COLUMNS.items()
+}
 
 
 def _row_json(level: str, row: Any, counts: Counts, base_url: str) -> dict[str, Any]:
-    study = row[0]
-    series = row[1] if level != "study" else None
-    instance = row[2] if level == "instance" else None
-    url = f"{base_url}/studies/{study.study_uid}"
+    study_at, series_at, instance_at = _UIDS[level]
+    study = row[study_at]
+    series = row[series_at] if series_at is not None else None
+    url = f"{base_url}/studies/{study}"
     if series is not None:
-        url += f"/series/{series.series_uid}"
-    if instance is not None:
-        url += f"/instances/{instance.sop_instance_uid}"
+        url += f"/series/{series}"
+    if instance_at is not None:
+        url += f"/instances/{row[instance_at]}"
     computed = {
-        "ModalitiesInStudy": sorted(counts.modalities.get(study.study_uid, ())),
-        "NumberOfStudyRelatedSeries": counts.study_series.get(study.study_uid, 0),
-        "NumberOfStudyRelatedInstances": counts.study_instances.get(study.study_uid, 0),
-        "NumberOfSeriesRelatedInstances": (
-            counts.series_instances.get(series.series_uid, 0) if series is not None else None
-        ),
+        "ModalitiesInStudy": sorted(counts.modalities.get(study, ())),
+        "NumberOfStudyRelatedSeries": counts.study_series.get(study, 0),
+        "NumberOfStudyRelatedInstances": counts.study_instances.get(study, 0),
+        "NumberOfSeriesRelatedInstances": counts.series_instances.get(series, 0)
+        if series is not None
+        else None,
         "RetrieveURL": url,
     }
     return {
-        tag: _element(vr, computed[key] if source is None else getattr(row[source], key))
-        for tag, vr, source, key in _PLANS[level]
+        tag: _element(vr, computed[key] if position is None else row[position])
+        for tag, vr, position, key in _PLANS[level]
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +29,14 @@ def _start(settings: Settings) -> None:
     from hdhub.hub import Hub
 
     _objects = Hub(settings).objects
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (killed, crashed) exits too, instead of lingering."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _parse(items: list[tuple[bytes, str]]) -> list[Any]:
