@@ -109,3 +109,22 @@ def test_tus_protocol_errors(api: Api) -> None:
     done = f"/api/v1/media/uploads/{api.media_id}"
     assert api.client.delete(done, headers=headers).status_code == 409  # complete objects stay
     assert api.client.get("/api/v1/media", headers=api.as_role("clinician")).status_code == 422  # no link
+
+
+def test_uploaded_bytes_never_run_as_a_page_of_the_api(api: Api) -> None:
+    """An HTML "document" is served as an attachment, sandboxed, never sniffed."""
+    html = b"<script>fetch('/api/v1/users')</script>"
+    row = media.create_upload(
+        api.hub, size=len(html), category="document", patient_id="IPP-3", created_by="t",
+        content_type="text/html", filename='cr"<x>.html',
+    )  # fmt: skip
+    media.append(api.hub, row.id, 0, html)
+    r = api.client.get(f"/api/v1/media/{row.id}/content", headers=api.as_role("clinician"))
+    assert r.status_code == 200 and r.content == html
+    assert r.headers["content-disposition"] == 'attachment; filename="cr__x_.html"'
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"].startswith("sandbox")
+    video = media.get(api.hub, api.media_id)
+    assert video.content_type == "application/octet-stream"
+    r = api.client.get(f"/api/v1/media/{api.media_id}/content", headers=api.as_role("clinician"))
+    assert r.headers["content-disposition"].startswith("attachment")

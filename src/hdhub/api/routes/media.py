@@ -183,6 +183,20 @@ def read_media(request: Request, hub: HubDep, _: Reader, media_id: str) -> Respo
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Shown in the browser; anything else (HTML, SVG, scripts…) is only ever downloaded.
+_INLINE = ("video/", "image/jpeg", "image/png", "image/tiff", "application/pdf", "audio/")
+
+
+def _safe_headers(row: media.MediaObject) -> dict[str, str]:
+    """Uploaded bytes never run as a page of this origin: no sniffing, a sandbox, and any
+    type a browser would execute served as an attachment."""
+    inline = row.content_type.lower().startswith(_INLINE)
+    name = re.sub(r"[^\w.\- ]", "_", row.filename or row.id)[:200]
+    return {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{name}"',
+    }
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -207,7 +221,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 def media_content(request: Request, hub: HubDep, _: Reader, media_id: str) -> Response:
     row = media.get(hub, media_id)
     audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row.sha256}"'}
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row.sha256}"'} | _safe_headers(row)
     try:
         wanted = _byte_range(request.headers.get("range"), row.size)
     except TusError:
