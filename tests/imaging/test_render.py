@@ -94,3 +94,15 @@ def test_parameters_are_checked() -> None:
     with pytest.raises(NotAcceptable, match="cannot decode"):
         render(_file("JPEG-lossy.dcm"), media_type="image/png")
     assert frame(_file("JPEG-lossy.dcm"), 1).media_type == "image/jpeg"
+
+
+def test_a_frame_too_large_to_decode_is_refused_not_allocated() -> None:
+    ds = pydicom.dcmread(BytesIO(_file("MR_small_RLE.dcm")))
+    ds.Rows = ds.Columns = 20_000  # a whole-slide-sized frame: 400 M samples
+    buf = BytesIO()
+    ds.save_as(buf)
+    with pytest.raises(NotAcceptable, match="too large to decode"):
+        render(buf.getvalue(), media_type="image/png")
+    with pytest.raises(NotAcceptable, match="too large to decode"):
+        frame(buf.getvalue(), 1, decode=True)
+    assert frame(buf.getvalue(), 1).media_type == "image/dicom-rle"  # as stored: still served

@@ -26,6 +26,7 @@ from hdhub.errors import HdhubError, NotFound
 
 THUMBNAIL = (128, 128)
 MAX_VIEWPORT = 4096
+MAX_DECODED_PIXELS = 64 << 20  # samples of one frame decoded for rendering or native frames
 # PS3.18 Table 8.7.3-2: media types of frames in each compressed transfer syntax.
 FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
@@ -79,30 +80,52 @@ def frame_count(data: bytes) -> int:
 def frame(data: bytes, number: int, *, decode: bool = False) -> Frame:
     """Frame ``number`` (from 1) of an instance's bytes: as stored, or decoded to native
     little-endian pixels when ``decode`` (for a client that accepts only those)."""
+    return frames_of(data, [number], decode=decode)[0]
+
+
+def frames_of(data: bytes, numbers: list[int], *, decode: bool = False) -> list[Frame]:
+    """Several frames of one instance, its bytes parsed once."""
     ds = _dataset(data)
     count = _frames(ds)
-    if not 1 <= number <= count:
-        raise NotFound(f"no frame {number}: the instance has {count}")
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise NotFound(f"no frame {number}: the instance has {count}")
     syntax = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
-    native = (ExplicitVRLittleEndian, "application/octet-stream", ExplicitVRLittleEndian)
     if syntax.is_encapsulated and not decode:
         media = FRAME_MEDIA_TYPES.get(syntax, "application/octet-stream")
-        raw = pydicom.encaps.get_frame(ds.PixelData, number - 1, number_of_frames=count)
-        return Frame(raw, media, syntax)
+        return [
+            Frame(pydicom.encaps.get_frame(ds.PixelData, n - 1, number_of_frames=count), media, syntax)
+            for n in numbers
+        ]
+    return [_native(ds, data, n, syntax) for n in numbers]
+
+
+def _native(ds: Dataset, data: bytes, number: int, syntax: UID) -> Frame:
     if syntax.is_encapsulated or int(ds.BitsAllocated) == 1:
+        _check_size(ds)
         pixels = _decoded(data, number)
-        return Frame(pixels.astype(pixels.dtype.newbyteorder("<")).tobytes(), *native[1:])
+        raw = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+        return Frame(raw, "application/octet-stream", ExplicitVRLittleEndian)
     size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
     raw = bytes(ds.PixelData[(number - 1) * size : number * size])
     if len(raw) != size:
         raise NotFound(f"frame {number}: the pixel data is shorter than its attributes say")
     if syntax == ExplicitVRBigEndian and int(ds.BitsAllocated) > 8:
-        raw = (
-            np.frombuffer(raw, dtype=f">u{int(ds.BitsAllocated) // 8}")
-            .astype(f"<u{int(ds.BitsAllocated) // 8}")
-            .tobytes()
+        width = int(ds.BitsAllocated) // 8
+        raw = np.frombuffer(raw, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+    return Frame(raw, "application/octet-stream", ExplicitVRLittleEndian)
+
+
+def _check_size(ds: Dataset) -> None:
+    """Decoding allocates the whole frame: a whole-slide image is served as stored, not decoded."""
+    pixels = (
+        int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("SamplesPerPixel", 1) or 1)
+    )
+    if pixels > MAX_DECODED_PIXELS:
+        raise NotAcceptable(
+            f"a frame of {pixels:,} samples is too large to decode here (at most {MAX_DECODED_PIXELS:,}): "
+            "retrieve its frames as stored"
         )
-    return Frame(raw, *native[1:])
 
 
 def _decoded(data: bytes, number: int) -> np.ndarray:
@@ -155,6 +178,7 @@ def render(
     count = _frames(ds)
     if not 1 <= number <= count:
         raise NotFound(f"no frame {number}: the instance has {count}")
+    _check_size(ds)
     pixels = _decoded(data, number)
     image = Image.fromarray(_eight_bits(ds, pixels, window))
     if viewport is not None:

@@ -23,7 +23,7 @@ from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.rejection import REASONS, reason_code, reject
-from hdhub.imaging.render import THUMBNAIL, NotAcceptable, frame, parse_viewport, parse_window, render
+from hdhub.imaging.render import THUMBNAIL, NotAcceptable, frames_of, parse_viewport, parse_window, render
 from hdhub.imaging.store import (
     STORED,
     StoreOutcome,
@@ -384,7 +384,7 @@ def retrieve_frames(
     numbers = _numbers(frames)
     data = _instance_bytes(request, hub, study, series, instance)
     decode = _wants_native(request.headers.get("accept", ""))
-    found = [frame(data, n, decode=decode) for n in numbers]
+    found = frames_of(data, numbers, decode=decode)
     boundary = secrets.token_hex(16)
     body = b"".join(
         f"--{boundary}\r\nContent-Type: {f.media_type}; transfer-syntax={f.transfer_syntax}\r\n\r\n".encode()
