@@ -1,6 +1,6 @@
 """DICOMweb (PS3.18): STOW-RS store; QIDO-RS search of studies, series and instances;
-WADO-RS retrieve of studies, series and instances, their metadata, frames, rendered
-images and thumbnails; WADO-URI.
+WADO-RS retrieve of studies, series and instances and their metadata; IOCM rejection.
+Frames, rendered images, thumbnails and WADO-URI are in dicomweb_images.
 
 Storing needs ``imaging:write``, searching and retrieving ``imaging:read``. Instances are
 returned exactly as stored (``transfer-syntax=*``).
@@ -23,7 +23,6 @@ from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.rejection import REASONS, reason_code, reject
-from hdhub.imaging.render import THUMBNAIL, NotAcceptable, frames_of, parse_viewport, parse_window, render
 from hdhub.imaging.store import (
     STORED,
     StoreOutcome,
@@ -90,7 +89,7 @@ def _content_type(value: str) -> Message:
     return m
 
 
-def _audit(request: Request, studies: list[str], patients: list[str | None]) -> None:
+def audit_studies(request: Request, studies: list[str], patients: list[str | None]) -> None:
     """Name the studies and patients a request reached in its audit event (every one in
     the detail; the indexed fields hold as many as fit)."""
     studies = sorted({s for s in studies if s})
@@ -184,7 +183,7 @@ async def stow(
     outcomes = await run_in_threadpool(store_all)
     status, payload = _stow_response(outcomes, _base_url(request))
     stored = [o for o in outcomes if o.status == STORED]
-    _audit(request, [o.study_uid for o in stored if o.study_uid], [o.patient_id for o in stored])
+    audit_studies(request, [o.study_uid for o in stored if o.study_uid], [o.patient_id for o in stored])
     return Response(orjson.dumps(payload), status_code=status, media_type=DICOM_JSON)
 
 
@@ -196,7 +195,7 @@ def _qido(
         found = search(hub.catalog, query, _base_url(request), study, series)
     except ValidationError as exc:
         raise BadRequest(exc.message) from None
-    _audit(
+    audit_studies(
         request,
         [m["0020000D"]["Value"][0] for m in found if "Value" in m.get("0020000D", {})] or [study or ""],
         [m["00100020"]["Value"][0] for m in found if "Value" in m.get("00100020", {})],
@@ -245,7 +244,7 @@ def _retrieve(
 ) -> Response:
     """The instances, as stored, one part each (read one at a time while the answer streams)."""
     rows = instance_rows(hub.catalog, study, series, instance)
-    _audit(request, [study], study_patients(hub.catalog, [study]))
+    audit_studies(request, [study], study_patients(hub.catalog, [study]))
     boundary = secrets.token_hex(16)
 
     def parts() -> Iterator[bytes]:
@@ -264,7 +263,7 @@ def _metadata(
 ) -> Response:
     """DICOM JSON of the instances, from the index: no stored object is read."""
     rows = instance_rows(hub.catalog, study, series, instance)
-    _audit(request, [study], study_patients(hub.catalog, [study]))
+    audit_studies(request, [study], study_patients(hub.catalog, [study]))
     body = b"[" + b",".join(row.metadata_json.encode() for row in rows) + b"]"
     return Response(body, media_type=DICOM_JSON)
 
@@ -309,182 +308,6 @@ def instance_metadata(
     return _metadata(request, hub, study, series, instance)
 
 
-# --- frames, rendered images, thumbnails (PS3.18 8.7.3, 8.3.5) and WADO-URI (PS3.18 9) ---
-
-
-def _instance_bytes(request: Request, hub: Hub, study: str, series: str, instance: str) -> bytes:
-    row = instance_rows(hub.catalog, study, series, instance)[0]
-    _audit(request, [study], study_patients(hub.catalog, [study]))
-    return read_object(hub.objects, row)
-
-
-def _numbers(value: str) -> list[int]:
-    try:
-        numbers = [int(n) for n in value.split(",")]
-    except ValueError:
-        raise BadRequest("frame numbers: integers from 1, separated by commas") from None
-    if not numbers or len(numbers) > 10_000 or min(numbers) < 1:
-        raise BadRequest("frame numbers: integers from 1, separated by commas")
-    return numbers
-
-
-def _wants_native(accept: str) -> bool:
-    """A client that accepts only uncompressed frames (octet-stream without transfer-syntax=*)."""
-    accept = accept.lower()
-    return (
-        "application/octet-stream" in accept
-        and "transfer-syntax=*" not in accept
-        and "*/*" not in accept
-        and "image/" not in accept
-    )
-
-
-def _rendered_type(request: Request) -> str:
-    accept = (request.query_params.get("accept") or request.headers.get("accept") or "").lower()
-    if "image/png" in accept:
-        return "image/png"
-    if not accept or any(t in accept for t in ("image/jpeg", "image/*", "*/*")):
-        return "image/jpeg"
-    raise NotAcceptable("rendered images are image/jpeg or image/png")
-
-
-def _render(request: Request, data: bytes, number: int, viewport: tuple[int, int] | None = None) -> Response:
-    params = request.query_params
-    media = _rendered_type(request)
-    try:
-        window = parse_window(params.get("window"))
-        viewport = parse_viewport(params.get("viewport")) or viewport
-        quality = int(params.get("quality", "90"))
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return _image(data, number, media, window, viewport, quality)
-
-
-def _image(
-    data: bytes,
-    number: int,
-    media: str,
-    window: tuple[float, float] | None,
-    viewport: tuple[int, int] | None,
-    quality: int,
-) -> Response:
-    if not 1 <= quality <= 100:
-        raise BadRequest("quality: from 1 to 100")
-    image = render(data, number, media_type=media, window=window, viewport=viewport, quality=quality)
-    return Response(image, media_type=media)
-
-
-@router.get(
-    "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
-    summary="WADO-RS: frames of an instance (as stored, or uncompressed on request)",
-)
-def retrieve_frames(
-    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str, frames: str
-) -> Response:
-    numbers = _numbers(frames)
-    data = _instance_bytes(request, hub, study, series, instance)
-    decode = _wants_native(request.headers.get("accept", ""))
-    found = frames_of(data, numbers, decode=decode)
-    boundary = secrets.token_hex(16)
-    body = b"".join(
-        f"--{boundary}\r\nContent-Type: {f.media_type}; transfer-syntax={f.transfer_syntax}\r\n\r\n".encode()
-        + f.data
-        + b"\r\n"
-        for f in found
-    )
-    media_type = f'multipart/related; type="{found[0].media_type}"; boundary={boundary}'
-    return Response(body + f"--{boundary}--\r\n".encode(), media_type=media_type)
-
-
-@router.get(
-    "/studies/{study}/series/{series}/instances/{instance}/rendered",
-    summary="WADO-RS: an instance rendered as JPEG or PNG (its first frame)",
-)
-def rendered_instance(
-    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
-) -> Response:
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1)
-
-
-@router.get(
-    "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
-    summary="WADO-RS: one frame rendered as JPEG or PNG",
-)
-def rendered_frame(
-    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str, frames: str
-) -> Response:
-    numbers = _numbers(frames)
-    if len(numbers) != 1:
-        raise BadRequest("a rendered frame: one frame number")
-    return _render(request, _instance_bytes(request, hub, study, series, instance), numbers[0])
-
-
-def _first_image(hub: Hub, study: str, series: str | None = None) -> tuple[str, str]:
-    """The series and instance a study's or series' thumbnail shows (lowest instance number)."""
-    rows = instance_rows(hub.catalog, study, series)
-
-    def order(row: Any) -> tuple[str, int, str]:
-        number = (row.instance_number or "").strip()
-        return (
-            row.series_uid,
-            int(number) if number.lstrip("-").isdigit() else 1 << 30,
-            row.sop_instance_uid,
-        )
-
-    first = min(rows, key=order)
-    return first.series_uid, first.sop_instance_uid
-
-
-@router.get("/studies/{study}/thumbnail", summary="WADO-RS: thumbnail of a study")
-def study_thumbnail(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
-    series, instance = _first_image(hub, study)
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
-
-
-@router.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: thumbnail of a series")
-def series_thumbnail(request: Request, hub: HubDep, _: Reader, study: str, series: str) -> Response:
-    _, instance = _first_image(hub, study, series)
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
-
-
-@router.get(
-    "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-    summary="WADO-RS: thumbnail of an instance",
-)
-def instance_thumbnail(
-    request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
-) -> Response:
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
-
-
-@router.get("/wado", summary="WADO-URI: an instance as stored (application/dicom) or rendered")
-def wado_uri(request: Request, hub: HubDep, _: Reader) -> Response:
-    params = request.query_params
-    if params.get("requestType") != "WADO":
-        raise BadRequest("requestType=WADO is required")
-    uids = [params.get(k) for k in ("studyUID", "seriesUID", "objectUID")]
-    if not all(uids):
-        raise BadRequest("studyUID, seriesUID and objectUID are required")
-    study, series, instance = uids  # type: ignore[misc]
-    data = _instance_bytes(request, hub, study, series, instance)  # type: ignore[arg-type]
-    content = (params.get("contentType") or "image/jpeg").split(",")[0].strip()
-    if content == "application/dicom":
-        return Response(data, media_type="application/dicom")
-    if content not in ("image/jpeg", "image/png"):
-        raise NotAcceptable("contentType: application/dicom, image/jpeg or image/png")
-    try:
-        number = int(params.get("frameNumber", "1"))
-        window = None
-        if params.get("windowCenter") is not None or params.get("windowWidth") is not None:
-            window = parse_window(f"{params.get('windowCenter')},{params.get('windowWidth')}")
-        rows, columns = params.get("rows"), params.get("columns")
-        viewport = parse_viewport(f"{columns or rows},{rows or columns}") if rows or columns else None
-        quality = int(params.get("imageQuality", "90"))
-    except ValueError as exc:
-        raise BadRequest(f"WADO-URI parameters: {exc}") from None
-    return _image(data, number, content, window, viewport, quality)
-
-
 # --- IHE IOCM rejection (as dcm4chee: POST …/reject/{code}^{scheme}) ---
 
 Writer = Annotated[Principal, Depends(require("imaging:write"))]
@@ -497,7 +320,7 @@ def _reject(
         report = reject(hub.catalog, study, series, instance, code)
     except ValidationError as exc:
         raise BadRequest(exc.message) from None
-    _audit(request, sorted(report.studies), sorted(report.patients))
+    audit_studies(request, sorted(report.studies), sorted(report.patients))
     body = {"rejected": report.instances, "reason": f"{reason_code(code)}^DCM {REASONS[reason_code(code)]}"}
     return Response(orjson.dumps(body), media_type="application/json")
 
