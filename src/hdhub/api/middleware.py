@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hdhub.api.errors import error_response
 from hdhub.security.principal import Principal
@@ -44,18 +44,47 @@ def _outcome(status: int) -> str:
 
 
 def install_middleware(app: FastAPI, metrics: HttpMetrics) -> None:
-    @app.middleware("http")
-    async def audit_and_measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    app.add_middleware(AuditAndMeasure, metrics=metrics)
+
+
+class AuditAndMeasure:
+    """Plain ASGI middleware (no response re-streaming): when the route's answer starts, the
+    request's audit event is written first; if it cannot be, a 503 goes out instead."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
+        request = Request(scope)
+        replaced = False
+
+        async def send_audited(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start":
+                if not await self._record(request, message["status"], start):
+                    replaced = True
+                    failure = error_response(
+                        503, "audit_unavailable", "the audit log could not be written; try again"
+                    )
+                    await failure(scope, receive, send)
+                    return
+            elif replaced:
+                return  # the route's body is dropped: its access was not recorded
+            await send(message)
+
+        await self.app(scope, receive, send_audited)
+
+    async def _record(self, request: Request, status: int, start: float) -> bool:
         route = request.scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        metrics.requests.labels(request.method, template, str(response.status_code)).inc()
-        metrics.duration.labels(request.method, template).observe(time.perf_counter() - start)
+        self.metrics.requests.labels(request.method, template, str(status)).inc()
+        self.metrics.duration.labels(request.method, template).observe(time.perf_counter() - start)
         if request.url.path.startswith(UNAUDITED):
-            return response
+            return True
         source = request.client.host if request.client else None
         principal = getattr(request.state, "principal", None) or Principal.anonymous(source)
         decision = getattr(request.state, "decision", None)
@@ -63,23 +92,23 @@ def install_middleware(app: FastAPI, metrics: HttpMetrics) -> None:
         detail = fields.pop("detail", {}) | {
             "method": request.method,
             "path": request.url.path,
-            "status": response.status_code,
+            "status": status,
         }
         if request.url.query:
             detail["query"] = request.url.query[:500]
         try:
             await run_in_threadpool(
-                app.state.hub.audit.record,
+                request.app.state.hub.audit.record,
                 principal,
                 f"{request.method} {template}",
                 role=decision.role if decision else None,
-                outcome=_outcome(response.status_code),
+                outcome=_outcome(status),
                 source=source,
                 detail=detail,
                 **fields,
             )
         except Exception:
             # No audit, no data: never return an answer whose access was not recorded.
-            metrics.audit_failures.inc()
-            return error_response(503, "audit_unavailable", "the audit log could not be written; try again")
-        return response
+            self.metrics.audit_failures.inc()
+            return False
+        return True
