@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def in_chunks(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """``values`` in lists short enough for one ``IN (…)`` each (SQLite binds at most
+    32,766 parameters per statement; PostgreSQL 65,535)."""
+    items = list(values)
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def create_catalog_engine(url: str, **kwargs: Any) -> Engine:

@@ -55,6 +55,7 @@ def reject(
     ),
 ) -> None:
     """Reject instances (IHE IOCM): hidden from every query now, purged by the storage policy."""
+    from hdhub.imaging.reach import reached
     from hdhub.imaging.rejection import REASONS, reason_code
     from hdhub.imaging.rejection import reject as reject_instances
 
@@ -65,10 +66,14 @@ def reject(
     st.audit(
         "imaging.reject",
         decision,
-        resource_type="ImagingStudy",
-        resource_id=study,
-        patient_id=",".join(sorted(report.patients))[:200] or None,
-        detail={"instances": report.instances, "reason": code, "series": series, "instance": instance},
+        **reached(
+            report.studies or [study],
+            report.patients,
+            instances=report.instances,
+            reason=code,
+            series=series,
+            instance=instance,
+        ),
     )
     console.print(f"{report.instances} instances rejected ({code} {REASONS[code]})", highlight=False)
 
@@ -78,6 +83,7 @@ def apply_policies(ctx: typer.Context) -> None:
     """Apply the imaging storage policies now (run daily): extend locks to each patient's last
     stay, move old objects to the cold class, purge rejected instances their lock allows."""
     from hdhub.imaging.policies import apply_policies as apply
+    from hdhub.imaging.reach import reached
 
     st = state(ctx)
     decision = st.authorize("imaging:write")
@@ -85,15 +91,14 @@ def apply_policies(ctx: typer.Context) -> None:
     st.audit(
         "imaging.apply-policies",
         decision,
-        resource_type="ImagingStudy",
-        patient_id=",".join(sorted(report.patients))[:200] or None,
-        detail={
-            "extended": report.extended,
-            "transitioned": report.transitioned,
-            "purged": report.purged,
-            "kept_locked": len(report.kept_locked),
-            "purged_patients": sorted(report.patients),
-        },
+        **reached(
+            [],
+            report.patients,
+            extended=report.extended,
+            transitioned=report.transitioned,
+            purged=report.purged,
+            kept_locked=len(report.kept_locked),
+        ),
     )
     console.print(
         f"locks extended: {report.extended}; moved to cold storage: {report.transitioned}; "

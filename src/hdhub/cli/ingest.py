@@ -189,6 +189,7 @@ def dicom(
     Parallel; an interrupted run resumes where it stopped; refused files are listed in a
     CSV report kept in the object store."""
     from hdhub.imaging.migration import import_tree
+    from hdhub.imaging.reach import reached
 
     st = state(ctx)
     decision = st.authorize("imaging:write")
@@ -199,18 +200,15 @@ def dicom(
     st.audit(
         "imaging.store",
         decision,
-        resource_type="ImagingStudy",
-        resource_id=",".join(sorted(report.studies))[:500] or None,
-        patient_id=",".join(sorted(report.patients))[:200] or None,
-        detail={
-            "files": report.files,
-            "stored": report.stored,
-            "already": report.already,
-            "refused": refused,
-            "studies": sorted(report.studies),
-            "patients": sorted(report.patients),
-            "error_report": report.error_report,
-        },
+        **reached(
+            report.studies,
+            report.patients,
+            files=report.files,
+            stored=report.stored,
+            already=report.already,
+            refused=refused,
+            error_report=report.error_report,
+        ),
     )
     if report.resumed:
         console.print(f"resumed: {report.resumed} files done by the interrupted run", highlight=False)

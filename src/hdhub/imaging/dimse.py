@@ -30,6 +30,7 @@ from pynetdicom.sop_class import (
 
 from hdhub.errors import NotFound, ValidationError
 from hdhub.imaging.qido import LEVELS, MAX_LIMIT, parse_query, search
+from hdhub.imaging.reach import reached
 from hdhub.imaging.store import STORED, instance_rows, read_object, store_for_hub, study_patients
 from hdhub.security.principal import Principal
 
@@ -63,17 +64,7 @@ def _caller(event: Any) -> Principal:
 def _audit(hub: Any, event: Any, action: str, outcome: str, studies: Iterable[str | None],
            patients: Iterable[str | None], **detail: Any) -> None:  # fmt: skip
     """One audit event naming every study and patient the operation reached."""
-    study_list = sorted({s for s in studies if s})
-    patient_list = sorted({p for p in patients if p})
-    hub.audit.record(
-        _caller(event),
-        action,
-        outcome=outcome,
-        resource_type="ImagingStudy",
-        resource_id=",".join(study_list)[:500] or None,
-        patient_id=",".join(patient_list)[:200] or None,
-        detail={"studies": study_list, "patients": patient_list, **detail},
-    )
+    hub.audit.record(_caller(event), action, outcome=outcome, **reached(studies, patients, **detail))
 
 
 def _status(code: int, comment: str) -> Dataset:

@@ -160,7 +160,7 @@ def _finish(hub: Any, media_id: str) -> MediaObject:
 
     policy = effective(hub.settings)[row.category]
     retention = retention_for(policy, stay_date(row.stay_date) or row.created_at.date())
-    info = hub.objects.put(
+    hub.objects.put(
         row.object_key,
         stream(),
         content_type=row.content_type,
@@ -181,7 +181,6 @@ def _finish(hub: Any, media_id: str) -> MediaObject:
                 completed_at=datetime.now(UTC),
             )
         )
-    del info
     _drop_parts(hub, media_id)
     return get(hub, media_id)
 

@@ -14,7 +14,6 @@ code, stored like any instance (STOW-RS, C-STORE, import; the IHE IOCM way); ``P
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.orm import aliased
 
+from hdhub.catalog.db import in_chunks
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import NotFound, ValidationError
 
@@ -104,7 +104,7 @@ def apply(conn: Connection, rejection: Rejection, now: datetime | None = None) -
         rows = conn.execute(stmt).all()
         if not rows:
             continue
-        for chunk in _chunks([r[0] for r in rows]):
+        for chunk in in_chunks([r[0] for r in rows]):
             conn.execute(
                 update(DicomInstance)
                 .where(DicomInstance.sop_instance_uid.in_(chunk))
@@ -114,7 +114,7 @@ def apply(conn: Connection, rejection: Rejection, now: datetime | None = None) -
         report.studies.add(study)
         series_touched.update(r[1] for r in rows)
     visible = aliased(DicomInstance)
-    for chunk in _chunks(sorted(series_touched)):
+    for chunk in in_chunks(sorted(series_touched)):
         conn.execute(
             update(DicomSeries)
             .where(
@@ -123,7 +123,7 @@ def apply(conn: Connection, rejection: Rejection, now: datetime | None = None) -
             )
             .values(rejected_at=now)
         )
-    for chunk in _chunks(sorted(report.studies)):
+    for chunk in in_chunks(sorted(report.studies)):
         conn.execute(
             update(DicomStudy)
             .where(
@@ -155,8 +155,3 @@ def reject(
             if conn.execute(stmt.limit(1)).first() is None:
                 raise NotFound(f"no DICOM instance for {instance or series or study}")
     return report
-
-
-def _chunks(values: Iterable[str], size: int = 500) -> Iterable[list[str]]:
-    items = list(values)
-    return (items[i : i + size] for i in range(0, len(items), size))

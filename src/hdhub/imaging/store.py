@@ -29,6 +29,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.db import in_chunks
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, utcnow
 from hdhub.errors import IntegrityError, NotFound
 from hdhub.imaging import rejection as rejections
@@ -310,7 +311,7 @@ def _known(
     series: dict[str, str] = {}
     studies: set[str] = set()
     with catalog.connect() as conn:
-        for chunk in _chunks(sorted({p.uids[2] for p in candidates})):
+        for chunk in in_chunks(sorted({p.uids[2] for p in candidates})):
             stmt = select(
                 DicomInstance.sop_instance_uid,
                 DicomInstance.study_uid,
@@ -319,16 +320,12 @@ def _known(
                 DicomInstance.rejection,
             ).where(DicomInstance.sop_instance_uid.in_(chunk))
             instances.update((row[0], tuple(row[1:])) for row in conn.execute(stmt))
-        for chunk in _chunks(sorted({p.uids[1] for p in candidates})):
+        for chunk in in_chunks(sorted({p.uids[1] for p in candidates})):
             found = select(DicomSeries.series_uid, DicomSeries.study_uid)
             series.update((s, st) for s, st in conn.execute(found.where(DicomSeries.series_uid.in_(chunk))))
-        for chunk in _chunks(sorted({p.uids[0] for p in candidates})):
+        for chunk in in_chunks(sorted({p.uids[0] for p in candidates})):
             studies.update(conn.scalars(select(DicomStudy.study_uid).where(DicomStudy.study_uid.in_(chunk))))
     return instances, series, studies
-
-
-def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
-    return (values[i : i + size] for i in range(0, len(values), size))
 
 
 def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | None) -> None:
@@ -410,11 +407,11 @@ def _index(
             session.execute(update(DicomInstance), updates)
         # New instances bring a series or study whose instances were all rejected back.
         revived = sorted({r["series_uid"] for r in inserts} - set(series))
-        for chunk in _chunks(revived):
+        for chunk in in_chunks(revived):
             session.execute(
                 update(DicomSeries).where(DicomSeries.series_uid.in_(chunk)).values(rejected_at=None)
             )
-        for chunk in _chunks(sorted({r["study_uid"] for r in inserts} - set(studies))):
+        for chunk in in_chunks(sorted({r["study_uid"] for r in inserts} - set(studies))):
             session.execute(
                 update(DicomStudy).where(DicomStudy.study_uid.in_(chunk)).values(rejected_at=None)
             )
@@ -508,7 +505,7 @@ def study_patients(catalog: Engine, study_uids: Iterable[str]) -> list[str]:
     uids = sorted(set(study_uids))
     found: set[str] = set()
     with catalog.connect() as conn:
-        for chunk in _chunks(uids):
+        for chunk in in_chunks(uids):
             stmt = select(DicomStudy.patient_id).where(DicomStudy.study_uid.in_(chunk))
             found.update(p for p in conn.scalars(stmt) if p)
     return sorted(found)

@@ -22,6 +22,7 @@ from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
+from hdhub.imaging.reach import reached
 from hdhub.imaging.rejection import REASONS, reason_code, reject
 from hdhub.imaging.store import (
     STORED,
@@ -90,17 +91,8 @@ def _content_type(value: str) -> Message:
 
 
 def audit_studies(request: Request, studies: list[str], patients: list[str | None]) -> None:
-    """Name the studies and patients a request reached in its audit event (every one in
-    the detail; the indexed fields hold as many as fit)."""
-    studies = sorted({s for s in studies if s})
-    named = sorted({p for p in patients if p})
-    audit_context(
-        request,
-        resource_type="ImagingStudy",
-        resource_id=",".join(studies)[:500] or None,
-        patient_id=",".join(named)[:200] or None,
-        detail={"studies": studies, "patients": named},
-    )
+    """Name the studies and patients a request reached in its audit event."""
+    audit_context(request, **reached(studies, patients))
 
 
 def _stow_response(outcomes: list[StoreOutcome], base: str) -> tuple[int, dict[str, Any]]:
