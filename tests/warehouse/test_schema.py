@@ -42,7 +42,7 @@ def test_generated_module_matches_the_spec(shared_data: Path) -> None:
 def test_connect_is_idempotent_and_refuses_other_engines(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path}/w.duckdb"
     connect(url).disconnect()
-    assert len(connect(url).list_tables()) == 40  # the 39 of the spec + image_occurrence
+    assert len(connect(url).list_tables()) == 41  # the 39 of the spec + image_occurrence, person_site
     with pytest.raises(ConfigError, match="come later"):
         connect("postgresql://x/y")
 

@@ -3,6 +3,10 @@
 ``image_occurrence``: the Medical Imaging CDM extension of the OHDSI Medical Imaging
 Working Group (Park et al., J Digit Imaging 2024): one row per imaging series, linked to
 the procedure that produced it. Written here from the published field list.
+
+``person_site``: hdhub's own: which sites (the ``--site`` of each FHIR load) sent data
+about a person. OMOP has no notion of a source site per person; cohorts select and break
+down persons by it. A person merged from two hospitals (shared INS) has two rows.
 """
 
 from __future__ import annotations
@@ -47,5 +51,14 @@ EXTENSION_TABLES: dict[str, CdmTable] = {
                 "modality_concept_id", "integer", required=True, fk_table="concept", fk_column="concept_id"
             ),
         ),
-    )
+    ),
+    "person_site": CdmTable(
+        "person_site",
+        "CDM",
+        "A site that sent data about the person (hdhub extension; one row per person and site).",
+        (
+            CdmColumn("person_id", "integer", required=True, fk_table="person", fk_column="person_id"),
+            CdmColumn("site", "varchar(40)", required=True),
+        ),
+    ),
 }

@@ -319,6 +319,11 @@ class _Load:
             "JOIN _hdhub_identities h USING (identity_key)"
         )
         self.db.execute(
+            f"INSERT INTO person_site SELECT DISTINCT h.person_id, {sql_literal(self.site)} FROM _pnew p "
+            "JOIN _hdhub_identities h USING (identity_key) WHERE h.person_id NOT IN "
+            f"(SELECT person_id FROM person_site WHERE site = {sql_literal(self.site)})"
+        )
+        self.db.execute(
             "INSERT INTO death (person_id, death_date, death_datetime, death_type_concept_id, cause_concept_id, "
             "cause_source_concept_id) SELECT DISTINCT ON (h.person_id) h.person_id, p.death_ts::DATE, p.death_ts, "
             f"{m.EHR}, 0, 0 FROM _pnew p JOIN _hdhub_patients h USING (patient_key) WHERE p.death_ts IS NOT NULL "

@@ -1,0 +1,482 @@
+"""A cohort definition compiled to one Ibis expression, for any engine.
+
+``compile_cohort`` takes a parsed definition, its resolved concept sets and a function
+giving OMOP tables (bound to a backend, or unbound ``ibis.table`` for SQL generation) and
+builds, without touching data:
+
+- ``index``: the index events (one row per entry event kept, with the person's
+  observation period, sex and year of birth) and one boolean column per inclusion rule;
+- ``cohort``: the rows meeting every rule — person_id, cohort_start_date, cohort_end_date;
+- ``summary()``: one row with the entry persons, the persons meeting each rule alone and
+  those remaining after each rule in turn (ATLAS's attrition), and the final persons;
+- ``breakdown(by)``: persons by sex and age band at index, or by site.
+
+Semantics follow circe (ATLAS) where they overlap; docs/cohorts.md states each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from hdhub.cohorts.concepts import ResolvedSet
+from hdhub.cohorts.definition import (
+    CohortDefinition,
+    Criterion,
+    DemographicCriterion,
+    Demographics,
+    DrugEraEnd,
+    Event,
+    FixedOffset,
+    Group,
+    Window,
+)
+
+TableGetter = Callable[[str], ir.Table]
+
+# OMOP gender concepts; anything else counts as "unknown".
+SEX_CONCEPTS = {"female": 8532, "male": 8507}
+# value_as_concept_id meaning abnormal (circe's "abnormal" criterion): Abnormal, High, Low.
+ABNORMAL_VALUE_CONCEPTS = (4155142, 4155143, 4155144, 4135493, 4267416)
+AGE_BAND_YEARS = 10
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    table: str
+    id: str | None  # None: one row per person (death), keyed by person_id
+    concept: str
+    source_concept: str | None
+    start: str
+    end: str | None
+    visit: str | None
+
+
+DOMAINS: dict[str, DomainTable] = {
+    "condition": DomainTable(
+        "condition_occurrence",
+        "condition_occurrence_id",
+        "condition_concept_id",
+        "condition_source_concept_id",
+        "condition_start_date",
+        "condition_end_date",
+        "visit_occurrence_id",
+    ),
+    "drug": DomainTable(
+        "drug_exposure",
+        "drug_exposure_id",
+        "drug_concept_id",
+        "drug_source_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+        "visit_occurrence_id",
+    ),
+    "measurement": DomainTable(
+        "measurement",
+        "measurement_id",
+        "measurement_concept_id",
+        "measurement_source_concept_id",
+        "measurement_date",
+        None,
+        "visit_occurrence_id",
+    ),
+    "procedure": DomainTable(
+        "procedure_occurrence",
+        "procedure_occurrence_id",
+        "procedure_concept_id",
+        "procedure_source_concept_id",
+        "procedure_date",
+        "procedure_end_date",
+        "visit_occurrence_id",
+    ),
+    "observation": DomainTable(
+        "observation",
+        "observation_id",
+        "observation_concept_id",
+        "observation_source_concept_id",
+        "observation_date",
+        None,
+        "visit_occurrence_id",
+    ),
+    "visit": DomainTable(
+        "visit_occurrence",
+        "visit_occurrence_id",
+        "visit_concept_id",
+        "visit_source_concept_id",
+        "visit_start_date",
+        "visit_end_date",
+        "visit_occurrence_id",
+    ),
+    "device": DomainTable(
+        "device_exposure",
+        "device_exposure_id",
+        "device_concept_id",
+        "device_source_concept_id",
+        "device_exposure_start_date",
+        "device_exposure_end_date",
+        "visit_occurrence_id",
+    ),
+    "death": DomainTable(
+        "death", None, "cause_concept_id", "cause_source_concept_id", "death_date", None, None
+    ),
+    "note": DomainTable(
+        "note", "note_id", "note_class_concept_id", None, "note_date", None, "visit_occurrence_id"
+    ),
+}
+_DOMAIN_CODE = {name: i + 1 for i, name in enumerate(DOMAINS)}
+_KEY_SPACE = 2**32  # event_key = domain code * 2**32 + the row's id (OMOP ids are 32-bit)
+
+
+def unbound_tables() -> TableGetter:
+    """OMOP tables as unbound Ibis tables, for SQL generation on any dialect."""
+    from hdhub.warehouse.schema import cdm_schema
+
+    cache: dict[str, ir.Table] = {}
+
+    def get(name: str) -> ir.Table:
+        if name not in cache:
+            cache[name] = ibis.table(cdm_schema(name), name=name)
+        return cache[name]
+
+    return get
+
+
+def _days(d: ir.DateValue, n: float) -> ir.DateValue:
+    n = int(n)
+    if n == 0:
+        return d
+    return d + ibis.interval(days=n) if n > 0 else d - ibis.interval(days=-n)
+
+
+@dataclass
+class CompiledCohort:
+    definition: CohortDefinition
+    index: ir.Table  # index events + rule_<k> boolean columns
+    cohort: ir.Table  # person_id, cohort_start_date, cohort_end_date
+    rule_columns: list[str] = field(default_factory=list)
+
+    def summary(self) -> ir.Table:
+        """One row: entry, rule_<k>_met, after_rule_<k>, persons (distinct persons each)."""
+        t = self.index
+        person = t.person_id
+        metrics: dict[str, Any] = {"entry": person.nunique()}
+        cumulative: ir.BooleanValue | None = None
+        for col in self.rule_columns:
+            metrics[f"{col}_met"] = person.nunique(where=t[col])
+            cumulative = t[col] if cumulative is None else cumulative & t[col]
+            metrics[f"after_{col}"] = person.nunique(where=cumulative)
+        metrics["persons"] = person.nunique(where=cumulative) if cumulative is not None else person.nunique()
+        return t.aggregate(**metrics)
+
+    def persons(self) -> ir.Table:
+        """One row per person of the cohort: first index date, sex, year of birth."""
+        t = self.index
+        for col in self.rule_columns:
+            t = t.filter(t[col])
+        return t.group_by("person_id").aggregate(
+            index_date=t.start_date.min(),
+            gender_concept_id=t.gender_concept_id.max(),
+            year_of_birth=t.year_of_birth.max(),
+        )
+
+    def breakdown(self, by: str, tables: TableGetter) -> ir.Table:
+        """Persons by ``sex_age`` (sex, age band at first index) or by ``site``."""
+        p = self.persons()
+        if by == "site":
+            ps = tables("person_site")
+            j = p.left_join(ps, p.person_id == ps.person_id)
+            return j.group_by(site=j.site.fill_null("unknown")).aggregate(persons=j.person_id.nunique())
+        sex = ibis.cases(*((p.gender_concept_id == c, s) for s, c in SEX_CONCEPTS.items()), else_="unknown")
+        age = p.index_date.year() - p.year_of_birth
+        band = ((age // AGE_BAND_YEARS) * AGE_BAND_YEARS).cast("int32")
+        return p.group_by(sex=sex, age_band=band).aggregate(persons=p.person_id.nunique())
+
+
+class _Compiler:
+    def __init__(
+        self,
+        definition: CohortDefinition,
+        concept_sets: dict[str, ResolvedSet],
+        tables: TableGetter,
+        excluded_persons: Iterable[int],
+    ) -> None:
+        self.d = definition
+        self.sets = concept_sets
+        self.tables = tables
+        self.excluded = sorted(set(excluded_persons))
+
+    # events -----------------------------------------------------------------------------
+
+    def events(self, ev: Event) -> ir.Table:
+        """person_id, event_key, start_date, end_date, visit_id of the matching rows."""
+        dom = DOMAINS[ev.domain]
+        t = self.tables(dom.table)
+        preds: list[ir.BooleanValue] = []
+        if ev.concept_set is not None:
+            preds.append(self.in_set(t, dom, self.sets[ev.concept_set]))
+        start = t[dom.start]
+        if ev.date_range is not None:
+            if ev.date_range.start is not None:
+                preds.append(start >= ev.date_range.start)
+            if ev.date_range.end is not None:
+                preds.append(start <= ev.date_range.end)
+        if ev.value is not None:
+            if ev.value.min is not None:
+                preds.append(t.value_as_number >= ev.value.min)
+            if ev.value.max is not None:
+                preds.append(t.value_as_number <= ev.value.max)
+        if ev.units is not None:
+            preds.append(t.unit_concept_id.isin(ev.units))
+        if ev.abnormal is not None:
+            abnormal = (
+                t.value_as_concept_id.isin(ABNORMAL_VALUE_CONCEPTS)
+                | (t.value_as_number < t.range_low)
+                | (t.value_as_number > t.range_high)
+            ).fill_null(False)
+            preds.append(abnormal if ev.abnormal else ~abnormal)
+        if ev.text is not None:
+            preds.append(t.note_text.lower().contains(ev.text.lower()))
+        if preds:
+            t = t.filter(*preds)
+        row_id = t[dom.id] if dom.id is not None else t.person_id
+        date = dt.Date(nullable=True)
+        out = t.select(
+            person_id=t.person_id.cast("int64"),
+            event_key=row_id.cast("int64") + _DOMAIN_CODE[ev.domain] * _KEY_SPACE,
+            start_date=t[dom.start].cast(date),
+            end_date=(t[dom.end].fill_null(t[dom.start]) if dom.end else t[dom.start]).cast(date),
+            visit_id=t[dom.visit].cast("int64") if dom.visit else ibis.null("int64"),
+        )
+        if ev.first_occurrence:
+            first = ibis.row_number().over(group_by=out.person_id, order_by=[out.start_date, out.event_key])
+            out = out.filter(first == 0)
+        return out
+
+    @staticmethod
+    def in_set(t: ir.Table, dom: DomainTable, rs: ResolvedSet) -> ir.BooleanValue:
+        preds = []
+        if rs.standard:
+            preds.append(t[dom.concept].isin(sorted(rs.standard)))
+        if rs.source and dom.source_concept:
+            preds.append(t[dom.source_concept].isin(sorted(rs.source)))
+        if not preds:
+            return ibis.literal(False)
+        out = preds[0]
+        for p in preds[1:]:
+            out = out | p
+        return out
+
+    # index events ------------------------------------------------------------------------
+
+    def index_events(self) -> ir.Table:
+        parts = [self.events(ev) for ev in self.d.entry.events]
+        ev = parts[0]
+        for p in parts[1:]:
+            ev = ev.union(p, distinct=True)
+        op = self.tables("observation_period")
+        obs = self.d.observation
+        ev = ev.join(
+            op,
+            [
+                ev.person_id == op.person_id,
+                _days(op.observation_period_start_date, obs.prior_days) <= ev.start_date,
+                _days(ev.start_date, obs.post_days) <= op.observation_period_end_date,
+                ev.start_date <= op.observation_period_end_date,
+            ],
+        ).select(
+            ev.person_id,
+            ev.event_key,
+            ev.start_date,
+            ev.end_date,
+            ev.visit_id,
+            op_start=op.observation_period_start_date,
+            op_end=op.observation_period_end_date,
+        )
+        if self.excluded:
+            ev = ev.filter(ev.person_id.notin(self.excluded))
+        if self.d.entry.occurrence == "first":
+            first = ibis.row_number().over(group_by=ev.person_id, order_by=[ev.start_date, ev.event_key])
+            ev = ev.filter(first == 0)
+        person = self.tables("person")
+        ev = ev.join(person, ev.person_id == person.person_id).select(
+            ev, gender_concept_id=person.gender_concept_id, year_of_birth=person.year_of_birth
+        )
+        if self.d.demographics is not None:
+            ev = ev.filter(self.demographics(ev, self.d.demographics))
+        return ev
+
+    def demographics(self, ev: ir.Table, demo: Demographics) -> ir.BooleanValue:
+        preds: list[ir.BooleanValue] = []
+        if demo.age is not None:
+            age = ev.start_date.year() - ev.year_of_birth
+            if demo.age.min is not None:
+                preds.append(age >= demo.age.min)
+            if demo.age.max is not None:
+                preds.append(age <= demo.age.max)
+        if demo.sex is not None:
+            codes = [SEX_CONCEPTS[s] for s in demo.sex if s in SEX_CONCEPTS]
+            known = ev.gender_concept_id.isin(list(SEX_CONCEPTS.values()))
+            pred = ev.gender_concept_id.isin(codes) if codes else ibis.literal(False)
+            if "unknown" in demo.sex:
+                pred = pred | ~known.fill_null(False)
+            preds.append(pred)
+        if demo.sites is not None:
+            ps = self.tables("person_site")
+            preds.append(ev.person_id.isin(ps.filter(ps.site.isin(demo.sites)).person_id.cast("int64")))
+        out: ir.BooleanValue = ibis.literal(True)
+        for p in preds:
+            out = out & p
+        return out
+
+    # inclusion rules -----------------------------------------------------------------------
+
+    def criterion_counts(self, idx: ir.Table, c: Criterion, key_name: str) -> ir.Table:
+        ev = self.events(c.event)
+        i = idx.select("person_id", "event_key", "start_date", "visit_id")
+        preds = [i.person_id == ev.person_id]
+        preds.extend(self.window(c.window, i.start_date, ev.start_date))
+        if c.same_visit:
+            preds.append(i.visit_id == ev.visit_id)
+        j = i.join(ev, preds)
+        return j.group_by(**{key_name: j.event_key}).aggregate(**{f"n_{key_name}": j.count()})
+
+    @staticmethod
+    def window(w: Window | None, index_date: ir.DateValue, event_date: ir.DateValue) -> list[ir.BooleanValue]:
+        if w is None:
+            return []
+        preds = []
+        lo, hi = w.start.offset(float("-inf")), w.end.offset(float("inf"))
+        if lo != float("-inf"):
+            preds.append(event_date >= _days(index_date, lo))
+        if hi != float("inf"):
+            preds.append(event_date <= _days(index_date, hi))
+        return preds
+
+    def compile(self) -> CompiledCohort:
+        idx = self.index_events()
+        # Each criterion: a count of matching events per index event, left-joined by key.
+        criteria: list[tuple[Criterion, str]] = []
+
+        def collect(group: Group) -> None:
+            for item in group.items:
+                if isinstance(item, Criterion):
+                    criteria.append((item, f"c{len(criteria)}"))
+                elif isinstance(item, Group):
+                    collect(item)
+
+        for rule in self.d.inclusion_rules:
+            collect(rule.criteria)
+        base = idx
+        joined = idx
+        for c, key in criteria:
+            counts = self.criterion_counts(base, c, key)
+            joined = joined.left_join(counts, joined.event_key == counts[key])
+        names = iter(key for _, key in criteria)
+        flags: dict[str, ir.BooleanValue] = {}
+        for k, rule in enumerate(self.d.inclusion_rules):
+            flags[f"rule_{k}"] = self.group(joined, rule.criteria, names)
+        index = joined.select(*idx.columns, **flags)
+        cohort = self.cohort(index, list(flags))
+        return CompiledCohort(self.d, index, cohort, list(flags))
+
+    def group(self, t: ir.Table, g: Group, names: Any) -> ir.BooleanValue:
+        values: list[ir.BooleanValue] = []
+        for item in g.items:
+            if isinstance(item, Criterion):
+                n = t[f"n_{next(names)}"].fill_null(0)
+                occ = item.occurrences
+                v = (
+                    n >= occ.count
+                    if occ.type == "at_least"
+                    else n <= occ.count
+                    if occ.type == "at_most"
+                    else n == occ.count
+                )
+                values.append(~v if item.negate else v)
+            elif isinstance(item, DemographicCriterion):
+                v = self.demographics(t, item.demographics)
+                values.append(~v if item.negate else v)
+            else:
+                values.append(self.group(t, item, names))
+        if g.type == "all":
+            out = values[0]
+            for v in values[1:]:
+                out = out & v
+        elif g.type == "any":
+            out = values[0]
+            for v in values[1:]:
+                out = out | v
+        else:
+            met = sum((v.cast("int32") for v in values[1:]), values[0].cast("int32"))
+            out = met >= g.count if g.type == "at_least" else met <= g.count
+        return ~out if g.negate else out
+
+    # exit --------------------------------------------------------------------------------
+
+    def cohort(self, index: ir.Table, rules: list[str]) -> ir.Table:
+        t = index
+        for col in rules:
+            t = t.filter(t[col])
+        ex = self.d.exit
+        if isinstance(ex, FixedOffset):
+            base = t.start_date if ex.from_ == "start" else t.end_date
+            end = ibis.least(_days(base, ex.days), t.op_end)
+        elif isinstance(ex, DrugEraEnd):
+            eras = self.drug_eras(ex)
+            j = t.left_join(
+                eras,
+                [t.person_id == eras.person_id, eras.era_start <= t.start_date, t.start_date <= eras.era_end],
+            )
+            era_end = _days(j.era_end, ex.offset_days)
+            t = j.select(*index.columns, era_end=era_end)
+            end = ibis.least(t.era_end.fill_null(t.op_end), t.op_end)
+        else:
+            end = t.op_end
+        return t.select(
+            person_id=t.person_id,
+            cohort_start_date=t.start_date,
+            cohort_end_date=ibis.greatest(end, t.start_date),
+        ).distinct()
+
+    def drug_eras(self, ex: DrugEraEnd) -> ir.Table:
+        """Exposures of the set merged into eras when less than gap_days apart (per person)."""
+        dom = DOMAINS["drug"]
+        d = self.tables(dom.table)
+        d = d.filter(self.in_set(d, dom, self.sets[ex.concept_set]))
+        exp = d.select(
+            person_id=d.person_id.cast("int64"),
+            s=d.drug_exposure_start_date,
+            e=ibis.greatest(
+                d.drug_exposure_end_date.fill_null(d.drug_exposure_start_date), d.drug_exposure_start_date
+            ),
+        )
+        return merge_intervals(exp, "person_id", "s", "e", ex.gap_days).rename(era_start="s", era_end="e")
+
+
+def merge_intervals(t: ir.Table, key: str, start: str, end: str, gap_days: int) -> ir.Table:
+    """Gaps and islands: intervals of each ``key`` that overlap or lie within ``gap_days``
+    of each other become one (start = first start, end = last end)."""
+    w = ibis.window(group_by=t[key], order_by=[t[start], t[end]], rows=(None, -1))
+    prev_end = t[end].max().over(w)
+    new = (prev_end.isnull() | (t[start] > _days(prev_end, gap_days))).cast("int64")
+    t = t.mutate(_new=new)
+    upto = ibis.window(group_by=t[key], order_by=[t[start], t[end]], rows=(None, 0))
+    t = t.mutate(_island=t._new.sum().over(upto))
+    return (
+        t.group_by([key, "_island"]).aggregate(**{start: t[start].min(), end: t[end].max()}).drop("_island")
+    )
+
+
+def compile_cohort(
+    definition: CohortDefinition,
+    concept_sets: dict[str, ResolvedSet],
+    tables: TableGetter,
+    excluded_persons: Iterable[int] = (),
+) -> CompiledCohort:
+    """The definition as Ibis expressions over ``tables``; nothing runs until executed."""
+    return _Compiler(definition, concept_sets, tables, excluded_persons).compile()

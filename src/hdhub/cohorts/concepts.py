@@ -1,0 +1,134 @@
+"""Concept sets resolved against the loaded vocabulary: which concept ids each one matches.
+
+An item adds its concept, its descendants (``concept_ancestor``) with ``descendants``, and
+with ``mapped`` the source concepts that 'Maps to' it (``concept_relationship``), which
+are matched against the domain's ``*_source_concept_id``. ``exclude`` items remove the same
+expansion. Included concept sets add their items. Resolution happens once, before
+compiling, in three queries for the whole definition, so the compiled expression carries
+plain id lists and any engine runs it; it is also where unknown concepts are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hdhub.cohorts.definition import CohortDefinition, ConceptItem
+from hdhub.errors import ValidationError
+
+MAX_EXPANDED = 200_000  # concept ids one set may expand to (every RxNorm drug is ~150,000)
+
+
+@dataclass(frozen=True)
+class ResolvedSet:
+    standard: frozenset[int]  # matched against the domain's concept column
+    source: frozenset[int]  # matched against its source concept column (mapped items)
+
+
+def flatten(definition: CohortDefinition, name: str) -> list[ConceptItem]:
+    """The items of a set and of every set it includes (cycles are refused when parsing)."""
+    seen: set[str] = set()
+    items: list[ConceptItem] = []
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        cs = definition.concept_sets[current]
+        items.extend(cs.items)
+        stack.extend(cs.include)
+    return items
+
+
+def resolve_concept_sets(con: Any, definition: CohortDefinition) -> dict[str, ResolvedSet]:
+    """Every concept set of ``definition`` as id sets; ValidationError for unknown concepts."""
+    flat = {name: flatten(definition, name) for name in definition.concept_sets}
+    ids = {i.concept_id for items in flat.values() for i in items}
+    known = _known(con, ids)
+    for name, items in flat.items():
+        unknown = sorted({i.concept_id for i in items} - known)
+        if unknown:
+            shown = ", ".join(map(str, unknown[:10])) + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            )
+            raise ValidationError(
+                f"concept set {name!r}: concept {shown} is not in the loaded vocabulary "
+                "(load it with `hdhub vocab load`)"
+            )
+    descendants = _descendants(con, {i.concept_id for items in flat.values() for i in items if i.descendants})
+    mapped_from = _mapped_from(
+        con,
+        {d for items in flat.values() for i in items if i.mapped for d in _expand(i, descendants)},
+    )
+    resolved = {}
+    for name, items in flat.items():
+        std_in, std_out, src_in, src_out = set(), set(), set(), set()
+        for item in items:
+            expanded = _expand(item, descendants)
+            (std_out if item.exclude else std_in).update(expanded)
+            if item.mapped:
+                sources = {s for c in expanded for s in mapped_from.get(c, ())}
+                (src_out if item.exclude else src_in).update(sources)
+        standard, source = frozenset(std_in - std_out), frozenset(src_in - src_out)
+        if len(standard) + len(source) > MAX_EXPANDED:
+            raise ValidationError(
+                f"concept set {name!r} expands to {len(standard) + len(source):,} concepts: "
+                f"the limit is {MAX_EXPANDED:,}; choose narrower ancestors"
+            )
+        resolved[name] = ResolvedSet(standard, source)
+    return resolved
+
+
+def _expand(item: ConceptItem, descendants: dict[int, set[int]]) -> set[int]:
+    return {item.concept_id} | (descendants.get(item.concept_id, set()) if item.descendants else set())
+
+
+def _chunks(values: Iterable[int], size: int = 10_000) -> Iterable[list[int]]:
+    values = sorted(values)
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _known(con: Any, ids: set[int]) -> set[int]:
+    concept = con.table("concept")
+    known: set[int] = set()
+    for chunk in _chunks(ids):
+        rows = concept.filter(concept.concept_id.isin(chunk)).select("concept_id").to_pyarrow()
+        known.update(rows.column(0).to_pylist())
+    return known
+
+
+def _descendants(con: Any, ancestors: set[int]) -> dict[int, set[int]]:
+    ca = con.table("concept_ancestor")
+    out: dict[int, set[int]] = {}
+    for chunk in _chunks(ancestors):
+        rows = (
+            ca.filter(ca.ancestor_concept_id.isin(chunk))
+            .select("ancestor_concept_id", "descendant_concept_id")
+            .to_pyarrow()
+        )
+        for a, d in zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True):
+            out.setdefault(a, set()).add(d)
+    return out
+
+
+def _mapped_from(con: Any, targets: set[int]) -> dict[int, set[int]]:
+    """target standard concept -> source concepts that 'Maps to' it (valid relationships)."""
+    cr = con.table("concept_relationship")
+    out: dict[int, set[int]] = {}
+    for chunk in _chunks(targets):
+        rows = (
+            cr.filter(
+                cr.concept_id_2.isin(chunk),
+                cr.relationship_id == "Maps to",
+                cr.invalid_reason.isnull(),
+                cr.concept_id_1 != cr.concept_id_2,
+            )
+            .select("concept_id_2", "concept_id_1")
+            .to_pyarrow()
+        )
+        for t, s in zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True):
+            out.setdefault(t, set()).add(s)
+    return out

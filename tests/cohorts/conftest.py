@@ -1,0 +1,62 @@
+"""Two warehouses for the cohort tests, built once per session: the Eunomia sample and a
+synthetic population loaded through `hdhub synth` and the FHIR ingest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from hdhub.cli.main import app
+from hdhub.ingest.omop_csv import load_omop_csv
+from hdhub.warehouse import connect
+from hdhub.warehouse.ancestors import build_concept_ancestor
+
+POPULATION_PATIENTS = 300
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Synthea27Nj with concept_ancestor derived from its 'Is a' relationships."""
+    con = connect(f"duckdb:///{tmp_path_factory.mktemp('sample')}/w.duckdb")
+    load_omop_csv(con, shared_data / "omop-synthea27nj")
+    assert build_concept_ancestor(con) > 0
+    yield con
+    con.disconnect()
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="session")
+def population_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deployment holding `hdhub synth` (3 sites) loaded as a data team would load it."""
+    root = tmp_path_factory.mktemp("population")
+    home = root / "home"
+    run("init", str(home))
+    run("--home", str(home), "db", "upgrade")
+    run("--home", str(home), "vocab", "load", "--builtin")
+    run("synth", str(root / "synth"), "--patients", str(POPULATION_PATIENTS), "--seed", "7")
+    for site in sorted(p.name for p in (root / "synth").iterdir()):
+        run("--home", str(home), "ingest", "fhir", str(root / "synth" / site), "--site", site)
+    con = connect(f"duckdb:///{home}/warehouse.duckdb")
+    # A vocabulary update: the prediabetes source concept the data carries now 'Maps to' T2DM.
+    con.con.execute(
+        "INSERT INTO concept_relationship VALUES (40316773, 201826, 'Maps to', DATE '2024-01-01', "
+        "DATE '2099-12-31', NULL)"
+    )
+    con.disconnect()
+    return home
+
+
+@pytest.fixture(scope="session")
+def population_warehouse(population_home: Path) -> Iterator[Any]:
+    con = connect(f"duckdb:///{population_home}/warehouse.duckdb")
+    yield con
+    con.disconnect()
