@@ -84,3 +84,11 @@ class AuditChainBroken(HdhubError):
     code = "audit_chain_broken"
     status = 500
     exit_code = 2
+
+
+class RateLimited(HdhubError):
+    """Too many requests of one kind from one caller; try again later."""
+
+    code = "rate_limited"
+    status = 429
+    exit_code = 75  # EX_TEMPFAIL

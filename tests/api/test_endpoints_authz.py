@@ -29,6 +29,13 @@ def send(
     api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
 ) -> httpx.Response:
     path = path.replace("MEDIA", api.media_id)
+    if path.endswith("/cohorts/SAVED"):  # the caller's own saved definition
+        path = path.replace("SAVED", "c")
+        api.client.post(
+            "/api/v1/cohorts",
+            json={"name": "c", "definition": {"entry": {"events": [{"domain": "visit"}]}}},
+            headers=headers,
+        )
     if "UPLOAD" in path:  # a fresh upload of 10 bytes for each request
         upload = media.create_upload(api.hub, size=10, category="video", patient_id="4MR1", created_by="t")
         path = path.replace("UPLOAD", upload.id)
@@ -54,6 +61,20 @@ ENDPOINTS = [
     ("GET", "/metrics", "metrics:read", None),
     ("GET", f"/api/v1/identities?identifier={INS[0]}|{INS[1]}", "identities:read", None),
     ("GET", f"/api/v1/identities/{PERSON_KEY}", "identities:read", None),
+    (
+        "POST",
+        "/api/v1/cohorts/count",
+        "cohorts:count",
+        {"definition": {"entry": {"events": [{"domain": "visit"}]}}},
+    ),
+    (
+        "POST",
+        "/api/v1/cohorts",
+        "cohorts:define",
+        {"name": "c", "definition": {"entry": {"events": [{"domain": "visit"}]}}},
+    ),
+    ("GET", "/api/v1/cohorts", "cohorts:define", None),
+    ("GET", "/api/v1/cohorts/SAVED", "cohorts:define", None),
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
     ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),
@@ -118,6 +139,7 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
             path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
             .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
+            .replace("{name}", "SAVED")
         )  # fmt: skip
         for method in route.methods - {"HEAD"}:
             assert (method, concrete) in listed, (method, path)

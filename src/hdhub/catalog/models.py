@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hdhub.catalog.base import Base, BigId
@@ -258,3 +269,46 @@ class MediaObject(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CohortDefinitionRecord(Base):
+    """A saved cohort definition: one row per version, per owner and name (never updated)."""
+
+    __tablename__ = "cohort_definitions"
+    __table_args__ = (UniqueConstraint("owner", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[str] = mapped_column(Text)  # canonical JSON (hdhub.cohort/1)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the logic, names left out
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CohortCountLog(Base):
+    """Counts shown with disclosure control, to rate-limit repeats of the same question."""
+
+    __tablename__ = "cohort_count_log"
+    __table_args__ = (Index("ix_cohort_count_log_actor_fp_at", "actor", "fingerprint", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the definition's logic
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ResearchOpposition(Base):
+    """A patient's objection to research use of their data (the opposition registry).
+
+    ``person_key`` is the warehouse's keyed hash of the patient (``person_source_value``),
+    never a clear identifier. A withdrawn objection keeps its row, with ``withdrawn_at``.
+    """
+
+    __tablename__ = "research_oppositions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

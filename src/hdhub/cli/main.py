@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hdhub import __version__
-from hdhub.cli import audit, deployment, dicom, dq, ingest, objects, serve, synth, users, vocab
+from hdhub.cli import audit, cohort, deployment, dicom, dq, ingest, objects, serve, synth, users, vocab
 from hdhub.cli.context import new_app, state
 
 app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
@@ -47,6 +47,7 @@ app.add_typer(vocab.app, name="vocab")
 app.add_typer(objects.app, name="objects")
 app.add_typer(audit.app, name="audit")
 app.add_typer(dicom.app, name="dicom")
+app.add_typer(cohort.app, name="cohort")
 
 
 def main() -> None:

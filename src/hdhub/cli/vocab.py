@@ -62,3 +62,26 @@ def load_vocabulary(st: CliState, directory: Path) -> LoadReport:
         detail={"rows": report.rows},
     )
     return report
+
+
+@app.command()
+def ancestors(
+    ctx: typer.Context,
+    replace: bool = typer.Option(False, "--replace", help="Rebuild even if concept_ancestor has rows."),
+) -> None:
+    """Derive concept_ancestor from the 'Is a' relationships, for vocabularies that lack it
+    (Eunomia samples): "include descendants" in cohort definitions needs it."""
+    from hdhub.cli.context import console
+    from hdhub.warehouse.ancestors import build_concept_ancestor
+
+    st = state(ctx)
+    decision = st.authorize("warehouse:load")
+    written = build_concept_ancestor(st.hub.warehouse, replace=replace)
+    st.audit("vocab.ancestors", decision, resource_type="vocabulary", resource_id="concept_ancestor",
+             detail={"rows": written})  # fmt: skip
+    if written:
+        console.print(
+            f"concept_ancestor: {written:,} rows derived from 'Is a' relationships", highlight=False
+        )
+    else:
+        console.print("concept_ancestor already has rows (use --replace to rebuild)", highlight=False)

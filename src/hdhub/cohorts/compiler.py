@@ -226,10 +226,11 @@ class _Compiler:
             if ev.date_range.end is not None:
                 preds.append(start <= ev.date_range.end)
         if ev.value is not None:
-            if ev.value.min is not None:
-                preds.append(t.value_as_number >= ev.value.min)
-            if ev.value.max is not None:
-                preds.append(t.value_as_number <= ev.value.max)
+            v, r = t.value_as_number, ev.value
+            if r.min is not None:
+                preds.append(v > r.min if r.min_exclusive else v >= r.min)
+            if r.max is not None:
+                preds.append(v < r.max if r.max_exclusive else v <= r.max)
         if ev.units is not None:
             preds.append(t.unit_concept_id.isin(ev.units))
         if ev.abnormal is not None:
@@ -412,7 +413,7 @@ class _Compiler:
             for v in values[1:]:
                 out = out | v
         else:
-            met = sum((v.cast("int32") for v in values[1:]), values[0].cast("int32"))
+            met = sum((v.ifelse(1, 0) for v in values[1:]), values[0].ifelse(1, 0))
             out = met >= g.count if g.type == "at_least" else met <= g.count
         return ~out if g.negate else out
 
@@ -463,7 +464,7 @@ def merge_intervals(t: ir.Table, key: str, start: str, end: str, gap_days: int) 
     of each other become one (start = first start, end = last end)."""
     w = ibis.window(group_by=t[key], order_by=[t[start], t[end]], rows=(None, -1))
     prev_end = t[end].max().over(w)
-    new = (prev_end.isnull() | (t[start] > _days(prev_end, gap_days))).cast("int64")
+    new = (prev_end.isnull() | (t[start] > _days(prev_end, gap_days))).ifelse(1, 0)
     t = t.mutate(_new=new)
     upto = ibis.window(group_by=t[key], order_by=[t[start], t[end]], rows=(None, 0))
     t = t.mutate(_island=t._new.sum().over(upto))

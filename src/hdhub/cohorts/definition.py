@@ -79,13 +79,15 @@ class DateRange(_Model):
 
 
 class ValueRange(_Model):
-    min: float | None = Field(None, description="value_as_number >= min")
-    max: float | None = Field(None, description="value_as_number <= max")
+    min: float | None = Field(None, description="value_as_number >= min (> min with min_exclusive)")
+    max: float | None = Field(None, description="value_as_number <= max (< max with max_exclusive)")
+    min_exclusive: bool = False
+    max_exclusive: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> ValueRange:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"value range min {self.min} is above max {self.max}")
+            raise ValueError(f"value range min {self.min:g} is above max {self.max:g}")
         return self
 
 
@@ -375,20 +377,39 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+def load_json(data: bytes | str) -> Any:
+    """Decoded JSON of a definition file or body, within the size limit."""
+    import orjson
+
+    from hdhub.errors import ValidationError
+
+    if len(data) > MAX_DEFINITION_BYTES:
+        raise ValidationError(f"the definition is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"the definition is not valid JSON: {exc}") from None
+
+
+def parse_any(data: bytes | str | dict[str, Any], name: str = "") -> CohortDefinition:
+    """hdhub.cohort/1, or an ATLAS (circe) cohort definition converted by the importer."""
+    from hdhub.cohorts.atlas import import_atlas, is_atlas
+
+    if isinstance(data, (bytes, str)):
+        data = load_json(data)
+    if is_atlas(data):
+        return import_atlas(data, name=name)
+    return parse_definition(data)
+
+
 def parse_definition(data: bytes | str | dict[str, Any]) -> CohortDefinition:
     """A definition from JSON text or a decoded object; ValidationError names each problem."""
-    import orjson
     import pydantic
 
     from hdhub.errors import ValidationError
 
     if isinstance(data, (bytes, str)):
-        if len(data) > MAX_DEFINITION_BYTES:
-            raise ValidationError(f"the definition is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
-        try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise ValidationError(f"the definition is not valid JSON: {exc}") from None
+        data = load_json(data)
     if not isinstance(data, dict):
         raise ValidationError("a cohort definition is a JSON object")
     try:

@@ -129,6 +129,19 @@ class ImagingSettings(_Section):
     )
 
 
+class CohortSettings(_Section):
+    """Disclosure control of patient counts (i2b2's obfuscation), for callers not entitled to exact counts."""
+
+    threshold: int = Field(10, ge=1, description="Counts below this are shown as '< threshold'.")
+    noise_sigma: float = Field(
+        1.3, ge=0, description="Standard deviation of the Gaussian noise added to counts."
+    )
+    max_repeats: int = Field(
+        5, ge=1, description="How many times one user may ask the same question within the window."
+    )
+    repeat_window_hours: float = Field(24.0, gt=0, description="The window of max_repeats.")
+
+
 class Settings(_Section):
     """All settings of one deployment. Build with :func:`load_settings`, never at import time."""
 
@@ -144,6 +157,7 @@ class Settings(_Section):
     objects: ObjectSettings = Field(default_factory=ObjectSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     imaging: ImagingSettings = Field(default_factory=ImagingSettings)
+    cohorts: CohortSettings = Field(default_factory=CohortSettings)
 
     @field_validator("catalog_url")
     @classmethod
@@ -296,6 +310,11 @@ token_ttl_hours = 12
 
 [audit]
 checkpoint_every = 1000
+
+# Patient counts for researchers without an approved project: noise and a floor (i2b2).
+[cohorts]
+threshold = 10
+noise_sigma = 1.3
 
 # [oidc]
 # issuer = "https://sso.example-hospital.fr/realms/hdhub"

@@ -28,6 +28,13 @@ POLICY: dict[str, frozenset[str]] = {
     # warehouse
     "warehouse:load": frozenset({"admin", "data_engineer"}),
     "warehouse:read": frozenset({"admin", "data_engineer"}),
+    # cohorts: counts (exact for roles that already read the warehouse), saved definitions,
+    # materialised cohorts; the opposition registry belongs to the DPO
+    "cohorts:count": frozenset({"admin", "data_engineer", "researcher"}),
+    "cohorts:count-exact": frozenset({"admin", "data_engineer"}),
+    "cohorts:define": frozenset({"data_engineer", "researcher"}),
+    "cohorts:materialise": frozenset({"admin", "data_engineer"}),
+    "oppositions:manage": frozenset({"dpo"}),
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),

@@ -7,7 +7,7 @@ from typing import Any
 
 import ibis
 
-from hdhub.errors import ConfigError
+from hdhub.errors import ConfigError, HdhubError
 from hdhub.warehouse.schema import create_cdm
 
 
@@ -26,3 +26,24 @@ def connect(url: str) -> Any:
         raise ConfigError(f"cannot open the warehouse {path}: {exc}") from None
     create_cdm(con)
     return con
+
+
+class WarehouseUnavailable(HdhubError):
+    """The warehouse cannot be read now (empty, or a load holds DuckDB's write lock)."""
+
+    code = "warehouse_unavailable"
+    status = 503
+    exit_code = 75  # EX_TEMPFAIL
+
+
+def connect_read_only(url: str) -> Any:
+    """An Ibis backend that only reads the warehouse (the API's: it never takes the write lock)."""
+    if not url.startswith("duckdb:///"):
+        raise ConfigError(f"unsupported warehouse URL {url!r}: use duckdb:///…")
+    path = url[len("duckdb:///") :]
+    if path != ":memory:" and not Path(path).is_file():
+        raise WarehouseUnavailable("the warehouse is empty: nothing has been loaded yet")
+    try:
+        return ibis.duckdb.connect(path, read_only=True)
+    except Exception as exc:  # IOException: a writer (a load) holds the file
+        raise WarehouseUnavailable(f"the warehouse is busy (a load is running?): {exc}") from None

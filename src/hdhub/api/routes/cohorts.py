@@ -1,0 +1,141 @@
+"""Cohorts over HTTP: counts with disclosure control, saved and versioned definitions.
+
+A count opens the warehouse read-only for the request (the API never takes DuckDB's write
+lock, so loads keep working); the caller's definitions are theirs alone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from hdhub.api.deps import audit_context, get_hub, require
+from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, parse_definition
+from hdhub.cohorts.service import count_for, get_definition, list_definitions, record_summary, save_definition
+from hdhub.errors import HdhubError, ValidationError
+from hdhub.hub import Hub
+from hdhub.security.principal import Principal
+from hdhub.warehouse.connection import connect_read_only
+
+router = APIRouter(prefix="/api/v1/cohorts", tags=["cohorts"])
+
+
+class PayloadTooLarge(HdhubError):
+    code = "too_large"
+    status = 413
+    exit_code = 65
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, refused beyond MAX_DEFINITION_BYTES (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_DEFINITION_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_DEFINITION_BYTES:
+            raise PayloadTooLarge(f"the body is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
+    try:
+        return orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"the body is not valid JSON: {exc}") from None
+
+
+Body = Annotated[Any, Depends(json_body)]
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("the body is a JSON object")
+    return body
+
+
+@router.post(
+    "/count", summary="Count a cohort: persons, attrition per rule, breakdowns (obfuscated unless entitled)"
+)
+def count(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    principal: Annotated[Principal, Depends(require("cohorts:count"))],
+    body: Body,
+) -> dict[str, Any]:
+    """Body: ``{"definition": {…}}`` (hdhub.cohort/1), or ``{"name": …, "version": n}`` for one
+    of the caller's saved definitions (latest version without ``version``); optional
+    ``"breakdowns": false``."""
+    body = _object(body)
+    unknown = set(body) - {"definition", "name", "version", "breakdowns"}
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if ("definition" in body) == ("name" in body):
+        raise ValidationError("give either 'definition' or the 'name' of a saved definition")
+    if "definition" in body:
+        definition = parse_definition(body["definition"])
+    else:
+        if not isinstance(body["name"], str) or not isinstance(body.get("version", 0), int):
+            raise ValidationError("'name' is a string and 'version' an integer")
+        row = get_definition(hub.catalog, principal.name, body["name"], body.get("version"))
+        definition = parse_definition(row.definition)
+    breakdowns = body.get("breakdowns", True)
+    if not isinstance(breakdowns, bool):
+        raise ValidationError("'breakdowns' is true or false")
+    con = connect_read_only(hub.settings.warehouse_url_resolved)
+    try:
+        result = count_for(hub, con, principal, definition, breakdowns=breakdowns)
+    finally:
+        con.disconnect()
+    audit_context(
+        request,
+        resource_type="cohort",
+        resource_id=result["fingerprint"][:16],
+        detail={"exact": result["exact"], "persons": result["persons"]},
+    )
+    return result
+
+
+@router.post("", status_code=201, summary="Save a definition as a new version of one of your named cohorts")
+def save(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    principal: Annotated[Principal, Depends(require("cohorts:define"))],
+    body: Body,
+) -> JSONResponse:
+    body = _object(body)
+    if set(body) - {"name", "definition"} or "definition" not in body:
+        raise ValidationError('the body is {"name": …, "definition": {…}}')
+    definition = parse_definition(body["definition"])
+    name = body.get("name") or definition.name
+    if not isinstance(name, str) or not _valid_name(name):
+        raise ValidationError("name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    row = save_definition(hub.catalog, principal.name, name, definition)
+    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    return JSONResponse(record_summary(row), status_code=201)
+
+
+def _valid_name(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) is not None
+
+
+@router.get("", summary="Your saved cohort definitions (every version)")
+def mine(
+    hub: Annotated[Hub, Depends(get_hub)],
+    principal: Annotated[Principal, Depends(require("cohorts:define"))],
+) -> list[dict[str, Any]]:
+    return [record_summary(r) for r in list_definitions(hub.catalog, principal.name)]
+
+
+@router.get("/{name}", summary="One of your saved definitions (the latest version, or ?version=n)")
+def one(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    principal: Annotated[Principal, Depends(require("cohorts:define"))],
+    name: str,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    row = get_definition(hub.catalog, principal.name, name, version)
+    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    return {**record_summary(row), "definition": orjson.loads(row.definition)}
