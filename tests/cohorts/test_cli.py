@@ -107,3 +107,35 @@ def test_sql_for_each_engine(population_home: Path, tmp_path: Path) -> None:
     spark = hdhub(population_home, "cohort", "sql", str(path), "--dialect", "pyspark").output
     assert '"condition_occurrence"' in pg and "`condition_occurrence`" in spark
     assert hdhub(population_home, "cohort", "sql", str(path), "--dialect", "oracle").exit_code == 2
+
+
+def test_opposition_by_identifier_takes_effect_at_once(population_home: Path, tmp_path: Path) -> None:
+    """A patient objects (found by an identifier through the identity store): every later
+    count leaves them out; withdrawing brings them back."""
+    from hdhub.hub import Hub
+
+    hub = Hub.open(population_home)
+    try:
+        con = connect(f"duckdb:///{population_home}/warehouse.duckdb")
+        key = con.con.execute(
+            "SELECT p.person_source_value FROM person p JOIN condition_occurrence c USING (person_id) "
+            "WHERE c.condition_concept_id = 201826 LIMIT 1"
+        ).fetchone()[0]
+        con.disconnect()
+        ident = hub.identities.by_person(key)[0]["identifier"][0]
+        identifier = f"{ident['system']}|{ident['value']}"
+    finally:
+        hub.close()
+    path = write(tmp_path, {**T2DM, "inclusion_rules": []})
+    before = json.loads(hdhub(population_home, "cohort", "count", str(path), "--json").output)["persons"]
+    r = hdhub(population_home, "opposition", "add", identifier)
+    assert r.exit_code == 0 and "objection recorded" in r.output, r.output
+    assert "1 persons object" in hdhub(population_home, "opposition", "count").output
+    after = json.loads(hdhub(population_home, "cohort", "count", str(path), "--json").output)["persons"]
+    assert after == before - 1
+    r = hdhub(population_home, "opposition", "withdraw", identifier)
+    assert r.exit_code == 0 and "1 objection(s) withdrawn" in r.output
+    again = json.loads(hdhub(population_home, "cohort", "count", str(path), "--json").output)["persons"]
+    assert again == before
+    unknown = hdhub(population_home, "opposition", "add", "urn:oid:1.2.250.1.213.1.4.8|000")
+    assert unknown.exit_code == 66 and "no patient holds this identifier" in unknown.output

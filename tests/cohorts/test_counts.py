@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hdhub.cohorts.definition import Criterion, Group, iter_items, parse_definition
-from hdhub.cohorts.run import compile_on, count_cohort
+from hdhub.cohorts.run import compile_on, count_cohort, execute
 from tests.cohorts.cases import POPULATION, SAMPLE, Case
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def check(con: Any, case: Case) -> None:
     for rule, sql in zip(counts.rules, case.attrition_sql, strict=False):
         assert rule.remaining == scalar(con, sql), (case.name, rule.name)
     if case.rows_sql:
-        rows = compile_on(con, definition).cohort.to_pyarrow().to_pylist()
+        rows = execute(con, compile_on(con, definition).cohort).to_pylist()
         got = sorted((r["person_id"], r["cohort_start_date"], r["cohort_end_date"]) for r in rows)
         want = sorted(tuple(r) for r in con.con.execute(case.rows_sql).fetchall())
         assert got == want, case.name

@@ -14,7 +14,7 @@ import sqlglot
 from hdhub.cohorts.compiler import compile_cohort, unbound_tables
 from hdhub.cohorts.concepts import resolve_concept_sets
 from hdhub.cohorts.definition import parse_definition
-from hdhub.cohorts.run import compile_on
+from hdhub.cohorts.run import compile_on, execute
 from hdhub.cohorts.sql import to_sql
 from tests.cohorts.cases import SAMPLE
 
@@ -53,7 +53,7 @@ def pg_sample(sample_warehouse: Any, pg_server: str) -> Iterator[Any]:
 def summaries(con: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
     for case in SAMPLE:
         d = parse_definition(case.definition)
-        expected = compile_on(con, d).summary().to_pyarrow().to_pylist()[0]
+        expected = execute(con, compile_on(con, d).summary()).to_pylist()[0]
         yield case.name, expected, compile_cohort(d, resolve_concept_sets(con, d), unbound_tables())
 
 

@@ -7,7 +7,21 @@ from pathlib import Path
 import typer
 
 from hdhub import __version__
-from hdhub.cli import audit, cohort, deployment, dicom, dq, ingest, objects, serve, synth, users, vocab
+from hdhub.cli import (
+    audit,
+    cohort,
+    deployment,
+    dicom,
+    dq,
+    ingest,
+    objects,
+    opposition,
+    serve,
+    synth,
+    users,
+    vocab,
+    warehouse,
+)
 from hdhub.cli.context import new_app, state
 
 app = new_app("hdhub: health data platform (FHIR, DICOM archive, OMOP warehouse, research, audit).")
@@ -48,6 +62,8 @@ app.add_typer(objects.app, name="objects")
 app.add_typer(audit.app, name="audit")
 app.add_typer(dicom.app, name="dicom")
 app.add_typer(cohort.app, name="cohort")
+app.add_typer(warehouse.app, name="warehouse")
+app.add_typer(opposition.app, name="opposition")
 
 
 def main() -> None:

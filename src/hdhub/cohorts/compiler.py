@@ -16,12 +16,12 @@ Semantics follow circe (ATLAS) where they overlap; docs/cohorts.md states each o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from hdhub.cohorts.concepts import ResolvedSet
@@ -35,6 +35,7 @@ from hdhub.cohorts.definition import (
     FixedOffset,
     Group,
     Window,
+    iter_items,
 )
 
 TableGetter = Callable[[str], ir.Table]
@@ -134,23 +135,35 @@ _KEY_SPACE = 2**32  # event_key = domain code * 2**32 + the row's id (OMOP ids a
 
 def unbound_tables() -> TableGetter:
     """OMOP tables as unbound Ibis tables, for SQL generation on any dialect."""
+    return _unbound_table
+
+
+@functools.cache
+def _unbound_table(name: str) -> ir.Table:
     from hdhub.warehouse.schema import cdm_schema
 
-    cache: dict[str, ir.Table] = {}
+    return ibis.table(cdm_schema(name), name=name)
 
-    def get(name: str) -> ir.Table:
-        if name not in cache:
-            cache[name] = ibis.table(cdm_schema(name), name=name)
-        return cache[name]
 
-    return get
+def with_person(t: ir.Table, tables: TableGetter) -> ir.Table:
+    """``t`` with the person's gender_concept_id and year_of_birth."""
+    person = tables("person").select("person_id", "gender_concept_id", "year_of_birth")
+    return t.join(person, t.person_id == person.person_id).select(
+        t, gender_concept_id=person.gender_concept_id, year_of_birth=person.year_of_birth
+    )
 
 
 def _days(d: ir.DateValue, n: float) -> ir.DateValue:
+    """``d`` moved by ``n`` days (in SQL a timestamp, which compares with dates as expected)."""
     n = int(n)
     if n == 0:
         return d
     return d + ibis.interval(days=n) if n > 0 else d - ibis.interval(days=-n)
+
+
+def _as_date(d: ir.DateValue) -> ir.DateValue:
+    """A date in the SQL too: Ibis types date + interval as a date and would drop a plain cast."""
+    return d.cast("timestamp").cast("date")
 
 
 @dataclass
@@ -163,30 +176,38 @@ class CompiledCohort:
     def summary(self) -> ir.Table:
         """One row: entry, rule_<k>_met, after_rule_<k>, persons (distinct persons each)."""
         t = self.index
-        person = t.person_id
-        metrics: dict[str, Any] = {"entry": person.nunique()}
+        if self.definition.entry.occurrence == "first":  # one index event per person: plain counts
+
+            def count(where: ir.BooleanValue | None = None) -> ir.IntegerScalar:
+                return t.count(where=where)
+        else:
+
+            def count(where: ir.BooleanValue | None = None) -> ir.IntegerScalar:
+                return t.person_id.nunique(where=where)
+
+        metrics: dict[str, Any] = {"entry": count()}
         cumulative: ir.BooleanValue | None = None
         for col in self.rule_columns:
-            metrics[f"{col}_met"] = person.nunique(where=t[col])
+            metrics[f"{col}_met"] = count(t[col])
             cumulative = t[col] if cumulative is None else cumulative & t[col]
-            metrics[f"after_{col}"] = person.nunique(where=cumulative)
-        metrics["persons"] = person.nunique(where=cumulative) if cumulative is not None else person.nunique()
+            metrics[f"after_{col}"] = (
+                metrics[f"{col}_met"] if col == self.rule_columns[0] else count(cumulative)
+            )
+        metrics["persons"] = (
+            metrics[f"after_{self.rule_columns[-1]}"] if self.rule_columns else metrics["entry"]
+        )
         return t.aggregate(**metrics)
 
-    def persons(self) -> ir.Table:
+    def persons(self, tables: TableGetter) -> ir.Table:
         """One row per person of the cohort: first index date, sex, year of birth."""
         t = self.index
         for col in self.rule_columns:
             t = t.filter(t[col])
-        return t.group_by("person_id").aggregate(
-            index_date=t.start_date.min(),
-            gender_concept_id=t.gender_concept_id.max(),
-            year_of_birth=t.year_of_birth.max(),
-        )
+        return with_person(t.group_by("person_id").aggregate(index_date=t.start_date.min()), tables)
 
     def breakdown(self, by: str, tables: TableGetter) -> ir.Table:
         """Persons by ``sex_age`` (sex, age band at first index) or by ``site``."""
-        p = self.persons()
+        p = self.persons(tables)
         if by == "site":
             ps = tables("person_site")
             j = p.left_join(ps, p.person_id == ps.person_id)
@@ -212,8 +233,9 @@ class _Compiler:
 
     # events -----------------------------------------------------------------------------
 
-    def events(self, ev: Event) -> ir.Table:
-        """person_id, event_key, start_date, end_date, visit_id of the matching rows."""
+    def events(self, ev: Event, *, keyed: bool = False) -> ir.Table:
+        """person_id, start_date, visit_id of the matching rows; with ``keyed`` (entry events)
+        also event_key (unique across domains) and end_date."""
         dom = DOMAINS[ev.domain]
         t = self.tables(dom.table)
         preds: list[ir.BooleanValue] = []
@@ -244,19 +266,20 @@ class _Compiler:
             preds.append(t.note_text.lower().contains(ev.text.lower()))
         if preds:
             t = t.filter(*preds)
-        row_id = t[dom.id] if dom.id is not None else t.person_id
-        date = dt.Date(nullable=True)
-        out = t.select(
-            person_id=t.person_id.cast("int64"),
-            event_key=row_id.cast("int64") + _DOMAIN_CODE[ev.domain] * _KEY_SPACE,
-            start_date=t[dom.start].cast(date),
-            end_date=(t[dom.end].fill_null(t[dom.start]) if dom.end else t[dom.start]).cast(date),
-            visit_id=t[dom.visit].cast("int64") if dom.visit else ibis.null("int64"),
-        )
-        if ev.first_occurrence:
-            first = ibis.row_number().over(group_by=out.person_id, order_by=[out.start_date, out.event_key])
-            out = out.filter(first == 0)
-        return out
+        cols: dict[str, Any] = {"person_id": t.person_id}
+        if keyed:
+            row_id = t[dom.id] if dom.id is not None else t.person_id
+            cols["event_key"] = row_id.cast("int64") + _DOMAIN_CODE[ev.domain] * _KEY_SPACE
+        cols["start_date"] = t[dom.start]
+        if keyed:
+            cols["end_date"] = t[dom.end].fill_null(t[dom.start]) if dom.end else t[dom.start]
+        cols["visit_id"] = t[dom.visit] if dom.visit else ibis.null("int32")
+        if not ev.first_occurrence:
+            return t.select(**cols)
+        order = [t[dom.start], t[dom.id] if dom.id is not None else t.person_id]
+        first = ibis.row_number().over(group_by=t.person_id, order_by=order)
+        out = t.select(**cols, _first=first)
+        return out.filter(out._first == 0).drop("_first")
 
     @staticmethod
     def in_set(t: ir.Table, dom: DomainTable, rs: ResolvedSet) -> ir.BooleanValue:
@@ -275,7 +298,10 @@ class _Compiler:
     # index events ------------------------------------------------------------------------
 
     def index_events(self) -> ir.Table:
-        parts = [self.events(ev) for ev in self.d.entry.events]
+        parts = [self.events(ev, keyed=True) for ev in self.d.entry.events]
+        if len({p.schema() for p in parts}) > 1:  # e.g. visit_id NOT NULL in visit_occurrence only
+            schema = ibis.schema({n: t.copy(nullable=True) for n, t in parts[0].schema().items()})
+            parts = [p.select(**{n: p[n].cast(t) for n, t in schema.items()}) for p in parts]
         ev = parts[0]
         for p in parts[1:]:
             ev = ev.union(p, distinct=True)
@@ -287,7 +313,6 @@ class _Compiler:
                 ev.person_id == op.person_id,
                 _days(op.observation_period_start_date, obs.prior_days) <= ev.start_date,
                 _days(ev.start_date, obs.post_days) <= op.observation_period_end_date,
-                ev.start_date <= op.observation_period_end_date,
             ],
         ).select(
             ev.person_id,
@@ -302,14 +327,22 @@ class _Compiler:
             ev = ev.filter(ev.person_id.notin(self.excluded))
         if self.d.entry.occurrence == "first":
             first = ibis.row_number().over(group_by=ev.person_id, order_by=[ev.start_date, ev.event_key])
-            ev = ev.filter(first == 0)
-        person = self.tables("person")
-        ev = ev.join(person, ev.person_id == person.person_id).select(
-            ev, gender_concept_id=person.gender_concept_id, year_of_birth=person.year_of_birth
-        )
+            ev = ev.select(ev, _first=first)
+            ev = ev.filter(ev._first == 0).drop("_first")
+        if self.needs_person():
+            ev = with_person(ev, self.tables)
         if self.d.demographics is not None:
             ev = ev.filter(self.demographics(ev, self.d.demographics))
         return ev
+
+    def needs_person(self) -> bool:
+        """Sex or age is asked somewhere (the person table is joined only then)."""
+        demos = [self.d.demographics] if self.d.demographics else []
+        for rule in self.d.inclusion_rules:
+            demos += [
+                i.demographics for _, i in iter_items(rule.criteria) if isinstance(i, DemographicCriterion)
+            ]
+        return any(d.age is not None or d.sex is not None for d in demos)
 
     def demographics(self, ev: ir.Table, demo: Demographics) -> ir.BooleanValue:
         preds: list[ir.BooleanValue] = []
@@ -336,15 +369,15 @@ class _Compiler:
 
     # inclusion rules -----------------------------------------------------------------------
 
-    def criterion_counts(self, idx: ir.Table, c: Criterion, key_name: str) -> ir.Table:
+    def matches(self, base: ir.Table, c: Criterion, k: int) -> ir.Table:
+        """(event_key, criterion number) for each of the person's events meeting criterion k."""
         ev = self.events(c.event)
-        i = idx.select("person_id", "event_key", "start_date", "visit_id")
-        preds = [i.person_id == ev.person_id]
-        preds.extend(self.window(c.window, i.start_date, ev.start_date))
+        preds = [base.person_id == ev.person_id]
+        preds.extend(self.window(c.window, base.start_date, ev.start_date))
         if c.same_visit:
-            preds.append(i.visit_id == ev.visit_id)
-        j = i.join(ev, preds)
-        return j.group_by(**{key_name: j.event_key}).aggregate(**{f"n_{key_name}": j.count()})
+            preds.append(base.visit_id == ev.visit_id)
+        j = base.join(ev, preds)
+        return j.select(event_key=j.event_key, criterion=ibis.literal(k, "int16"))
 
     @staticmethod
     def window(w: Window | None, index_date: ir.DateValue, event_date: ir.DateValue) -> list[ir.BooleanValue]:
@@ -372,11 +405,21 @@ class _Compiler:
 
         for rule in self.d.inclusion_rules:
             collect(rule.criteria)
-        base = idx
         joined = idx
-        for c, key in criteria:
-            counts = self.criterion_counts(base, c, key)
-            joined = joined.left_join(counts, joined.event_key == counts[key])
+        if criteria:
+            # All criteria's matches in one table, counted per index event in one pass.
+            base = idx.select("person_id", "event_key", "start_date", "visit_id")
+            parts = [self.matches(base, c, k) for k, (c, _) in enumerate(criteria)]
+            matches = parts[0]
+            for p in parts[1:]:
+                matches = matches.union(p, distinct=False)
+            counts = matches.group_by(_key=matches.event_key).aggregate(
+                **{
+                    f"n_{key}": matches.criterion.count(where=matches.criterion == k)
+                    for k, (_, key) in enumerate(criteria)
+                }
+            )
+            joined = idx.left_join(counts, idx.event_key == counts._key)
         names = iter(key for _, key in criteria)
         flags: dict[str, ir.BooleanValue] = {}
         for k, rule in enumerate(self.d.inclusion_rules):
@@ -441,7 +484,7 @@ class _Compiler:
         return t.select(
             person_id=t.person_id,
             cohort_start_date=t.start_date,
-            cohort_end_date=ibis.greatest(end, t.start_date),
+            cohort_end_date=_as_date(ibis.greatest(end, t.start_date)),
         ).distinct()
 
     def drug_eras(self, ex: DrugEraEnd) -> ir.Table:

@@ -10,7 +10,6 @@ plain id lists and any engine runs it; it is also where unknown concepts are ref
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,50 +84,39 @@ def _expand(item: ConceptItem, descendants: dict[int, set[int]]) -> set[int]:
     return {item.concept_id} | (descendants.get(item.concept_id, set()) if item.descendants else set())
 
 
-def _chunks(values: Iterable[int], size: int = 10_000) -> Iterable[list[int]]:
-    values = sorted(values)
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
+def _query(con: Any, sql: str, ids: set[int]) -> list[tuple[int, ...]]:
+    """Rows of ``sql`` (one ``?``: the id list) on the warehouse's DuckDB connection."""
+    if not ids:
+        return []
+    return con.con.execute(sql, [sorted(ids)]).fetchall()
 
 
 def _known(con: Any, ids: set[int]) -> set[int]:
-    concept = con.table("concept")
-    known: set[int] = set()
-    for chunk in _chunks(ids):
-        rows = concept.filter(concept.concept_id.isin(chunk)).select("concept_id").to_pyarrow()
-        known.update(rows.column(0).to_pylist())
-    return known
+    rows = _query(con, "SELECT concept_id FROM concept WHERE concept_id IN (SELECT unnest(?))", ids)
+    return {r[0] for r in rows}
 
 
 def _descendants(con: Any, ancestors: set[int]) -> dict[int, set[int]]:
-    ca = con.table("concept_ancestor")
     out: dict[int, set[int]] = {}
-    for chunk in _chunks(ancestors):
-        rows = (
-            ca.filter(ca.ancestor_concept_id.isin(chunk))
-            .select("ancestor_concept_id", "descendant_concept_id")
-            .to_pyarrow()
-        )
-        for a, d in zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True):
-            out.setdefault(a, set()).add(d)
+    for a, d in _query(
+        con,
+        "SELECT ancestor_concept_id, descendant_concept_id FROM concept_ancestor "
+        "WHERE ancestor_concept_id IN (SELECT unnest(?))",
+        ancestors,
+    ):
+        out.setdefault(a, set()).add(d)
     return out
 
 
 def _mapped_from(con: Any, targets: set[int]) -> dict[int, set[int]]:
     """target standard concept -> source concepts that 'Maps to' it (valid relationships)."""
-    cr = con.table("concept_relationship")
     out: dict[int, set[int]] = {}
-    for chunk in _chunks(targets):
-        rows = (
-            cr.filter(
-                cr.concept_id_2.isin(chunk),
-                cr.relationship_id == "Maps to",
-                cr.invalid_reason.isnull(),
-                cr.concept_id_1 != cr.concept_id_2,
-            )
-            .select("concept_id_2", "concept_id_1")
-            .to_pyarrow()
-        )
-        for t, s in zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True):
-            out.setdefault(t, set()).add(s)
+    for t, src in _query(
+        con,
+        "SELECT concept_id_2, concept_id_1 FROM concept_relationship "
+        "WHERE concept_id_2 IN (SELECT unnest(?)) AND relationship_id = 'Maps to' "
+        "AND invalid_reason IS NULL AND concept_id_1 <> concept_id_2",
+        targets,
+    ):
+        out.setdefault(t, set()).add(src)
     return out

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from hdhub.catalog.models import CohortCountLog, CohortDefinitionRecord, ResearchOpposition
 from hdhub.cohorts.definition import CohortDefinition
 from hdhub.cohorts.disclosure import Obfuscator
-from hdhub.cohorts.run import CohortCounts, compile_on, count_cohort
-from hdhub.errors import NotFound, RateLimited
+from hdhub.cohorts.run import CohortCounts, compile_on, count_cohort, execute
+from hdhub.errors import NotFound, RateLimited, ValidationError
 from hdhub.security.authz import decide
 from hdhub.security.principal import Principal
 
@@ -82,6 +82,33 @@ def record_opposition(catalog: Any, person_key: str, recorded_by: str) -> int:
         s.add(row)
         s.flush()
         return row.id
+
+
+def withdraw_opposition(catalog: Any, person_key: str) -> int:
+    """Withdraw the active objections of a person; returns how many were withdrawn."""
+    now = datetime.now(UTC)
+    with Session(catalog) as s, s.begin():
+        rows = s.scalars(
+            select(ResearchOpposition).where(
+                ResearchOpposition.person_key == person_key, ResearchOpposition.withdrawn_at.is_(None)
+            )
+        ).all()
+        for row in rows:
+            row.withdrawn_at = now
+        return len(rows)
+
+
+def persons_with_identifier(identities: Any, identifier: str) -> list[str]:
+    """Warehouse person keys holding ``system|value`` (through the identity store)."""
+    system, sep, value = identifier.rpartition("|")
+    if not sep or not system or not value:
+        raise ValidationError(
+            "identifier: expected system|value, e.g. urn:oid:1.2.250.1.213.1.4.8|1740333..."
+        )
+    keys = sorted({found["person_key"] for found in identities.by_identifier(system, value)})
+    if not keys:
+        raise NotFound("no patient holds this identifier")
+    return keys
 
 
 # --- counts ------------------------------------------------------------------------------
@@ -219,7 +246,7 @@ def materialise(con: Any, catalog: Any, definition: CohortDefinition, cohort_def
 
     compiled = compile_on(con, definition, opposed_person_ids(catalog, con))
     merged = merge_intervals(compiled.cohort, "person_id", "cohort_start_date", "cohort_end_date", 0)
-    rows = merged.to_pyarrow()
+    rows = execute(con, merged)
     db = con.con
     db.execute("BEGIN TRANSACTION")
     try:

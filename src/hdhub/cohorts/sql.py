@@ -16,10 +16,10 @@ class _SparkSqlOptions(Config):
     treat_nan_as_null: bool = False
 
 
-def to_sql(expr: ir.Table, dialect: str) -> str:
+def to_sql(expr: ir.Table, dialect: str, *, pretty: bool = True) -> str:
     """SQL text of ``expr`` (built on ``unbound_tables()``) for ``dialect``."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}: one of {', '.join(DIALECTS)}")
     if dialect == "pyspark" and options.pyspark is None:
         options.pyspark = _SparkSqlOptions()
-    return str(ibis.to_sql(expr, dialect=dialect))
+    return str(ibis.to_sql(expr, dialect=dialect, pretty=pretty))

@@ -34,7 +34,7 @@ POLICY: dict[str, frozenset[str]] = {
     "cohorts:count-exact": frozenset({"admin", "data_engineer"}),
     "cohorts:define": frozenset({"data_engineer", "researcher"}),
     "cohorts:materialise": frozenset({"admin", "data_engineer"}),
-    "oppositions:manage": frozenset({"dpo"}),
+    "oppositions:manage": frozenset({"admin", "dpo"}),
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),
