@@ -92,3 +92,11 @@ class RateLimited(HdhubError):
     code = "rate_limited"
     status = 429
     exit_code = 75  # EX_TEMPFAIL
+
+
+class PayloadTooLarge(HdhubError):
+    """A request body or file above the size the operation accepts."""
+
+    code = "payload_too_large"
+    status = 413
+    exit_code = 65

@@ -127,7 +127,7 @@ def test_malformed_and_oversized_bodies(api: Api) -> None:
     r = api.client.post("/api/v1/cohorts/count", content=b"[" * 200_000, headers=headers)
     assert r.status_code == 422
     r = api.client.post("/api/v1/cohorts/count", content=b" " * 2_000_001, headers=headers)
-    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     r = api.client.post(
         "/api/v1/cohorts", json={"name": "../etc", "definition": T2DM_DEFINITION}, headers=headers
     )

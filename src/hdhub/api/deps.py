@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from hdhub.errors import AuthenticationError
+from hdhub.errors import AuthenticationError, PayloadTooLarge
 from hdhub.hub import Hub
 from hdhub.security.authz import authorize
 from hdhub.security.oidc import looks_like_jwt
@@ -76,3 +76,17 @@ def audit_context(request: Request, **fields: Any) -> None:
     current = getattr(request.state, "audit_fields", None) or {}
     current.update({k: v for k, v in fields.items() if v is not None})
     request.state.audit_fields = current
+
+
+async def read_body(request: Request, limit: int, too_large: str) -> bytes:
+    """The request body, refused with 413 ``too_large`` as soon as it exceeds ``limit`` bytes
+    (a declared Content-Length above it is refused before reading anything)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(too_large)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(too_large)
+    return bytes(body)

@@ -369,15 +369,29 @@ class _Compiler:
 
     # inclusion rules -----------------------------------------------------------------------
 
-    def matches(self, base: ir.Table, c: Criterion, k: int) -> ir.Table:
-        """(event_key, criterion number) for each of the person's events meeting criterion k."""
+    def criterion(self, idx: ir.Table, base: ir.Table, c: Criterion) -> ir.BooleanValue:
+        """Whether each index event meets criterion ``c``: ``event_key IN (…)`` of the index
+        events with enough matching events in the window (an uncorrelated subquery, which
+        every engine runs once: a semi join in DuckDB and Spark, a hashed subplan in PostgreSQL)."""
         ev = self.events(c.event)
         preds = [base.person_id == ev.person_id]
         preds.extend(self.window(c.window, base.start_date, ev.start_date))
         if c.same_visit:
             preds.append(base.visit_id == ev.visit_id)
-        j = base.join(ev, preds)
-        return j.select(event_key=j.event_key, criterion=ibis.literal(k, "int16"))
+        j = base.join(ev, preds).select("event_key")
+        n, kind = c.occurrences.count, c.occurrences.type
+
+        def having(cond: Any) -> ir.Column:
+            counted = j.group_by("event_key").aggregate(_n=j.count())
+            return counted.filter(cond(counted._n)).event_key
+
+        if kind == "at_least":
+            met = idx.event_key.isin(j.event_key if n == 1 else having(lambda x: x >= n))
+        elif kind == "at_most":
+            met = ~idx.event_key.isin(having(lambda x: x > n))
+        else:
+            met = ~idx.event_key.isin(j.event_key) if n == 0 else idx.event_key.isin(having(lambda x: x == n))
+        return ~met if c.negate else met
 
     @staticmethod
     def window(w: Window | None, index_date: ir.DateValue, event_date: ir.DateValue) -> list[ir.BooleanValue]:
@@ -405,48 +419,26 @@ class _Compiler:
 
         for rule in self.d.inclusion_rules:
             collect(rule.criteria)
-        joined = idx
-        if criteria:
-            # All criteria's matches in one table, counted per index event in one pass.
-            base = idx.select("person_id", "event_key", "start_date", "visit_id")
-            parts = [self.matches(base, c, k) for k, (c, _) in enumerate(criteria)]
-            matches = parts[0]
-            for p in parts[1:]:
-                matches = matches.union(p, distinct=False)
-            counts = matches.group_by(_key=matches.event_key).aggregate(
-                **{
-                    f"n_{key}": matches.criterion.count(where=matches.criterion == k)
-                    for k, (_, key) in enumerate(criteria)
-                }
-            )
-            joined = idx.left_join(counts, idx.event_key == counts._key)
-        names = iter(key for _, key in criteria)
+        base = idx.select("person_id", "event_key", "start_date", "visit_id")
+        met = iter([self.criterion(idx, base, c) for c, _ in criteria])
         flags: dict[str, ir.BooleanValue] = {}
         for k, rule in enumerate(self.d.inclusion_rules):
-            flags[f"rule_{k}"] = self.group(joined, rule.criteria, names)
-        index = joined.select(*idx.columns, **flags)
+            flags[f"rule_{k}"] = self.group(idx, rule.criteria, met)
+        index = idx.select(idx, **flags)
         cohort = self.cohort(index, list(flags))
         return CompiledCohort(self.d, index, cohort, list(flags))
 
-    def group(self, t: ir.Table, g: Group, names: Any) -> ir.BooleanValue:
+    def group(self, t: ir.Table, g: Group, met: Any) -> ir.BooleanValue:
+        """The group's truth per index event; ``met`` yields each criterion's, in order."""
         values: list[ir.BooleanValue] = []
         for item in g.items:
             if isinstance(item, Criterion):
-                n = t[f"n_{next(names)}"].fill_null(0)
-                occ = item.occurrences
-                v = (
-                    n >= occ.count
-                    if occ.type == "at_least"
-                    else n <= occ.count
-                    if occ.type == "at_most"
-                    else n == occ.count
-                )
-                values.append(~v if item.negate else v)
+                values.append(next(met))
             elif isinstance(item, DemographicCriterion):
                 v = self.demographics(t, item.demographics)
                 values.append(~v if item.negate else v)
             else:
-                values.append(self.group(t, item, names))
+                values.append(self.group(t, item, met))
         if g.type == "all":
             out = values[0]
             for v in values[1:]:

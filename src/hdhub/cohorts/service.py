@@ -21,7 +21,7 @@ from hdhub.catalog.models import CohortCountLog, CohortDefinitionRecord, Researc
 from hdhub.cohorts.definition import CohortDefinition
 from hdhub.cohorts.disclosure import Obfuscator
 from hdhub.cohorts.run import CohortCounts, compile_on, count_cohort, execute
-from hdhub.errors import NotFound, RateLimited, ValidationError
+from hdhub.errors import NotFound, RateLimited
 from hdhub.security.authz import decide
 from hdhub.security.principal import Principal
 
@@ -100,12 +100,7 @@ def withdraw_opposition(catalog: Any, person_key: str) -> int:
 
 def persons_with_identifier(identities: Any, identifier: str) -> list[str]:
     """Warehouse person keys holding ``system|value`` (through the identity store)."""
-    system, sep, value = identifier.rpartition("|")
-    if not sep or not system or not value:
-        raise ValidationError(
-            "identifier: expected system|value, e.g. urn:oid:1.2.250.1.213.1.4.8|1740333..."
-        )
-    keys = sorted({found["person_key"] for found in identities.by_identifier(system, value)})
+    keys = sorted({found["person_key"] for found in identities.lookup(identifier)})
     if not keys:
         raise NotFound("no patient holds this identifier")
     return keys

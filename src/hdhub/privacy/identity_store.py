@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import PatientIdentifierIndex, PatientIdentity
 from hdhub.config.keys import Keys
+from hdhub.errors import ValidationError
 from hdhub.objects.crypto import WrappedKey, unwrap_key, wrap_key
 
 
@@ -126,6 +127,15 @@ class IdentityStore:
                 .order_by(PatientIdentity.site)
             ).all()
             return [self._decrypt(r) for r in rows]
+
+    def lookup(self, identifier: str) -> list[dict[str, Any]]:
+        """:meth:`by_identifier` of ``system|value`` text (ValidationError when malformed)."""
+        system, sep, value = identifier.rpartition("|")
+        if not sep or not system or not value:
+            raise ValidationError(
+                "identifier: expected system|value, e.g. urn:oid:1.2.250.1.213.1.4.8|1740333..."
+            )
+        return self.by_identifier(system, value)
 
     def by_identifier(self, system: str, value: str) -> list[dict[str, Any]]:
         """Patients holding identifier ``system|value``, with every site's identity of their person."""

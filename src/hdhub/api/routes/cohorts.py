@@ -13,10 +13,10 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hdhub.api.deps import audit_context, get_hub, require
+from hdhub.api.deps import audit_context, get_hub, read_body, require
 from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, parse_definition
 from hdhub.cohorts.service import count_for, get_definition, list_definitions, record_summary, save_definition
-from hdhub.errors import HdhubError, ValidationError
+from hdhub.errors import ValidationError
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import connect_read_only
@@ -24,24 +24,13 @@ from hdhub.warehouse.connection import connect_read_only
 router = APIRouter(prefix="/api/v1/cohorts", tags=["cohorts"])
 
 
-class PayloadTooLarge(HdhubError):
-    code = "too_large"
-    status = 413
-    exit_code = 65
-
-
 async def json_body(request: Request) -> Any:
-    """The request's JSON body, refused beyond MAX_DEFINITION_BYTES (before reading it all)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_DEFINITION_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_DEFINITION_BYTES:
-            raise PayloadTooLarge(f"the body is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB")
+    """The request's JSON body (a definition is at most MAX_DEFINITION_BYTES)."""
+    body = await read_body(
+        request, MAX_DEFINITION_BYTES, f"the body is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB"
+    )
     try:
-        return orjson.loads(bytes(body))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"the body is not valid JSON: {exc}") from None
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from hdhub.api.deps import audit_context, get_hub, require
+from hdhub.api.deps import audit_context, get_hub, read_body, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
@@ -49,11 +49,6 @@ class BadRequest(HdhubError):
 class UnsupportedMediaType(HdhubError):
     code = "unsupported_media_type"
     status = 415
-
-
-class PayloadTooLarge(HdhubError):
-    code = "payload_too_large"
-    status = 413
 
 
 def _base_url(request: Request) -> str:
@@ -150,15 +145,10 @@ async def stow(
     boundary = ctype.get_param("boundary")
     if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70:
         raise BadRequest("multipart/related: a boundary of 1 to 70 characters is required")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_STOW_BYTES):
-        raise PayloadTooLarge(f"a STOW-RS request holds at most {MAX_STOW_BYTES >> 30} GiB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_STOW_BYTES:
-            raise PayloadTooLarge(f"a STOW-RS request holds at most {MAX_STOW_BYTES >> 30} GiB")
-    parts = split_multipart(bytes(body), boundary)
+    body = await read_body(
+        request, MAX_STOW_BYTES, f"a STOW-RS request holds at most {MAX_STOW_BYTES >> 30} GiB"
+    )
+    parts = split_multipart(body, boundary)
     if not parts:
         raise BadRequest("multipart body: no part")
 

@@ -25,12 +25,7 @@ def find(
     _: Annotated[Principal, Depends(require("identities:read"))],
     identifier: Annotated[str, Query(max_length=400, description="system|value")],
 ) -> list[dict[str, Any]]:
-    system, sep, value = identifier.rpartition("|")
-    if not sep or not system or not value:
-        raise ValidationError(
-            "identifier: expected system|value, e.g. urn:oid:1.2.250.1.213.1.4.8|1740333..."
-        )
-    found = hub.identities.by_identifier(system, value)
+    found = hub.identities.lookup(identifier)
     persons = sorted({f["person_key"] for f in found})
     audit_context(request, resource_type="PatientIdentity", patient_id=",".join(persons) or None)
     if not found:
