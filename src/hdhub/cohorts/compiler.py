@@ -327,8 +327,7 @@ class _Compiler:
             ev = ev.filter(ev.person_id.notin(self.excluded))
         if self.d.entry.occurrence == "first":
             first = ibis.row_number().over(group_by=ev.person_id, order_by=[ev.start_date, ev.event_key])
-            ev = ev.select(ev, _first=first)
-            ev = ev.filter(ev._first == 0).drop("_first")
+            ev = ev.filter(first == 0)
         if self.needs_person():
             ev = with_person(ev, self.tables)
         if self.d.demographics is not None:
