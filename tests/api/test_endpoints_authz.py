@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy.orm import Session
 
+from hdhub.governance import projects as gov
 from hdhub.imaging import media
 from hdhub.security.roles import POLICY, ROLES
 from tests.api.conftest import INS, INSTANCE, PERSON_KEY, SERIES, STUDY, Api, dicom_instance
@@ -25,10 +29,37 @@ def tus_chunk() -> tuple[str, bytes]:
     return "application/offset+octet-stream", b"x"
 
 
+def project_request() -> tuple[str, bytes]:
+    """A valid request for a new project (a fresh slug each time)."""
+    body = {
+        "slug": "p-" + secrets.token_hex(4), "title": "t", "purpose": "p", "legal_basis": "MR-004",
+        "principal_investigator": "user-clinician", "duration_months": 6,
+        "data": [{"table": "person", "columns": ["person_id"], "justification": "counting persons"}],
+    }  # fmt: skip
+    return "application/json", orjson.dumps(body)
+
+
+def fresh_project(api: Api, status: str) -> str:
+    """A project of user-researcher (PI user-clinician) in ``status``: draft, submitted, under_review."""
+    slug = "p-" + secrets.token_hex(4)
+    item = gov.DataItem("person", ("person_id",), "counting persons")
+    request = gov.ProjectRequest(slug, "t", "p", "MR-004", "user-clinician", 6, (item,), ("user-researcher",))
+    with Session(api.hub.catalog) as s, s.begin():
+        project = gov.create_project(s, request, created_by="user-researcher")
+        if status in ("submitted", "under_review"):
+            gov.submit(s, project, by="user-researcher")
+        if status == "under_review":
+            gov.start_review(s, project, "committee-colleague")
+    return slug
+
+
 def send(
     api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
 ) -> httpx.Response:
     path = path.replace("MEDIA", api.media_id)
+    if "PROJECT" in path:
+        status = {"reviews": "submitted", "decision": "under_review"}.get(path.rsplit("/", 1)[-1], "draft")
+        path = path.replace("PROJECT", fresh_project(api, status))
     if path.endswith("/cohorts/SAVED"):  # the caller's own saved definition
         path = path.replace("SAVED", "c")
         api.client.post(
@@ -75,6 +106,11 @@ ENDPOINTS = [
     ),
     ("GET", "/api/v1/cohorts", "cohorts:define", None),
     ("GET", "/api/v1/cohorts/SAVED", "cohorts:define", None),
+    ("POST", "/api/v1/projects", "projects:request", project_request),
+    ("GET", "/api/v1/projects/PROJECT", "projects:read", None),
+    ("POST", "/api/v1/projects/PROJECT/submit", "projects:request", None),
+    ("POST", "/api/v1/projects/PROJECT/reviews", "projects:review", {"text": "a comment"}),
+    ("POST", "/api/v1/projects/PROJECT/decision", "projects:review", {"outcome": "changes_requested"}),
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
     ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),
@@ -128,18 +164,26 @@ ENDPOINTS = [
 ]
 
 
+# Readable without login; every other /api/v1 route is in the matrix.
+PUBLIC = ("/api/v1/auth", "/api/v1/register")
+
+
+def test_public_routes_answer_anonymous_callers(api: Api) -> None:
+    assert api.client.get("/api/v1/register").status_code == 200
+
+
 def test_every_route_is_in_the_matrix(api: Api) -> None:
     """A new endpoint cannot ship without its authorisation test."""
     listed = {(m, p.split("?")[0]) for m, p, _, _ in ENDPOINTS}
     for route in api.client.app.routes:
         path = getattr(route, "path", "")
-        if not path.startswith(("/api/v1/", "/dicomweb", "/metrics")) or path.startswith("/api/v1/auth"):
+        if not path.startswith(("/api/v1/", "/dicomweb", "/metrics")) or path.startswith(PUBLIC):
             continue
         concrete = (
             path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
             .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
-            .replace("{name}", "SAVED")
+            .replace("{name}", "SAVED").replace("{slug}", "PROJECT")
         )  # fmt: skip
         for method in route.methods - {"HEAD"}:
             assert (method, concrete) in listed, (method, path)

@@ -7,7 +7,18 @@ from fastapi import FastAPI
 from hdhub import __version__
 from hdhub.api.errors import install_error_handlers
 from hdhub.api.middleware import HttpMetrics, install_middleware
-from hdhub.api.routes import audit, auth, cohorts, dicomweb, dicomweb_images, health, identities, media, users
+from hdhub.api.routes import (
+    audit,
+    auth,
+    cohorts,
+    dicomweb,
+    dicomweb_images,
+    health,
+    identities,
+    media,
+    projects,
+    users,
+)
 from hdhub.hub import Hub
 from hdhub.security.oidc import OidcVerifier
 
@@ -24,6 +35,17 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.oidc = OidcVerifier(oidc, hub.settings.home) if oidc.issuer else None
     install_error_handlers(app)
     install_middleware(app, app.state.metrics)
-    for module in (health, auth, users, audit, identities, cohorts, dicomweb, dicomweb_images, media):
+    for module in (
+        health,
+        auth,
+        users,
+        audit,
+        identities,
+        cohorts,
+        projects,
+        dicomweb,
+        dicomweb_images,
+        media,
+    ):
         app.include_router(module.router)
     return app

@@ -312,3 +312,54 @@ class ResearchOpposition(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Project(Base):
+    """A research project request and, once approved, its perimeter (issue 6: governance)."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(48), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    purpose: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(String(100))  # CNIL formality, e.g. MR-004
+    pi: Mapped[str] = mapped_column(String(150))  # principal investigator: a clinician's username
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    cohort_owner: Mapped[str | None] = mapped_column(String(200))
+    cohort_name: Mapped[str | None] = mapped_column(String(200))
+    cohort_version: Mapped[int | None] = mapped_column(Integer)
+    data_request: Mapped[str] = mapped_column(Text)  # JSON: [{table, columns, justification}]
+    date_from: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD
+    date_to: Mapped[str | None] = mapped_column(String(10))
+    duration_months: Mapped[int] = mapped_column(Integer)
+    perimeter: Mapped[str | None] = mapped_column(Text)  # JSON, fixed by the committee's approval
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "username"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(150))
+    role: Mapped[str] = mapped_column(String(16))  # pi | member | external
+
+
+class ProjectReview(Base):
+    """A committee member's comment or vote on a project (never updated)."""
+
+    __tablename__ = "project_reviews"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # comment | vote
+    vote: Mapped[str | None] = mapped_column(String(16))  # approve | reject | changes
+    text: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -35,6 +35,10 @@ POLICY: dict[str, frozenset[str]] = {
     "cohorts:define": frozenset({"data_engineer", "researcher"}),
     "cohorts:materialise": frozenset({"admin", "data_engineer"}),
     "oppositions:manage": frozenset({"admin", "dpo"}),
+    # research projects: clinicians and researchers request, the committee reviews and decides
+    "projects:request": frozenset({"clinician", "researcher"}),
+    "projects:read": frozenset({"clinician", "committee", "dpo", "researcher"}),
+    "projects:review": frozenset({"committee"}),
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),

@@ -1,0 +1,1 @@
+"""Research governance: project requests, committee review, perimeters, the public register."""
