@@ -11,6 +11,8 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy.orm import Session
 
+from hdhub.cohorts.definition import parse_definition
+from hdhub.cohorts.service import save_definition
 from hdhub.governance import projects as gov
 from hdhub.imaging import media
 from hdhub.security.roles import POLICY, ROLES
@@ -40,17 +42,28 @@ def project_request() -> tuple[str, bytes]:
 
 
 def fresh_project(api: Api, status: str) -> str:
-    """A project of user-researcher (PI user-clinician) in ``status``: draft, submitted, under_review."""
+    """A project of user-researcher (PI user-clinician) in ``status``: draft, submitted,
+    under_review or approved (its cohort: every visit)."""
     slug = "p-" + secrets.token_hex(4)
+    save_definition(api.hub.catalog, "user-researcher", "c", parse_definition(VISITS))
     item = gov.DataItem("person", ("person_id",), "counting persons")
-    request = gov.ProjectRequest(slug, "t", "p", "MR-004", "user-clinician", 6, (item,), ("user-researcher",))
+    request = gov.ProjectRequest(
+        slug, "t", "p", "MR-004", "user-clinician", 6, (item,), ("user-researcher",), cohort=("c", 1)
+    )
+    steps = ("draft", "submitted", "under_review", "approved")
     with Session(api.hub.catalog) as s, s.begin():
         project = gov.create_project(s, request, created_by="user-researcher")
-        if status in ("submitted", "under_review"):
+        if steps.index(status) >= 1:
             gov.submit(s, project, by="user-researcher")
-        if status == "under_review":
+        if steps.index(status) >= 2:
             gov.start_review(s, project, "committee-colleague")
+        if status == "approved":
+            gov.review(s, project, "committee-colleague", vote="approve")
+            gov.decide(s, project, "committee-colleague", "approved")
     return slug
+
+
+VISITS = {"entry": {"events": [{"domain": "visit"}]}}
 
 
 def send(
@@ -58,7 +71,10 @@ def send(
 ) -> httpx.Response:
     path = path.replace("MEDIA", api.media_id)
     if "PROJECT" in path:
-        status = {"reviews": "submitted", "decision": "under_review"}.get(path.rsplit("/", 1)[-1], "draft")
+        ending = path.rsplit("/", 1)[-1]
+        status = {"reviews": "submitted", "decision": "under_review", "count": "approved"}.get(
+            ending, "draft"
+        )
         path = path.replace("PROJECT", fresh_project(api, status))
     if path.endswith("/cohorts/SAVED"):  # the caller's own saved definition
         path = path.replace("SAVED", "c")
@@ -111,6 +127,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/projects/PROJECT/submit", "projects:request", None),
     ("POST", "/api/v1/projects/PROJECT/reviews", "projects:review", {"text": "a comment"}),
     ("POST", "/api/v1/projects/PROJECT/decision", "projects:review", {"outcome": "changes_requested"}),
+    ("POST", "/api/v1/projects/PROJECT/count", "projects:count", None),
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
     ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),

@@ -95,3 +95,34 @@ def test_bad_requests_are_4xx(api: Api) -> None:
     r = api.client.post("/api/v1/projects/diabete-hba1c/decision", json={"outcome": "approved"},
                         headers=api.as_role("committee"))  # fmt: skip
     assert r.status_code == 409 and "is draft" in r.json()["error"]["message"]
+
+
+def test_members_of_an_approved_project_get_its_exact_counts_and_exclusions(api: Api) -> None:
+    from hdhub.cohorts.service import record_opposition
+    from tests.api.conftest import PERSON_KEYS, T2DM
+
+    researcher = api.as_role("researcher")
+    definition = {"concept_sets": {"t2dm": {"items": [{"concept_id": T2DM}]}},
+                  "entry": {"events": [{"domain": "condition", "concept_set": "t2dm"}]}}  # fmt: skip
+    api.client.post("/api/v1/cohorts", json={"name": "t2dm", "definition": definition}, headers=researcher)
+    api.client.post(
+        "/api/v1/projects", json={**REQUEST, "cohort": {"name": "t2dm", "version": 1}}, headers=researcher
+    )
+    r = api.client.post("/api/v1/projects/diabete-hba1c/count", headers=researcher)
+    assert r.status_code == 409 and "is draft" in r.json()["error"]["message"]
+    api.client.post("/api/v1/projects/diabete-hba1c/submit", headers=researcher)
+    c1 = committee_token(api, "c1")
+    api.client.post("/api/v1/projects/diabete-hba1c/reviews", json={"vote": "approve"}, headers=c1)
+    api.client.post("/api/v1/projects/diabete-hba1c/decision", json={"outcome": "approved"}, headers=c1)
+    r = api.client.post("/api/v1/projects/diabete-hba1c/count", headers=researcher)
+    assert r.status_code == 200, r.text
+    assert (r.json()["persons"], r.json()["exact"], r.json()["excluded_by_opposition"]) == (25, True, 0)
+    for key in PERSON_KEYS[:3]:
+        record_opposition(api.hub.catalog, key, "dpo")
+    r = api.client.post("/api/v1/projects/diabete-hba1c/count", headers=api.as_role("clinician"))  # the PI
+    assert (r.json()["persons"], r.json()["excluded_by_opposition"]) == (22, 3)
+    outsider = committee_token(api, "someone")
+    with Session(api.hub.catalog) as s, s.begin():
+        users.set_roles(s, "someone", ["researcher"])
+    r = api.client.post("/api/v1/projects/diabete-hba1c/count", headers=outsider)
+    assert r.status_code == 403 and "not a member" in r.json()["error"]["message"]

@@ -126,6 +126,39 @@ def count_for(
     return shown(counts, obf, fp)
 
 
+def project_count(hub: Any, con: Any, principal: Principal, slug: str) -> dict[str, Any]:
+    """Exact counts of an approved project's cohort, for its members, with the number of
+    persons its opposition exclusions removed (the project's report)."""
+    from hdhub.errors import Conflict, Forbidden
+    from hdhub.governance.projects import get_project, members_of
+
+    with Session(hub.catalog) as s:
+        project = get_project(s, slug)
+        members = members_of(s, project)
+    if principal.name not in members:
+        raise Forbidden(f"{principal.name}: not a member of project {slug!r}")
+    expired = project.expires_at is not None and _aware(project.expires_at) < datetime.now(UTC)
+    if project.status not in ("approved", "active") or expired:
+        raise Conflict(
+            f"project {slug!r} is {'expired' if expired else project.status}: no approved perimeter"
+        )
+    if not project.cohort_name or not project.cohort_owner or project.cohort_version is None:
+        raise Conflict(f"project {slug!r} has no cohort in its perimeter")
+    row = get_definition(hub.catalog, project.cohort_owner, project.cohort_name, project.cohort_version)
+    definition = CohortDefinition.model_validate_json(row.definition)
+    counts = count_cohort(con, definition, opposed_person_ids(hub.catalog, con))
+    everyone = count_cohort(con, definition, breakdowns=False)
+    return {
+        "project": slug,
+        **shown(counts, None, row.fingerprint),
+        "excluded_by_opposition": everyone.persons - counts.persons,
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def shown(counts: CohortCounts, obf: Obfuscator | None, fp: str) -> dict[str, Any]:
     def show(n: int, label: str) -> int | str:
         return n if obf is None else obf.show(n, label)

@@ -39,6 +39,7 @@ POLICY: dict[str, frozenset[str]] = {
     "projects:request": frozenset({"clinician", "researcher"}),
     "projects:read": frozenset({"clinician", "committee", "dpo", "researcher"}),
     "projects:review": frozenset({"committee"}),
+    "projects:count": frozenset({"clinician", "researcher"}),  # members of an approved project
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),

@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import DbSession as Db
-from hdhub.api.deps import audit_context, require
+from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.catalog.models import Project
 from hdhub.errors import Forbidden
 from hdhub.governance import projects as gov
+from hdhub.hub import Hub
 from hdhub.security.principal import Principal
+from hdhub.warehouse.connection import connect_read_only
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 
@@ -158,3 +160,24 @@ def decision(request: Request, s: Db, principal: Annotated[Principal, Depends(re
 @router.get("/register", summary="The public register of research projects (no login)")
 def public_register(s: Db) -> list[dict[str, Any]]:
     return gov.register(s)
+
+
+@router.post("/projects/{slug}/count", summary="Exact counts of an approved project's cohort (its members)")
+def project_count(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    principal: Annotated[Principal, Depends(require("projects:count"))],
+    slug: str,
+) -> dict[str, Any]:
+    from hdhub.cohorts.service import project_count as count
+
+    audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
+    con = connect_read_only(hub.settings.warehouse_url_resolved)
+    try:
+        result = count(hub, con, principal, slug)
+    finally:
+        con.disconnect()
+    audit_context(
+        request, detail={"persons": result["persons"], "excluded": result["excluded_by_opposition"]}
+    )
+    return result
