@@ -1,1 +1,2 @@
-"""Privacy: the encrypted identity store (pseudonyms, de-identification and opposition come later)."""
+"""Privacy: the encrypted identity store and per-project pseudonyms and date shifts
+(de-identification of notes and images comes with project provisioning)."""
