@@ -38,6 +38,7 @@ def test_request_review_decide_and_the_public_register(api: Api) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "draft" and r.json()["members"]["user-clinician"] == "pi"
     assert api.client.get("/api/v1/register").json() == []  # no login, and drafts stay private
+    assert "Aucun projet" in api.client.get("/register").text
     assert (
         api.client.post("/api/v1/projects/diabete-hba1c/submit", headers=researcher).json()["status"]
         == "submitted"
@@ -48,6 +49,9 @@ def test_request_review_decide_and_the_public_register(api: Api) -> None:
     r = api.client.post("/api/v1/projects/diabete-hba1c/decision", json={"outcome": "approved"}, headers=c2)
     assert r.status_code == 200 and r.json()["status"] == "approved"
     assert r.json()["perimeter"]["data"][0]["table"] == "measurement"
+    page = api.client.get("/register")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "HbA1c after metformin" in page.text and "user-clinician" in page.text and "approved" in page.text
     [entry] = api.client.get("/api/v1/register").json()
     assert entry["project"] == "diabete-hba1c" and entry["status"] == "approved" and entry["decided"]
     trail = [(e.action, e.actor) for e in reversed(api.hub.audit.search(project="diabete-hba1c"))]
@@ -126,3 +130,13 @@ def test_members_of_an_approved_project_get_its_exact_counts_and_exclusions(api:
         users.set_roles(s, "someone", ["researcher"])
     r = api.client.post("/api/v1/projects/diabete-hba1c/count", headers=outsider)
     assert r.status_code == 403 and "not a member" in r.json()["error"]["message"]
+
+
+def test_the_register_page_escapes_what_requesters_typed(api: Api) -> None:
+    researcher = api.as_role("researcher")
+    hostile = {**REQUEST, "title": "<script>alert(1)</script>", "purpose": '"><img src=x onerror=alert(1)>'}
+    assert api.client.post("/api/v1/projects", json=hostile, headers=researcher).status_code == 201
+    api.client.post("/api/v1/projects/diabete-hba1c/submit", headers=researcher)
+    page = api.client.get("/register").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img" not in page

@@ -48,4 +48,5 @@ def create_app(hub: Hub) -> FastAPI:
         media,
     ):
         app.include_router(module.router)
+    app.include_router(projects.page_router)
     return app

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import jinja2
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -160,6 +161,17 @@ def decision(request: Request, s: Db, principal: Annotated[Principal, Depends(re
 @router.get("/register", summary="The public register of research projects (no login)")
 def public_register(s: Db) -> list[dict[str, Any]]:
     return gov.register(s)
+
+
+_pages = jinja2.Environment(
+    loader=jinja2.PackageLoader("hdhub.api", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+page_router = APIRouter(tags=["projects"])
+
+
+@page_router.get("/register", response_class=HTMLResponse, summary="The public register as a page (no login)")
+def register_page(s: Db) -> HTMLResponse:
+    return HTMLResponse(_pages.get_template("register.html.j2").render(projects=gov.register(s)))
 
 
 @router.post("/projects/{slug}/count", summary="Exact counts of an approved project's cohort (its members)")
