@@ -39,7 +39,8 @@ Domain = Literal[
     "condition", "drug", "measurement", "procedure", "observation", "visit", "device", "death", "note"
 ]
 Sex = Literal["female", "male", "unknown"]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # concept sets and saved definitions
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Days = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 
 

@@ -61,12 +61,14 @@ def execute(con: Any, expr: Any) -> pa.Table:
     The SQL goes straight to the connection: Ibis's own execution path looks up every
     table's schema and adds tens of milliseconds to queries answered in a few.
     """
+    return _duckdb(con).execute(to_sql(expr, "duckdb", pretty=False)).fetch_arrow_table()
+
+
+def _duckdb(con: Any) -> Any:
+    """The DuckDB connection under an Ibis backend (cohorts run on DuckDB warehouses)."""
     if getattr(con, "name", "") != "duckdb":
         raise CohortQueryError(f"cohorts run on DuckDB warehouses, not {getattr(con, 'name', con)!r}")
-    return con.con.execute(to_sql(expr, "duckdb", pretty=False)).fetch_arrow_table()
-
-
-_KINDS = ("summary", "sex_age", "site")
+    return con.con
 
 
 @functools.lru_cache(maxsize=256)
@@ -92,8 +94,7 @@ def count_cohort(
 ) -> CohortCounts:
     """Exact counts: entry persons, each rule's attrition, final persons, breakdowns."""
     started = time.perf_counter()
-    if getattr(con, "name", "") != "duckdb":
-        raise CohortQueryError(f"cohorts run on DuckDB warehouses, not {getattr(con, 'name', con)!r}")
+    db = _duckdb(con)
     sets = resolve_concept_sets(con, definition)
     key = (
         definition.model_dump_json(by_alias=True).encode(),
@@ -102,7 +103,7 @@ def count_cohort(
     )
 
     def run(kind: str) -> list[dict[str, Any]]:
-        return con.con.execute(_cohort_sql(*key, kind)).fetch_arrow_table().to_pylist()
+        return db.execute(_cohort_sql(*key, kind)).fetch_arrow_table().to_pylist()
 
     try:
         row = run("summary")[0]

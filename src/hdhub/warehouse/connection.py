@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,17 @@ from hdhub.errors import ConfigError, HdhubError
 from hdhub.warehouse.schema import create_cdm
 
 
-def connect(url: str) -> Any:
-    """An Ibis backend on the warehouse; creates the OMOP CDM 5.4 tables if missing."""
+def _duckdb_path(url: str) -> str:
     if not url.startswith("duckdb:///"):
         raise ConfigError(
             f"unsupported warehouse URL {url!r}: use duckdb:///… (PostgreSQL and Spark come later)"
         )
-    path = url[len("duckdb:///") :]
+    return url[len("duckdb:///") :]
+
+
+def connect(url: str) -> Any:
+    """An Ibis backend on the warehouse; creates the OMOP CDM 5.4 tables if missing."""
+    path = _duckdb_path(url)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -36,11 +42,20 @@ class WarehouseUnavailable(HdhubError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+@contextmanager
+def read_only(url: str) -> Iterator[Any]:
+    """An Ibis backend that only reads the warehouse, closed on the way out (the API's: it
+    never takes DuckDB's write lock, so loads keep working)."""
+    con = connect_read_only(url)
+    try:
+        yield con
+    finally:
+        con.disconnect()
+
+
 def connect_read_only(url: str) -> Any:
     """An Ibis backend that only reads the warehouse (the API's: it never takes the write lock)."""
-    if not url.startswith("duckdb:///"):
-        raise ConfigError(f"unsupported warehouse URL {url!r}: use duckdb:///…")
-    path = url[len("duckdb:///") :]
+    path = _duckdb_path(url)
     if path != ":memory:" and not Path(path).is_file():
         raise WarehouseUnavailable("the warehouse is empty: nothing has been loaded yet")
     try:

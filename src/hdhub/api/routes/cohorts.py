@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from hdhub.api.deps import audit_context, get_hub, read_body, require
-from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, parse_definition
+from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, NAME_PATTERN, parse_definition
 from hdhub.cohorts.service import count_for, get_definition, list_definitions, record_summary, save_definition
 from hdhub.errors import ValidationError
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
-from hdhub.warehouse.connection import connect_read_only
+from hdhub.warehouse.connection import read_only
 
 router = APIRouter(prefix="/api/v1/cohorts", tags=["cohorts"])
 
@@ -72,11 +72,8 @@ def count(
     breakdowns = body.get("breakdowns", True)
     if not isinstance(breakdowns, bool):
         raise ValidationError("'breakdowns' is true or false")
-    con = connect_read_only(hub.settings.warehouse_url_resolved)
-    try:
+    with read_only(hub.settings.warehouse_url_resolved) as con:
         result = count_for(hub, con, principal, definition, breakdowns=breakdowns)
-    finally:
-        con.disconnect()
     audit_context(
         request,
         resource_type="cohort",
@@ -98,15 +95,11 @@ def save(
         raise ValidationError('the body is {"name": …, "definition": {…}}')
     definition = parse_definition(body["definition"])
     name = body.get("name") or definition.name
-    if not isinstance(name, str) or not _valid_name(name):
+    if not isinstance(name, str) or re.fullmatch(NAME_PATTERN, name) is None:
         raise ValidationError("name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     row = save_definition(hub.catalog, principal.name, name, definition)
     audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
     return JSONResponse(record_summary(row), status_code=201)
-
-
-def _valid_name(name: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) is not None
 
 
 @router.get("", summary="Your saved cohort definitions (every version)")

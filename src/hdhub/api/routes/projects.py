@@ -23,7 +23,7 @@ from hdhub.errors import Forbidden
 from hdhub.governance import projects as gov
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
-from hdhub.warehouse.connection import connect_read_only
+from hdhub.warehouse.connection import read_only
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 
@@ -184,11 +184,8 @@ def project_count(
     from hdhub.cohorts.service import project_count as count
 
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
-    con = connect_read_only(hub.settings.warehouse_url_resolved)
-    try:
+    with read_only(hub.settings.warehouse_url_resolved) as con:
         result = count(hub, con, principal, slug)
-    finally:
-        con.disconnect()
     audit_context(
         request, detail={"persons": result["persons"], "excluded": result["excluded_by_opposition"]}
     )
