@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,49 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"sample data not found at {SHARED_DATA} (see ../shared/data/README.md)")
     return SHARED_DATA
+
+
+def hdhub_ok(*args: str) -> str:
+    """Run the CLI in-process; it must succeed."""
+    from typer.testing import CliRunner
+
+    from hdhub.cli.main import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def build_population(root: Path, patients: int, seed: int) -> Path:
+    """A deployment holding `hdhub synth` (3 sites) loaded as a data team would load it."""
+    home = root / "home"
+    hdhub_ok("init", str(home))
+    hdhub_ok("--home", str(home), "db", "upgrade")
+    hdhub_ok("--home", str(home), "vocab", "load", "--builtin")
+    hdhub_ok("synth", str(root / "synth"), "--patients", str(patients), "--seed", str(seed))
+    for site in sorted(p.name for p in (root / "synth").iterdir()):
+        hdhub_ok("--home", str(home), "ingest", "fhir", str(root / "synth" / site), "--site", site)
+    return home
+
+
+@contextmanager
+def live_server(hub: Hub) -> Iterator[str]:
+    """The deployment's app served by uvicorn on a loopback port (for real HTTP clients)."""
+    import threading
+
+    import uvicorn
+
+    from hdhub.api.app import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)

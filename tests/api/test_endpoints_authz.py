@@ -66,6 +66,26 @@ def fresh_project(api: Api, status: str) -> str:
 VISITS = {"entry": {"events": [{"domain": "visit"}]}}
 
 
+def active_project(api: Api) -> str:
+    """An approved project of user-researcher, provisioned (its workspace is open)."""
+    from hdhub.workspaces.provision import provision
+
+    slug = fresh_project(api, "approved")
+    provision(api.hub, slug, by="test")
+    return slug
+
+
+def fresh_release(api: Api, released: bool) -> str:
+    """A release request of user-researcher (a passing table), released by two checkers or not."""
+    from hdhub.workspaces import airlock
+
+    release = airlock.request_release(api.hub, active_project(api), "user-researcher", "t.csv", b"n\n12\n")
+    if released:
+        for checker in ("committee-colleague", "committee-other"):
+            airlock.review_release(api.hub, release.id, checker, "approve")
+    return str(release.id)
+
+
 def send(
     api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
 ) -> httpx.Response:
@@ -75,7 +95,10 @@ def send(
         status = {"reviews": "submitted", "decision": "under_review", "count": "approved"}.get(
             ending, "draft"
         )
-        path = path.replace("PROJECT", fresh_project(api, status))
+        slug = active_project(api) if ending == "tokens" else fresh_project(api, status)
+        path = path.replace("PROJECT", slug)
+    if "RELEASE" in path:
+        path = path.replace("RELEASE", fresh_release(api, released=path.endswith("/file")))
     if path.endswith("/cohorts/SAVED"):  # the caller's own saved definition
         path = path.replace("SAVED", "c")
         api.client.post(
@@ -128,6 +151,10 @@ ENDPOINTS = [
     ("POST", "/api/v1/projects/PROJECT/reviews", "projects:review", {"text": "a comment"}),
     ("POST", "/api/v1/projects/PROJECT/decision", "projects:review", {"outcome": "changes_requested"}),
     ("POST", "/api/v1/projects/PROJECT/count", "projects:count", None),
+    ("POST", "/api/v1/projects/PROJECT/tokens", "workspaces:token", {"days": 1}),
+    ("GET", "/api/v1/releases", "releases:review", None),
+    ("POST", "/api/v1/releases/RELEASE/reviews", "releases:review", {"vote": "approve"}),
+    ("GET", "/api/v1/releases/RELEASE/file", "releases:read", None),
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
     ("GET", "/dicomweb/studies?PatientID=*", "imaging:read", None),
     ("GET", f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}", "imaging:read", None),
@@ -183,27 +210,44 @@ ENDPOINTS = [
 
 # Readable without login; every other /api/v1 route is in the matrix.
 PUBLIC = ("/api/v1/auth", "/api/v1/register")
+# Reached with project tokens only: the isolation test (tests/workspaces) enumerates them;
+# here, every role's own token is refused.
+WORKSPACE = "/api/v1/workspaces/"
 
 
 def test_public_routes_answer_anonymous_callers(api: Api) -> None:
     assert api.client.get("/api/v1/register").status_code == 200
 
 
+def openapi_routes(api: Api) -> list[tuple[str, str]]:
+    """(method, path) of every route, from the OpenAPI schema."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    return [(m.upper(), p) for p, ops in paths.items() for m in ops]
+
+
 def test_every_route_is_in_the_matrix(api: Api) -> None:
     """A new endpoint cannot ship without its authorisation test."""
     listed = {(m, p.split("?")[0]) for m, p, _, _ in ENDPOINTS}
-    for route in api.client.app.routes:
-        path = getattr(route, "path", "")
-        if not path.startswith(("/api/v1/", "/dicomweb", "/metrics")) or path.startswith(PUBLIC):
+    routes = openapi_routes(api)
+    assert len(routes) > 60  # the schema lists every route (FastAPI >= 0.16x nests app.routes)
+    missing = []
+    for method, path in routes:
+        if not path.startswith(("/api/v1/", "/dicomweb", "/metrics")) or path.startswith(
+            (*PUBLIC, WORKSPACE)
+        ):
+            continue
+        if method == "HEAD":  # as before: HEAD answers carry no error body to check
             continue
         concrete = (
             path.replace("{study}", STUDY).replace("{series}", SERIES).replace("{instance}", INSTANCE)
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
             .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
-            .replace("{name}", "SAVED").replace("{slug}", "PROJECT")
+            .replace("{name}", "SAVED").replace("{slug}", "PROJECT").replace("{release_id}", "RELEASE")
+            .replace("{frames}", "1")
         )  # fmt: skip
-        for method in route.methods - {"HEAD"}:
-            assert (method, concrete) in listed, (method, path)
+        if (method, concrete) not in listed:
+            missing.append((method, path))
+    assert not missing
 
 
 @pytest.mark.parametrize(("method", "path", "action", "body"), ENDPOINTS)
@@ -227,6 +271,20 @@ def test_each_role_gets_exactly_its_policy(
         else:
             assert r.status_code == 403, (role, r.text)
             assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_user_tokens_never_open_a_workspace(api: Api) -> None:
+    slug = active_project(api)
+    routes = [(m, p) for m, p in openapi_routes(api) if p.startswith(WORKSPACE)]
+    assert len(routes) >= 4
+    for method, path in routes:
+        concrete = path.replace("{slug}", slug).replace("{name}", "person.parquet") + (
+            "?name=t.csv" if method == "POST" else ""
+        )
+        for role in ROLES:
+            r = api.client.request(method, concrete, headers=api.as_role(role))
+            assert r.status_code == 403, (method, path, role, r.text)
+        assert api.client.request(method, concrete).status_code == 401
 
 
 def test_malformed_authorization_headers(api: Api) -> None:

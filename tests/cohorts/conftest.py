@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from hdhub.cli.main import app
 from hdhub.ingest.omop_csv import load_omop_csv
 from hdhub.warehouse import connect
 from hdhub.warehouse.ancestors import build_concept_ancestor
+from tests.conftest import build_population
 
 POPULATION_PATIENTS = 300
 
@@ -28,23 +27,10 @@ def sample_warehouse(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
     con.disconnect()
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.fixture(scope="session")
 def population_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A deployment holding `hdhub synth` (3 sites) loaded as a data team would load it."""
-    root = tmp_path_factory.mktemp("population")
-    home = root / "home"
-    run("init", str(home))
-    run("--home", str(home), "db", "upgrade")
-    run("--home", str(home), "vocab", "load", "--builtin")
-    run("synth", str(root / "synth"), "--patients", str(POPULATION_PATIENTS), "--seed", "7")
-    for site in sorted(p.name for p in (root / "synth").iterdir()):
-        run("--home", str(home), "ingest", "fhir", str(root / "synth" / site), "--site", site)
+    home = build_population(tmp_path_factory.mktemp("population"), POPULATION_PATIENTS, seed=7)
     con = connect(f"duckdb:///{home}/warehouse.duckdb")
     # A vocabulary update: the prediabetes source concept the data carries now 'Maps to' T2DM.
     con.con.execute(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from hdhub import __version__
+from hdhub.api.deps import project_fence
 from hdhub.api.errors import install_error_handlers
 from hdhub.api.middleware import HttpMetrics, install_middleware
 from hdhub.api.routes import (
@@ -18,6 +19,7 @@ from hdhub.api.routes import (
     media,
     projects,
     users,
+    workspaces,
 )
 from hdhub.hub import Hub
 from hdhub.security.oidc import OidcVerifier
@@ -28,6 +30,7 @@ def create_app(hub: Hub) -> FastAPI:
         title="hdhub",
         version=__version__,
         description="Health data platform API: platform, FHIR R4 (/fhir/r4) and DICOMweb (/dicomweb).",
+        dependencies=[Depends(project_fence)],
     )
     app.state.hub = hub
     app.state.metrics = HttpMetrics()
@@ -46,7 +49,9 @@ def create_app(hub: Hub) -> FastAPI:
         dicomweb,
         dicomweb_images,
         media,
+        workspaces,
     ):
         app.include_router(module.router)
+    app.include_router(workspaces.admin_router)
     app.include_router(projects.page_router)
     return app

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from hdhub.errors import AuthenticationError, PayloadTooLarge
+from hdhub.catalog.models import Project
+from hdhub.errors import AuthenticationError, Forbidden, PayloadTooLarge
 from hdhub.hub import Hub
 from hdhub.security.authz import authorize
 from hdhub.security.oidc import looks_like_jwt
@@ -53,9 +54,34 @@ def current_principal(request: Request) -> Principal:
         else:
             with Session(get_hub(request).catalog) as session, session.begin():
                 row = resolve_token(session, credentials)
-                principal = principal_for(row.user, kind="token", source=source)
+                project = session.get(Project, row.project_id) if row.project_id is not None else None
+                principal = principal_for(
+                    row.user, kind="token", source=source, project=project.slug if project else None
+                )
     request.state.principal = principal
     return principal
+
+
+WORKSPACE_ROUTES = "/api/v1/workspaces/{slug}"
+
+
+def project_fence(request: Request) -> None:
+    """App-wide dependency: a project token reaches its own project's workspace routes and
+    nothing else — every other route, public ones included, answers 403. Being app-wide, it
+    covers routes added later without anyone remembering to."""
+    if not request.headers.get("authorization"):
+        return
+    try:
+        principal = current_principal(request)
+    except AuthenticationError:
+        return  # the route decides: public routes ignore the header, the others refuse it
+    scope = principal.scope_project
+    if scope is None:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    if not path.startswith(WORKSPACE_ROUTES) or request.path_params.get("slug") != scope:
+        raise Forbidden(f"{principal.name}: a token of project {scope!r} reads only that project's workspace")
 
 
 def require(action: str) -> Callable[..., Principal]:

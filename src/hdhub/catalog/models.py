@@ -76,6 +76,8 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A project token reads that project's workspace and nothing else (issue 6).
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -339,6 +341,12 @@ class Project(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The workspace: its key (random, wrapped by the deployment's KEK; destroyed at deletion),
+    # the current extract, and the expiry steps.
+    workspace_key: Mapped[str | None] = mapped_column(Text)
+    extract_version: Mapped[int | None] = mapped_column(Integer)
+    frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProjectMember(Base):
@@ -361,5 +369,56 @@ class ProjectReview(Base):
     reviewer: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(8))  # comment | vote
     vote: Mapped[str | None] = mapped_column(String(16))  # approve | reject | changes
+    text: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectExtract(Base):
+    """One provisioning of a project's workspace: what was extracted (never updated)."""
+
+    __tablename__ = "project_extracts"
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    prefix: Mapped[str] = mapped_column(String(300))  # object-store prefix of its files
+    persons: Mapped[int] = mapped_column(BigId)
+    excluded_by_opposition: Mapped[int] = mapped_column(BigId)
+    manifest: Mapped[str] = mapped_column(Text)  # JSON: tables, rows, columns, SHA-256 …
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseRequest(Base):
+    """A file a project member asks to take out of the workspace (the output airlock)."""
+
+    __tablename__ = "release_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(255))
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigId)
+    checks: Mapped[str] = mapped_column(Text)  # JSON: the automatic disclosure checks
+    check_status: Mapped[str] = mapped_column(String(8))  # pass | fail | review
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | released | rejected
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseReview(Base):
+    """An output checker's decision on a release request (never updated)."""
+
+    __tablename__ = "release_reviews"
+    __table_args__ = (UniqueConstraint("release_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("release_requests.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    vote: Mapped[str] = mapped_column(String(8))  # approve | reject
     text: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

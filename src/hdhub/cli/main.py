@@ -16,11 +16,13 @@ from hdhub.cli import (
     ingest,
     objects,
     opposition,
+    project,
     serve,
     synth,
     users,
     vocab,
     warehouse,
+    workspace,
 )
 from hdhub.cli.context import new_app, state
 
@@ -64,6 +66,8 @@ app.add_typer(dicom.app, name="dicom")
 app.add_typer(cohort.app, name="cohort")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(opposition.app, name="opposition")
+app.add_typer(project.app, name="project")
+app.add_typer(workspace.app, name="workspace")
 
 
 def main() -> None:

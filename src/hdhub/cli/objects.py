@@ -148,16 +148,23 @@ def rm(
 @app.command("rotate-key")
 def rotate_key(ctx: typer.Context) -> None:
     """Make a new key-encryption key and re-wrap every data key (objects are not rewritten)."""
+    from sqlalchemy.orm import Session
+
     from hdhub.config.keys import key_id, load_keys, retire_kek, rotate_kek
     from hdhub.privacy.identity_store import IdentityStore
+    from hdhub.workspaces.keys import PREFIX, rewrap_project_keys
 
     st = state(ctx)
     decision = st.authorize("objects:rotate-key")
     secrets_dir = st.hub.settings.secrets_path
     old, _new = rotate_kek(secrets_dir)
     store = st.hub.objects
-    count = store.rewrap(load_keys(secrets_dir).keyring)
+    keyring = load_keys(secrets_dir).keyring
+    # Workspace files are under their projects' own keys: the projects' keys are re-wrapped instead.
+    count = store.rewrap(keyring, skip_prefix=f"{PREFIX}/")
     count += IdentityStore(st.hub.catalog, load_keys(secrets_dir)).rewrap()  # patients' identities too
+    with Session(st.hub.catalog) as s, s.begin():
+        count += rewrap_project_keys(s, keyring)
     retire_kek(secrets_dir, key_id(old))  # only once every data key is re-wrapped
     st.audit(
         "objects.rotate-key",

@@ -211,9 +211,10 @@ def votes(s: Session, project: Project) -> dict[str, str]:
     return {r.reviewer: r.vote for r in rows if r.vote}
 
 
-def decide(s: Session, project: Project, by: str, outcome: str) -> None:
+def decide(s: Session, project: Project, by: str, outcome: str, *, keep_dates: bool = False) -> None:
     """The committee's decision. Approval needs a majority of approving votes and fixes the
-    perimeter: the cohort version, tables and columns, dates and the expiry."""
+    perimeter: the cohort version, tables and columns, dates, the expiry, and whether the
+    extract keeps real dates (``keep_dates``; by default each patient's dates are shifted)."""
     _check_reviewer(s, project, by)
     if outcome not in ("approved", "rejected", "changes_requested"):
         raise ValidationError("outcome: approved, rejected or changes_requested")
@@ -241,6 +242,7 @@ def decide(s: Session, project: Project, by: str, outcome: str) -> None:
                 "data": orjson.loads(project.data_request),
                 "date_from": project.date_from,
                 "date_to": project.date_to,
+                "keep_dates": keep_dates,
                 "expires_at": project.expires_at.isoformat(),
             }
         ).decode()  # fmt: skip

@@ -288,14 +288,16 @@ class ObjectStore(ABC):
         self._write_lock(info, info.retention, on, False)
         return self.head(key, version_id)
 
-    def rewrap(self, keyring: dict[str, bytes] | None = None) -> int:
-        """Re-wrap every data key under the current KEK; object bytes are not rewritten."""
+    def rewrap(self, keyring: dict[str, bytes] | None = None, *, skip_prefix: str | None = None) -> int:
+        """Re-wrap every data key under the current KEK; object bytes are not rewritten.
+
+        ``skip_prefix`` leaves out objects under their own keys (project workspaces)."""
         if keyring is not None:
             self.keyring = dict(keyring)
         current = next(iter(self.keyring))
         done = 0
         for info in self.versions():
-            if info.delete_marker:
+            if info.delete_marker or (skip_prefix and info.key.startswith(skip_prefix)):
                 continue
             header, override = self._stored_header(info)
             effective = override or header.key

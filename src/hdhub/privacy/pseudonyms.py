@@ -8,6 +8,9 @@ warehouse's keyed hash of the patient (``person_source_value``), stable across r
 - ``person_id``: 63 bits of HMAC-SHA-256 — a positive BIGINT (the OMOP DDL's 32-bit integer
   would make collisions likely beyond some 10,000 persons; at 63 bits a project of a million
   persons has about one chance in ten million of one, which provisioning checks).
+- ``event_salt``: a project secret for the ids of events (visits, conditions, notes …),
+  remapped in the warehouse engine itself as the first 63 bits of SHA-256(salt:id) — too
+  many rows for HMAC in Python, and the salt never leaves the server;
 - ``date_shift``: a whole number of days in [-max_days, +max_days], never 0, the same for all
   of a person's dates in the project, so intervals within a patient's record are kept.
 """
@@ -43,6 +46,14 @@ class ProjectPseudonyms:
     def person_id(self, person_key: str) -> int:
         """The person's id in this project's extract (1 … 2**63 - 1)."""
         return int.from_bytes(self._mac("person", person_key)[:8], "big") >> 1 or 1
+
+    def event_salt(self) -> str:
+        """A 64-hex-digit project secret keying the remapping of event ids."""
+        return self._mac("event-ids", "").hex()
+
+    def uid_key(self) -> bytes:
+        """The project's key for remapping DICOM UIDs (hdhub.privacy.dicom_deid)."""
+        return self._mac("dicom-uids", "")
 
     def date_shift(self, person_key: str) -> int:
         """Days added to every date of this person in this project's extract (never 0)."""

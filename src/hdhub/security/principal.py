@@ -15,6 +15,8 @@ class Principal:
     user_id: int | None = None
     source: str | None = None  # network address, or "cli:<host user>"
     projects: frozenset[str] = field(default=frozenset())
+    # Set for a project token: it reads that project's workspace and nothing else.
+    scope_project: str | None = None
 
     @classmethod
     def anonymous(cls, source: str | None = None) -> Principal:

@@ -40,6 +40,16 @@ POLICY: dict[str, frozenset[str]] = {
     "projects:read": frozenset({"clinician", "committee", "dpo", "researcher"}),
     "projects:review": frozenset({"committee"}),
     "projects:count": frozenset({"clinician", "researcher"}),  # members of an approved project
+    # project workspaces: data engineers provision an approved perimeter; members take project
+    # tokens and work inside (the token names the project); output checkers (the committee)
+    # release results from the airlock
+    "workspaces:provision": frozenset({"admin", "data_engineer"}),
+    "workspaces:token": frozenset({"clinician", "researcher"}),
+    "workspaces:read": frozenset({"clinician", "researcher"}),
+    "workspaces:release": frozenset({"clinician", "researcher"}),
+    "releases:review": frozenset({"committee"}),
+    "releases:read": frozenset({"clinician", "committee", "researcher"}),  # checkers; members once released
+    "workspaces:expire": frozenset({"admin"}),
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),

@@ -1,5 +1,9 @@
 """API bearer tokens: random, stored as SHA-256, expiring, revocable.
 
+A project token (``project``) reads that project's workspace and nothing else; it lives
+no longer than the project's approval and dies as soon as the project stops being active
+(expired, frozen, closed) or its user leaves the project.
+
 A token's ``last_used_at`` is updated at most once a minute: recording every request would
 make each read a catalog write.
 """
@@ -13,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import ApiToken, User
-from hdhub.errors import AuthenticationError, NotFound, ValidationError
+from hdhub.catalog.models import ApiToken, Project, ProjectMember, User
+from hdhub.errors import AuthenticationError, Conflict, Forbidden, NotFound, ValidationError
 
 TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -30,23 +34,46 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-def issue_token(session: Session, user: User, *, name: str, ttl: timedelta) -> tuple[str, ApiToken]:
-    """Create a token; the secret is returned once and never stored."""
+def issue_token(
+    session: Session, user: User, *, name: str, ttl: timedelta, project: Project | None = None
+) -> tuple[str, ApiToken]:
+    """Create a token; the secret is returned once and never stored. With ``project``, a
+    project token for one of its members, expiring with the project at the latest."""
     if ttl <= timedelta(0):
         raise ValidationError("token lifetime must be positive")
     if user.disabled:
         raise ValidationError(f"user {user.username!r} is disabled")
+    expires = datetime.now(UTC) + ttl
+    if project is not None:
+        _check_project_token(session, project, user.username)
+        if project.expires_at is not None:
+            expires = min(expires, _aware(project.expires_at))
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
         name=name[:100],
         token_hash=_digest(secret),
         prefix=secret[:12],
-        expires_at=datetime.now(UTC) + ttl,
+        expires_at=expires,
+        project_id=project.id if project is not None else None,
     )
     session.add(row)
     session.flush()
     return secret, row
+
+
+def _check_project_token(session: Session, project: Project, username: str) -> None:
+    """A project token needs an active, unfrozen project and a member holding it."""
+    member = session.scalar(
+        select(ProjectMember.id).where(
+            ProjectMember.project_id == project.id, ProjectMember.username == username
+        )
+    )
+    if member is None:
+        raise Forbidden(f"{username}: not a member of project {project.slug!r}")
+    expired = project.expires_at is not None and _aware(project.expires_at) <= datetime.now(UTC)
+    if project.status != "active" or project.frozen_at is not None or expired:
+        raise Conflict(f"project {project.slug!r} has no open workspace (it is {project.status})")
 
 
 def resolve_token(session: Session, secret: str) -> ApiToken:
@@ -61,6 +88,12 @@ def resolve_token(session: Session, secret: str) -> ApiToken:
         raise AuthenticationError("token expired")
     if row.user.disabled:
         raise AuthenticationError("account disabled")
+    if row.project_id is not None:
+        project = session.get(Project, row.project_id)
+        try:
+            _check_project_token(session, project, row.user.username)  # type: ignore[arg-type]
+        except (Conflict, Forbidden) as exc:
+            raise AuthenticationError(f"project token no longer valid: {exc}") from None
     if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row

@@ -96,7 +96,16 @@ def authenticate(session: Session, username: str, password: str) -> User:
     return user
 
 
-def principal_for(user: User, kind: str = "user", source: str | None = None) -> Principal:
+def principal_for(
+    user: User, kind: str = "user", source: str | None = None, project: str | None = None
+) -> Principal:
+    """The user as a principal; with ``project``, scoped to that project's workspace."""
     return Principal(
-        name=user.username, roles=frozenset(user.role_names), kind=kind, user_id=user.id, source=source
+        name=user.username,
+        roles=frozenset(user.role_names),
+        kind=kind,
+        user_id=user.id,
+        source=source,
+        projects=frozenset({project}) if project else frozenset(),
+        scope_project=project,
     )

@@ -67,6 +67,7 @@ class ReviewIn(_Body):
 
 class DecisionIn(_Body):
     outcome: str = Field(description="approved, rejected or changes_requested")
+    keep_dates: bool = Field(False, description="approval only: the extract keeps real dates (no shift)")
 
 
 def view(s: Session, p: Project) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def decision(request: Request, s: Db, principal: Annotated[Principal, Depends(re
     p = gov.get_project(s, slug)
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug,
                   detail={"outcome": body.outcome})  # fmt: skip
-    gov.decide(s, p, principal.name, body.outcome)
+    gov.decide(s, p, principal.name, body.outcome, keep_dates=body.keep_dates)
     return view(s, p)
 
 

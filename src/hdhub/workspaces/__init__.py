@@ -1,0 +1,1 @@
+"""Project workspaces: extraction of an approved perimeter, the researcher's client, the airlock."""
