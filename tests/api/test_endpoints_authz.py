@@ -92,9 +92,12 @@ def send(
     path = path.replace("MEDIA", api.media_id)
     if "PROJECT" in path:
         ending = path.rsplit("/", 1)[-1]
-        status = {"reviews": "submitted", "decision": "under_review", "count": "approved"}.get(
-            ending, "draft"
-        )
+        status = {
+            "reviews": "submitted",
+            "decision": "under_review",
+            "count": "approved",
+            "close": "approved",
+        }.get(ending, "draft")
         slug = active_project(api) if ending == "tokens" else fresh_project(api, status)
         path = path.replace("PROJECT", slug)
     if "RELEASE" in path:
@@ -152,6 +155,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/projects/PROJECT/decision", "projects:review", {"outcome": "changes_requested"}),
     ("POST", "/api/v1/projects/PROJECT/count", "projects:count", None),
     ("POST", "/api/v1/projects/PROJECT/tokens", "workspaces:token", {"days": 1}),
+    ("POST", "/api/v1/projects/PROJECT/close", "projects:request", None),
     ("GET", "/api/v1/releases", "releases:review", None),
     ("POST", "/api/v1/releases/RELEASE/reviews", "releases:review", {"vote": "approve"}),
     ("GET", "/api/v1/releases/RELEASE/file", "releases:read", None),

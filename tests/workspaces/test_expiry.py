@@ -77,3 +77,20 @@ def test_key_rotation_rewraps_project_keys_and_keeps_extracts_readable(ws_home: 
         assert len(raw) == manifest["tables"]["person"]["bytes"]
     finally:
         hub.close()
+
+
+def test_closing_early_freezes_at_once(ws_hub: Hub) -> None:
+    from hdhub.errors import Forbidden
+    from hdhub.governance.projects import close
+
+    provision(ws_hub, "study-a", by="eve")
+    with Session(ws_hub.catalog) as s, s.begin():
+        project = get_project(s, "study-a")
+        with pytest.raises(Forbidden, match="only the principal investigator or the author"):
+            close(s, project, by="bob")
+        close(s, project, by="dr-martin")
+        assert project.status == "closed" and project.frozen_at is not None
+    with pytest.raises(Conflict, match="is closed"):
+        provision(ws_hub, "study-a", by="eve")
+    report = expire(ws_hub, now=datetime.now(UTC) + timedelta(days=31))
+    assert report.deleted["study-a"] > 0 and ws_hub.objects.versions("projects/study-a/") == []

@@ -248,6 +248,19 @@ def decide(s: Session, project: Project, by: str, outcome: str, *, keep_dates: b
         ).decode()  # fmt: skip
 
 
+def close(s: Session, project: Project, by: str) -> None:
+    """The PI or the author ends an active (or approved) project early: its workspace is
+    frozen at once and deleted after the grace period, as at expiry (hdhub.workspaces.expiry)."""
+    if by not in (project.pi, project.created_by):
+        raise Forbidden(
+            f"{by}: only the principal investigator or the author closes project {project.slug!r}"
+        )
+    if project.status == "approved":
+        project.status = "active"  # approved but never provisioned: closing is still allowed
+    _move(project, "closed")
+    project.frozen_at = utcnow()
+
+
 def register(s: Session) -> list[dict[str, Any]]:
     """The public register (CNIL transparency): every project once submitted."""
     rows = s.scalars(

@@ -159,6 +159,15 @@ def decision(request: Request, s: Db, principal: Annotated[Principal, Depends(re
     return view(s, p)
 
 
+@router.post("/projects/{slug}/close", summary="The PI or the author closes the project early")
+def close(request: Request, s: Db, principal: Annotated[Principal, Depends(require("projects:request"))],
+          slug: str) -> dict[str, Any]:  # fmt: skip
+    p = gov.get_project(s, slug)
+    audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
+    gov.close(s, p, by=principal.name)
+    return view(s, p)
+
+
 @router.get("/register", summary="The public register of research projects (no login)")
 def public_register(s: Db) -> list[dict[str, Any]]:
     return gov.register(s)
