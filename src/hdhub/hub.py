@@ -78,6 +78,12 @@ class Hub:
 
         return IdentityStore(self.catalog, self.keys)
 
+    def close_warehouse(self) -> None:
+        """Let go of the read-write warehouse connection, if open: DuckDB refuses this process
+        the read-only connections that counts and provisioning open while it is held."""
+        if "warehouse" in self.__dict__:
+            self.__dict__.pop("warehouse").disconnect()
+
     def close(self) -> None:
         if "imaging_workers" in self.__dict__:
             self.imaging_workers.close()
@@ -85,5 +91,4 @@ class Hub:
             self.audit.close()
         if "catalog" in self.__dict__:
             self.catalog.dispose()
-        if "warehouse" in self.__dict__:
-            self.warehouse.disconnect()
+        self.close_warehouse()

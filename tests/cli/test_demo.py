@@ -58,6 +58,22 @@ def test_demo_serves_and_printed_credentials_work(tmp_path: Path) -> None:
         loaded = re.search(r"FHIR resources -> ([\d,]+) persons", output)
         assert loaded and int(loaded.group(1).replace(",", "")) > 1900, output
         assert list((tmp_path / "hdhub-demo" / "reports").glob("dq-*.html"))
+        # The research story: a project waiting for the committee, one with an open workspace.
+        register = {p["project"]: p["status"] for p in httpx.get(f"{base}/api/v1/register").json()}
+        assert register == {"demo-diabete": "active", "demo-insuffisance-cardiaque": "submitted"}
+        secret = re.search(r"demo-researcher\s+password: (\S+)", output).group(1)
+        tok = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": "demo-researcher", "password": secret}
+        )
+        me = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+        project = httpx.post(f"{base}/api/v1/projects/demo-diabete/tokens", json={}, headers=me)
+        assert project.status_code == 201, project.text
+        workspace = httpx.get(
+            f"{base}/api/v1/workspaces/demo-diabete",
+            headers={"Authorization": f"Bearer {project.json()['token']}"},
+        )
+        assert workspace.status_code == 200 and workspace.json()["persons"] > 100
+        assert workspace.json()["notes_deidentified"] > 0
     finally:
         proc.terminate()
         proc.wait(15)

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         """Set up a demo deployment (./hdhub-demo unless --home): a synthetic hospital group
         loaded into the warehouse (first run only), then serve it on 127.0.0.1."""
         from hdhub.catalog.migrate import upgrade
-        from hdhub.cli.demo_data import load_demo_data
+        from hdhub.cli.demo_data import demo_accounts, demo_projects, load_demo_data
         from hdhub.config.deployment import init_deployment
         from hdhub.config.settings import CONFIG_FILE
         from hdhub.security import users as user_service
@@ -118,12 +118,16 @@ def register(app: typer.Typer) -> None:
                     display_name="Demo administrator",
                 )
         st.audit("demo.setup", decision, resource_type="user", resource_id=DEMO_ADMIN)
+        accounts = demo_accounts(st)
         if patients:
             load_demo_data(st, patients)
+            demo_projects(st)
         console.print("\n[bold]Demo accounts[/bold] (password reset at every `hdhub demo`):")
         console.print(
-            f"  {DEMO_ADMIN:12} password: {password}   roles: admin, data_engineer, dpo", highlight=False
+            f"  {DEMO_ADMIN:16} password: {password}   roles: admin, data_engineer, dpo", highlight=False
         )
+        for name, secret, roles in accounts:
+            console.print(f"  {name:16} password: {secret}   roles: {', '.join(roles)}", highlight=False)
         console.print(
             f"\nGet a token:  curl -s -d 'username={DEMO_ADMIN}&password={password}' "
             f"http://127.0.0.1:{port}/api/v1/auth/token",
