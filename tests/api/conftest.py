@@ -17,12 +17,14 @@ from hdhub.api.app import create_app
 from hdhub.hub import Hub
 from hdhub.imaging import media
 from hdhub.imaging.store import store_instance
+from hdhub.monitoring.devices import register_device
 from hdhub.privacy.identity_store import IdentityRecord
 from hdhub.security import tokens, users
 from hdhub.security.roles import ROLES
 
 PASSWORD = "correct horse battery staple"
 PERSON_KEY = "ab" * 20  # a person in the identity store of every test deployment
+DEVICE = "cuff-0001"  # a device of PERSON_KEY in every test deployment
 INS = ("urn:oid:1.2.250.1.213.1.4.8", "180017512345678")
 # A DICOM instance in the imaging archive of every test deployment.
 STUDY, SERIES, INSTANCE = (
@@ -102,6 +104,8 @@ def api(hub: Hub, warehouse_template: Path) -> Iterator[Api]:
         for role in ROLES:
             user = users.create_user(s, f"user-{role.replace('_', '-')}", [role], password=PASSWORD)
             secrets[role], _ = tokens.issue_token(s, user, name="test", ttl=timedelta(hours=1))
+        # A device acts with its own device token (bound to one patient), not a user's.
+        secrets["device"] = register_device(s, DEVICE, PERSON_KEY, "test cuff")
     hub.identities.put_many(
         [
             IdentityRecord(

@@ -27,6 +27,31 @@ def stow_body() -> tuple[str, bytes]:
     )
 
 
+def vitals_body() -> tuple[str, bytes]:
+    """One heart-rate Observation, at a new time each call."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(microseconds=secrets.randbelow(10**9))
+    quantity = {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+    code = {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": now.isoformat(),
+           "code": code, "valueQuantity": quantity}  # fmt: skip
+    return "application/json", orjson.dumps(obs)
+
+
+def fresh_alert(api: Api) -> str:
+    from hdhub.catalog.models import Alert
+
+    with Session(api.hub.catalog) as s, s.begin():
+        at = "2026-01-01T00:00:00.000000Z"
+        alert = Alert(person_key=PERSON_KEY, rule="tachycardia", severity="medium", status="open",
+                      message="heart rate 140/min", dedup_key=secrets.token_hex(8), value_ids="[]",
+                      first_at=at, last_at=at)  # fmt: skip
+        s.add(alert)
+        s.flush()
+        return str(alert.id)
+
+
 def tus_chunk() -> tuple[str, bytes]:
     return "application/offset+octet-stream", b"x"
 
@@ -100,6 +125,8 @@ def send(
         }.get(ending, "draft")
         slug = active_project(api) if ending == "tokens" else fresh_project(api, status)
         path = path.replace("PROJECT", slug)
+    if "ALERT" in path:
+        path = path.replace("ALERT", fresh_alert(api))
     if "RELEASE" in path:
         path = path.replace("RELEASE", fresh_release(api, released=path.endswith("/file")))
     if path.endswith("/cohorts/SAVED"):  # the caller's own saved definition
@@ -157,6 +184,12 @@ ENDPOINTS = [
     ("POST", "/api/v1/projects/PROJECT/tokens", "workspaces:token", {"days": 1}),
     ("POST", "/api/v1/projects/PROJECT/close", "projects:request", None),
     ("GET", "/api/v1/releases", "releases:review", None),
+    ("POST", "/api/v1/vitals", "vitals:write", vitals_body),
+    ("GET", "/api/v1/alerts", "alerts:read", None),
+    ("GET", "/api/v1/alerts/stream?seconds=0.1", "alerts:read", None),
+    ("GET", "/api/v1/alerts/ALERT", "alerts:read", None),
+    ("POST", "/api/v1/alerts/ALERT/ack", "alerts:ack", None),
+    ("GET", "/api/v1/monitoring/rejections", "monitoring:manage", None),
     ("POST", "/api/v1/releases/RELEASE/reviews", "releases:review", {"vote": "approve"}),
     ("GET", "/api/v1/releases/RELEASE/file", "releases:read", None),
     ("POST", "/dicomweb/studies", "imaging:write", stow_body),
@@ -247,7 +280,7 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
             .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
             .replace("{name}", "SAVED").replace("{slug}", "PROJECT").replace("{release_id}", "RELEASE")
-            .replace("{frames}", "1")
+            .replace("{frames}", "1").replace("{alert_id}", "ALERT")
         )  # fmt: skip
         if (method, concrete) not in listed:
             missing.append((method, path))

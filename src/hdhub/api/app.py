@@ -17,6 +17,7 @@ from hdhub.api.routes import (
     health,
     identities,
     media,
+    monitoring,
     projects,
     users,
     workspaces,
@@ -49,6 +50,7 @@ def create_app(hub: Hub) -> FastAPI:
         dicomweb,
         dicomweb_images,
         media,
+        monitoring,
         workspaces,
     ):
         app.include_router(module.router)

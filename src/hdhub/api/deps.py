@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hdhub.catalog.models import Project
 from hdhub.errors import AuthenticationError, Forbidden, PayloadTooLarge
 from hdhub.hub import Hub
+from hdhub.monitoring.devices import DEVICE_TOKEN_PREFIX
 from hdhub.security.authz import authorize
 from hdhub.security.oidc import looks_like_jwt
 from hdhub.security.principal import Principal
@@ -46,7 +47,14 @@ def current_principal(request: Request) -> Principal:
         if scheme.lower() != "bearer" or not credentials:
             raise AuthenticationError("use an 'Authorization: Bearer <token>' header")
         credentials = credentials.strip()
-        if looks_like_jwt(credentials):
+        if credentials.startswith(DEVICE_TOKEN_PREFIX):
+            from hdhub.monitoring.devices import resolve_device_token
+
+            with Session(get_hub(request).catalog) as session:
+                device = resolve_device_token(session, credentials)
+                principal = Principal(name=f"device:{device.device_id}", roles=frozenset({"device"}),
+                                      kind="device", source=source, device=device.device_id)  # fmt: skip
+        elif looks_like_jwt(credentials):
             verifier = request.app.state.oidc
             if verifier is None:
                 raise AuthenticationError("OIDC bearer tokens are not enabled on this server")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -422,3 +423,88 @@ class ReleaseReview(Base):
     vote: Mapped[str] = mapped_column(String(8))  # approve | reject
     text: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MonitoringDevice(Base):
+    """A patient's device (watch, cuff, scale, oximeter), bound to one person (issue 7).
+
+    Its token (``hdd_`` + 256 random bits) is stored as SHA-256, like API tokens."""
+
+    __tablename__ = "monitoring_devices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), unique=True)  # serial / identifier on the wire
+    person_key: Mapped[str] = mapped_column(String(64), index=True)  # warehouse person_source_value
+    kind: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MonitoredPatient(Base):
+    """A patient under remote monitoring, with their own thresholds (JSON, rule -> numbers)."""
+
+    __tablename__ = "monitored_patients"
+
+    person_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    heart_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    thresholds: Mapped[str] = mapped_column(Text, default="{}")
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VitalValue(Base):
+    """One accepted value from a device: the recent window the detectors read, and the
+    staging of OMOP ``measurement`` (``flushed_at`` once written there)."""
+
+    __tablename__ = "vital_values"
+    __table_args__ = (
+        UniqueConstraint("device_id", "code", "effective_at"),  # a replay is a duplicate
+        Index("ix_vital_values_person_code_time", "person_key", "code", "effective_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_key: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(16))  # LOINC
+    value: Mapped[float] = mapped_column(Float)
+    effective_at: Mapped[str] = mapped_column(String(32))  # ISO 8601 UTC, fixed width: sorts as text
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(8))  # http | mqtt
+    flushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class VitalRejection(Base):
+    """Why a device message (or one of its observations) was refused: counted, never data."""
+
+    __tablename__ = "vital_rejections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(8))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+class Alert(Base):
+    """An alert raised by a rule or a detector; repeats update it (``count``, ``last_at``)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_dedup_status", "dedup_key", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8), index=True)  # low | medium | high | urgent
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | acknowledged
+    message: Mapped[str] = mapped_column(String(500))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    value_ids: Mapped[str] = mapped_column(Text)  # JSON: the vital_values that raised it
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[str] = mapped_column(String(32))  # the first triggering value's time
+    last_at: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

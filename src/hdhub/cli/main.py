@@ -14,6 +14,7 @@ from hdhub.cli import (
     dicom,
     dq,
     ingest,
+    monitoring,
     objects,
     opposition,
     project,
@@ -68,6 +69,7 @@ app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(opposition.app, name="opposition")
 app.add_typer(project.app, name="project")
 app.add_typer(workspace.app, name="workspace")
+app.add_typer(monitoring.app, name="monitoring")
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ class Principal:
     projects: frozenset[str] = field(default=frozenset())
     # Set for a project token: it reads that project's workspace and nothing else.
     scope_project: str | None = None
+    # Set for a patient's device (its own token): the device it is.
+    device: str | None = None
 
     @classmethod
     def anonymous(cls, source: str | None = None) -> Principal:

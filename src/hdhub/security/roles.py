@@ -50,6 +50,12 @@ POLICY: dict[str, frozenset[str]] = {
     "releases:review": frozenset({"committee"}),
     "releases:read": frozenset({"clinician", "committee", "researcher"}),  # checkers; members once released
     "workspaces:expire": frozenset({"admin"}),
+    # remote monitoring: devices send vitals; clinicians read and acknowledge alerts; data
+    # engineers register devices, enrol patients and read the rejection counts
+    "vitals:write": frozenset({"device"}),
+    "alerts:read": frozenset({"clinician"}),
+    "alerts:ack": frozenset({"clinician"}),
+    "monitoring:manage": frozenset({"admin", "data_engineer"}),
     # imaging archive: clinicians read images for care; data engineers and PACS accounts store
     "imaging:read": frozenset({"clinician"}),
     "imaging:write": frozenset({"admin", "data_engineer"}),

@@ -1,0 +1,1 @@
+"""Remote monitoring: device vitals over HTTP and MQTT, clinical rules, detectors, alerts."""

@@ -1,0 +1,235 @@
+"""Device messages in, alerts out: what the HTTP route and the MQTT subscriber share.
+
+One message (a batch of observations from one device) is one catalog transaction: its
+values are stored (a replay — same device, code and time — is a duplicate and ignored), its
+rejections counted by reason, and the rules and detectors run on the new values, so an alert
+is visible the moment the message is acknowledged. Values reach OMOP ``measurement`` with
+``hdhub monitoring flush`` (:mod:`hdhub.monitoring.omop`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hdhub.catalog.models import Alert, MonitoredPatient, MonitoringDevice, VitalRejection, VitalValue, utcnow
+from hdhub.monitoring import detectors
+from hdhub.monitoring.rules import SEVERITIES, Finding, Value, evaluate, thresholds
+from hdhub.monitoring.vitals import (
+    DIASTOLIC,
+    HEART_RATE,
+    RR,
+    SPO2,
+    SPO2_PULSE,
+    SYSTOLIC,
+    WEIGHT,
+    Vital,
+    parse,
+)
+
+DRIFT_CODES = (HEART_RATE, SYSTOLIC, DIASTOLIC, SPO2, SPO2_PULSE, WEIGHT)
+MAX_VALUE_IDS = 50
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    alerts: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                "alerts": self.alerts}  # fmt: skip
+
+
+def stamp(moment: dt.datetime) -> str:
+    """Fixed-width ISO 8601 UTC (sorts as text on both catalogs)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def record_rejections(s: Session, source: str, device_id: str | None, reasons: Counter[str],
+                      details: dict[str, str]) -> None:  # fmt: skip
+    for reason, count in reasons.items():
+        s.add(VitalRejection(source=source, device_id=(device_id or "")[:64] or None, reason=reason,
+                             count=count, detail=details[reason][:500]))  # fmt: skip
+
+
+def _insert(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, float, str]]:
+    """Insert, ignoring replays; returns the rows inserted (id, code, value, effective_at)."""
+    if not rows:
+        return []
+    dialect = s.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(VitalValue)
+    stmt = (
+        insert.values(rows)
+        .on_conflict_do_nothing(index_elements=["device_id", "code", "effective_at"])
+        .returning(VitalValue.id, VitalValue.code, VitalValue.value, VitalValue.effective_at)
+    )
+    return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
+
+
+def ingest(
+    catalog: Engine, device_id: str, body: Any, source: str, now: dt.datetime | None = None
+) -> IngestResult:
+    """Store one message of ``device_id`` and raise its alerts; see the module docstring."""
+    now = now or dt.datetime.now(dt.UTC)
+    result = IngestResult()
+    with Session(catalog) as s, s.begin():
+        device = s.scalar(select(MonitoringDevice).where(MonitoringDevice.device_id == device_id))
+        parsed = parse(body, device_id, now)
+        reasons = Counter(r.reason for r in parsed.rejections)
+        details = {r.reason: r.detail for r in reversed(parsed.rejections)}
+        if device is None or device.revoked_at is not None:
+            why = "unknown_device" if device is None else "revoked_device"
+            reasons = Counter({why: len(parsed.vitals) + len(parsed.rejections) or 1})
+            details = {why: f"device {device_id[:64]!r} is not registered" if device is None
+                       else f"device {device_id!r} was revoked"}  # fmt: skip
+            record_rejections(s, source, device_id, reasons, details)
+            result.rejected = dict(reasons)
+            return result
+        unique: dict[tuple[str, str], Vital] = {}
+        for v in parsed.vitals:
+            unique.setdefault((v.code, stamp(v.effective)), v)
+        rows = [
+            {"person_key": device.person_key, "device_id": device_id, "code": code, "value": v.value,
+             "effective_at": at, "source": source, "received_at": now}
+            for (code, at), v in unique.items()
+        ]  # fmt: skip
+        inserted = _insert(s, rows)
+        result.accepted = len(inserted)
+        result.duplicates = len(parsed.vitals) - len(inserted)
+        record_rejections(s, source, device_id, reasons, details)
+        result.rejected = dict(reasons)
+        if inserted:
+            new = [Value(i, code, value, _at(at)) for i, code, value, at in inserted]
+            rr = {(v.code, stamp(v.effective)): v.rr for v in parsed.vitals if v.code == RR}
+            findings = _findings(s, device.person_key, new, rr)
+            result.alerts = [_raise(s, device.person_key, f, now).id for f in findings]
+    return result
+
+
+RRSeries = dict[tuple[str, str], tuple[float, ...]]
+
+
+def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries) -> list[Finding]:
+    patient = s.get(MonitoredPatient, person_key)
+    config = thresholds(orjson.loads(patient.thresholds) if patient else None)
+
+    def history(code: str, since: dt.datetime) -> list[Value]:
+        rows = s.execute(
+            select(VitalValue.id, VitalValue.value, VitalValue.effective_at)
+            .where(
+                VitalValue.person_key == person_key,
+                VitalValue.code == code,
+                VitalValue.effective_at >= stamp(since),
+            )
+            .order_by(VitalValue.effective_at.desc())
+            .limit(1_000)
+        )
+        return [Value(i, code, value, _at(at)) for i, value, at in rows]
+
+    findings = evaluate(new, config, heart_failure=bool(patient and patient.heart_failure), history=history)
+    new_ids = {v.id for v in new}
+    for code in DRIFT_CODES:  # the latest new value of each code against the patient's baseline
+        values = [v for v in new if v.code == code]
+        if not values:
+            continue
+        latest = max(values, key=lambda v: v.at)
+        since = latest.at - dt.timedelta(days=detectors.DRIFT_DAYS)
+        baseline = [v.value for v in history(code, since) if v.id not in new_ids and v.at < latest.at]
+        z = detectors.robust_z(latest.value, baseline)
+        if z is not None and abs(z) >= detectors.DRIFT_Z:
+            findings.append(Finding(f"drift_{code}", "low", f"{latest.value:g} is far from this patient's "
+                                    f"usual values (robust z {z:+.1f})", (latest,)))  # fmt: skip
+    for v in new:
+        if v.code == RR:
+            screen = detectors.screen_rr(rr.get((RR, stamp(v.at)), ()))
+            if screen is not None and screen.irregular:
+                message = (
+                    f"irregular rhythm, possible atrial fibrillation (nRMSSD {screen.nrmssd:.2f}, "
+                    f"entropy {screen.entropy:.2f}, TPR {screen.tpr:.2f}): confirm on an ECG"
+                )
+                findings.append(Finding("irregular_rhythm", "medium", message, (v,)))
+    return findings
+
+
+def _raise(s: Session, person_key: str, finding: Finding, now: dt.datetime) -> Alert:
+    """Create the alert, or update the patient's open alert of the same rule (deduplicated:
+    a count, the latest time, the severity raised if this one is worse)."""
+    key = f"{person_key}:{finding.rule}"
+    first = stamp(min(v.at for v in finding.values))
+    last = stamp(max(v.at for v in finding.values))
+    ids = [v.id for v in finding.values]
+    alert = s.scalar(select(Alert).where(Alert.dedup_key == key, Alert.status == "open"))
+    if alert is None:
+        alert = Alert(person_key=person_key, rule=finding.rule, severity=finding.severity, status="open",
+                      message=finding.message[:500], dedup_key=key, value_ids=orjson.dumps(ids).decode(),
+                      count=1, first_at=first, last_at=last, created_at=now, updated_at=now)  # fmt: skip
+        s.add(alert)
+        s.flush()
+        return alert
+    alert.count += 1
+    alert.last_at = max(alert.last_at, last)
+    alert.first_at = min(alert.first_at, first)
+    alert.value_ids = orjson.dumps((orjson.loads(alert.value_ids) + ids)[-MAX_VALUE_IDS:]).decode()
+    if SEVERITIES.index(finding.severity) > SEVERITIES.index(alert.severity):
+        alert.severity, alert.message = finding.severity, finding.message[:500]
+    alert.updated_at = now
+    s.flush()
+    return alert
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def alert_view(s: Session, alert: Alert, *, values: bool = False) -> dict[str, Any]:
+    out = {
+        "id": alert.id, "patient": alert.person_key, "rule": alert.rule, "severity": alert.severity,
+        "status": alert.status, "message": alert.message, "count": alert.count, "first_at": alert.first_at,
+        "last_at": alert.last_at, "created_at": stamp(_aware(alert.created_at)),
+        "acknowledged_by": alert.acknowledged_by, "value_ids": orjson.loads(alert.value_ids),
+    }  # fmt: skip
+    if values:
+        rows = s.scalars(
+            select(VitalValue).where(VitalValue.id.in_(out["value_ids"])).order_by(VitalValue.id)
+        )
+        out["values"] = [{"id": v.id, "code": v.code, "value": v.value, "effective_at": v.effective_at,
+                          "device": v.device_id} for v in rows]  # fmt: skip
+    return out
+
+
+def acknowledge(s: Session, alert_id: int, by: str) -> Alert:
+    from hdhub.errors import Conflict, NotFound
+
+    alert = s.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"no alert {alert_id}")
+    if alert.status != "open":
+        raise Conflict(f"alert {alert_id} is already {alert.status}")
+    alert.status, alert.acknowledged_by, alert.acknowledged_at = "acknowledged", by, utcnow()
+    alert.updated_at = utcnow()
+    return alert
+
+
+def rejection_counts(catalog: Engine, since: dt.datetime | None = None) -> dict[str, int]:
+    from sqlalchemy import func
+
+    with Session(catalog) as s:
+        stmt = select(VitalRejection.reason, func.sum(VitalRejection.count)).group_by(VitalRejection.reason)
+        if since is not None:
+            stmt = stmt.where(VitalRejection.at >= since)
+        return {reason: int(n) for reason, n in s.execute(stmt)}

@@ -1,0 +1,85 @@
+"""The monitoring API: device-authenticated vitals, alerts for clinicians, hostile bodies."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from hdhub.api.app import create_app
+from hdhub.monitoring.devices import revoke_device
+from hdhub.security import tokens, users
+from tests.monitoring.conftest import Monitored, at, blood_pressure, heart_rate
+
+
+@pytest.fixture
+def client(monitored: Monitored) -> TestClient:
+    with TestClient(create_app(monitored.hub)) as c:
+        yield c
+
+
+def bearer(m: Monitored, role: str) -> dict[str, str]:
+    with Session(m.hub.catalog) as s, s.begin():
+        user = users.create_user(s, f"{role}-{secrets.token_hex(3)}", [role])
+        secret, _ = tokens.issue_token(s, user, name="t", ttl=timedelta(hours=1))
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_device_posts_and_a_clinician_acknowledges(client: TestClient, monitored: Monitored) -> None:
+    device = {"Authorization": f"Bearer {monitored.token}"}
+    entries = [{"resource": blood_pressure(172, 104, at(1))}, {"resource": heart_rate(900)}]
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    r = client.post("/api/v1/vitals", content=orjson.dumps(bundle), headers=device)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 2 and body["rejected"] == {"out_of_range": 1} and len(body["alerts"]) == 1
+    clinician = bearer(monitored, "clinician")
+    [alert] = client.get("/api/v1/alerts", params={"status": "open"}, headers=clinician).json()
+    assert (alert["rule"], alert["severity"]) == ("bp_grade", "medium")
+    full = client.get(f"/api/v1/alerts/{alert['id']}", headers=clinician).json()
+    assert (
+        sorted(v["value"] for v in full["values"]) == [104, 172]
+        and full["values"][0]["device"] == monitored.device
+    )
+    acked = client.post(f"/api/v1/alerts/{alert['id']}/ack", headers=clinician).json()
+    assert acked["status"] == "acknowledged"
+    assert client.post(f"/api/v1/alerts/{alert['id']}/ack", headers=clinician).status_code == 409
+    assert client.get("/api/v1/alerts", params={"status": "open"}, headers=clinician).json() == []
+    # a new reading after acknowledgement opens a new alert
+    client.post("/api/v1/vitals", content=orjson.dumps(blood_pressure(175, 101, at(0))), headers=device)
+    assert len(client.get("/api/v1/alerts", params={"status": "open"}, headers=clinician).json()) == 1
+
+
+def test_only_devices_post_vitals(client: TestClient, monitored: Monitored) -> None:
+    body = orjson.dumps(heart_rate(70))
+    assert client.post("/api/v1/vitals", content=body).status_code == 401
+    assert (
+        client.post("/api/v1/vitals", content=body, headers=bearer(monitored, "clinician")).status_code == 403
+    )
+    device_user = bearer(monitored, "device")  # a user account with the role, not a device
+    assert client.post("/api/v1/vitals", content=body, headers=device_user).status_code == 403
+    bad = {"Authorization": "Bearer hdd_" + "x" * 43}
+    assert client.post("/api/v1/vitals", content=body, headers=bad).status_code == 401
+    with Session(monitored.hub.catalog) as s, s.begin():
+        revoke_device(s, monitored.device)
+    device = {"Authorization": f"Bearer {monitored.token}"}
+    assert client.post("/api/v1/vitals", content=body, headers=device).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"{not json", 422),
+        (b'"a string"', 422),
+        (b"42", 422),
+        (orjson.dumps([heart_rate(70)] * 20_001), 422),
+        (b"[" + b" " * (9 * 1024 * 1024) + b"]", 413),
+    ],
+)
+def test_hostile_bodies(client: TestClient, monitored: Monitored, content: bytes, status: int) -> None:
+    r = client.post("/api/v1/vitals", content=content, headers={"Authorization": f"Bearer {monitored.token}"})
+    assert r.status_code == status and r.json()["error"]["message"]

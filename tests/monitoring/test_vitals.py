@@ -1,0 +1,71 @@
+"""What a device may send, and why anything else is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hdhub.monitoring.vitals import DIASTOLIC, SYSTOLIC, WEIGHT, parse
+from tests.monitoring.conftest import at, blood_pressure, heart_rate, observation, rr_series, spo2, weight
+
+
+def reasons(body: object, device: str = "cuff-1") -> list[str]:
+    return [r.reason for r in parse(body, device).rejections]
+
+
+def test_a_bundle_of_valid_vitals() -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": blood_pressure(128, 82)}, {"resource": heart_rate(64)}, {"resource": spo2(97)},
+        {"resource": observation("29463-7", 81500, "g")}, {"resource": rr_series([800, 810, 790] * 12)},
+    ]}  # fmt: skip
+    parsed = parse(bundle, "cuff-1")
+    assert parsed.rejections == []
+    values = {v.code: v.value for v in parsed.vitals}
+    assert values[SYSTOLIC] == 128 and values[DIASTOLIC] == 82 and values[WEIGHT] == pytest.approx(81.5)
+    assert len(parsed.vitals) == 6
+    when = parsed.vitals[0].effective
+    assert when.tzinfo is not None and abs(dt.datetime.now(dt.UTC) - when) < dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (heart_rate(900), "out_of_range"),
+        (weight(-3), "out_of_range"),
+        (spo2(104), "out_of_range"),
+        (blood_pressure(400, 80), "out_of_range"),
+        (observation("8867-4", 70, "bpm"), "unknown_unit"),
+        (observation("29463-7", 80, "stone"), "unknown_unit"),
+        (observation("8310-5", 37, "Cel"), "unsupported_code"),
+        (observation("8867-4", 70, "/min", when="2024-01-01"), "malformed"),
+        (observation("8867-4", 70, "/min", when="2024-01-01T10:00:00"), "malformed"),
+        (observation("8867-4", 70, "/min", when="yesterday at noon, roughly"), "malformed"),
+        (heart_rate(70, when=(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()), "future"),
+        (observation("8867-4", None), "malformed"),
+        (observation("8867-4", 70, "/min", status="entered-in-error"), "malformed"),
+        ({**heart_rate(70), "valueQuantity": {"value": "70", "code": "/min", "system": "http://unitsofmeasure.org"}},
+         "malformed"),
+        (observation("85354-9", component=[]), "malformed"),
+        (rr_series([800] * 4), "malformed"),
+        (rr_series([80] * 40), "out_of_range"),
+        ({"resourceType": "Patient"}, "malformed"),
+        ("a string", "malformed"),
+        ({**heart_rate(70), "device": {"identifier": {"value": "someone-else"}}}, "foreign_device"),
+        ({**heart_rate(70), "device": {"reference": "Device/someone-else"}}, "foreign_device"),
+    ],
+)  # fmt: skip
+def test_refusals_name_their_reason(body: object, reason: str) -> None:
+    parsed = parse([body], "cuff-1")
+    assert parsed.vitals == [] and [r.reason for r in parsed.rejections] == [reason]
+    assert parsed.rejections[0].detail
+
+
+def test_the_device_may_name_itself() -> None:
+    parsed = parse({**heart_rate(70), "device": {"identifier": {"value": "cuff-1"}}}, "cuff-1")
+    assert len(parsed.vitals) == 1 and parsed.rejections == []
+
+
+def test_a_mixed_batch_keeps_the_good_values() -> None:
+    parsed = parse([heart_rate(70), heart_rate(900), weight(80, at(5))], "cuff-1")
+    assert len(parsed.vitals) == 2 and reasons([heart_rate(900)]) == ["out_of_range"]
