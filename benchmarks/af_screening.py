@@ -69,7 +69,8 @@ CLASSES = {"AF": (af, True), "sinus": (sinus, False), "sinus + ectopic beats": (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--series", type=int, default=4_000, help="series in all (half of them AF)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beats", type=int, default=128)
