@@ -1,7 +1,8 @@
 """Anomaly detectors: drift from the patient's own normal, and irregular-rhythm screening.
 
 **Drift** (``drift``): a robust z-score against the patient's own recent values of the same
-code — median and median absolute deviation (MAD) of the last 30 days, at least 20 values —
+code — median and median absolute deviation (MAD) of the last 30 days (the latest 200
+values at most), at least 20 values —
 ``z = 0.6745 (x - median) / MAD``; |z| ≥ 4 raises a low-severity alert. Robust statistics,
 so the outliers themselves do not move the baseline, and per patient, so a marathon runner's
 resting rate of 45 /min is nobody's alarm.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 DRIFT_Z = 4.0
 DRIFT_MIN_VALUES = 20
 DRIFT_DAYS = 30
+DRIFT_BASELINE = 200  # the most recent values of those days
 AF_MIN_BEATS = 32
 AF_TRIM = 8
 

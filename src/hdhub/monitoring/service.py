@@ -53,11 +53,11 @@ class IngestResult:
 
 def stamp(moment: dt.datetime) -> str:
     """Fixed-width ISO 8601 UTC (sorts as text on both catalogs)."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _at(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(text[:-1] + "+00:00")  # the C parser: strptime is 10x slower
 
 
 def record_rejections(s: Session, source: str, device_id: str | None, reasons: Counter[str],
@@ -67,18 +67,26 @@ def record_rejections(s: Session, source: str, device_id: str | None, reasons: C
                              count=count, detail=details[reason][:500]))  # fmt: skip
 
 
+_INSERTS: dict[str, Any] = {}
+
+
 def _insert(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, float, str]]:
-    """Insert, ignoring replays; returns the rows inserted (id, code, value, effective_at)."""
+    """Insert, ignoring replays; returns the rows inserted (id, code, value, effective_at).
+
+    One Core statement per dialect, compiled once and run as an executemany (SQLAlchemy's
+    "insertmanyvalues" batches it with RETURNING): a multi-VALUES statement built per call
+    spent 60 ms compiling 600 rows."""
     if not rows:
         return []
     dialect = s.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(VitalValue)
-    stmt = (
-        insert.values(rows)
-        .on_conflict_do_nothing(index_elements=["device_id", "code", "effective_at"])
-        .returning(VitalValue.id, VitalValue.code, VitalValue.value, VitalValue.effective_at)
-    )
-    return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        table = VitalValue.__table__
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        stmt = _INSERTS[dialect] = insert.on_conflict_do_nothing(
+            index_elements=["device_id", "code", "effective_at"]
+        ).returning(table.c.id, table.c.code, table.c.value, table.c.effective_at)
+    return [tuple(r) for r in s.connection().execute(stmt, rows)]  # type: ignore[misc]
 
 
 def ingest(
@@ -142,18 +150,29 @@ def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries) -> li
         return [Value(i, code, value, _at(at)) for i, value, at in rows]
 
     findings = evaluate(new, config, heart_failure=bool(patient and patient.heart_failure), history=history)
-    new_ids = {v.id for v in new}
+    before = min(v.id for v in new)  # ids grow: stored earlier means a smaller id
     for code in DRIFT_CODES:  # the latest new value of each code against the patient's baseline
         values = [v for v in new if v.code == code]
         if not values:
             continue
         latest = max(values, key=lambda v: v.at)
-        since = latest.at - dt.timedelta(days=detectors.DRIFT_DAYS)
-        baseline = [v.value for v in history(code, since) if v.id not in new_ids and v.at < latest.at]
+        since = stamp(latest.at - dt.timedelta(days=detectors.DRIFT_DAYS))
+        baseline = s.scalars(
+            select(VitalValue.value)
+            .where(
+                VitalValue.person_key == person_key,
+                VitalValue.code == code,
+                VitalValue.id < before,
+                VitalValue.effective_at >= since,
+                VitalValue.effective_at < stamp(latest.at),
+            )
+            .order_by(VitalValue.effective_at.desc())
+            .limit(detectors.DRIFT_BASELINE)
+        ).all()
         z = detectors.robust_z(latest.value, baseline)
         if z is not None and abs(z) >= detectors.DRIFT_Z:
-            findings.append(Finding(f"drift_{code}", "low", f"{latest.value:g} is far from this patient's "
-                                    f"usual values (robust z {z:+.1f})", (latest,)))  # fmt: skip
+            message = f"{latest.value:g} is far from this patient's usual values (robust z {z:+.1f})"
+            findings.append(Finding(f"drift_{code}", "low", message, (latest,)))
     for v in new:
         if v.code == RR:
             screen = detectors.screen_rr(rr.get((RR, stamp(v.at)), ()))
