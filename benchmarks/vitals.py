@@ -126,8 +126,9 @@ def setup(home: Path) -> tuple[list[str], dict[str, str], str]:
 
 def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HDHUB_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "hdhub.cli.main", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    prefix = os.environ.get("BENCH_SERVER_PROFILER", "").split()  # e.g. "py-spy record -o server.svg --"
+    command = [*prefix, sys.executable, "-m", "hdhub.cli.main", "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
