@@ -112,6 +112,7 @@ def test_connect_gives_ibis_and_frames_over_real_http(ws_hub: Hub, tmp_path: Pat
             assert persons == w.manifest["persons"] > 0
             frame = w.to_pandas("measurement")
             assert len(frame) == w.manifest["tables"]["measurement"]["rows"]
+            assert w.to_polars("person").height == persons
             assert oct((tmp_path / "w").stat().st_mode)[-3:] == "700"
         assert not (tmp_path / "w").exists()  # closed: the local copy is gone
         with pytest.raises(ws.WorkspaceError, match="403"):
