@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.hub import Hub
 from hdhub.monitoring.devices import register_device
+from hdhub.security import tokens, users
 
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
 
@@ -82,3 +84,11 @@ def monitored(hub: Hub) -> Monitored:
     with Session(hub.catalog) as s, s.begin():
         token = register_device(s, device, person, "blood pressure cuff")
     return Monitored(hub, device, token, person)
+
+
+def bearer(m: Monitored, role: str) -> dict[str, str]:
+    """The Authorization header of a new user holding ``role``."""
+    with Session(m.hub.catalog) as s, s.begin():
+        user = users.create_user(s, f"{role}-{secrets.token_hex(3)}", [role])
+        secret, _ = tokens.issue_token(s, user, name="t", ttl=timedelta(hours=1))
+    return {"Authorization": f"Bearer {secret}"}

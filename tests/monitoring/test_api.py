@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
-
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -12,21 +9,13 @@ from sqlalchemy.orm import Session
 
 from hdhub.api.app import create_app
 from hdhub.monitoring.devices import revoke_device
-from hdhub.security import tokens, users
-from tests.monitoring.conftest import Monitored, at, blood_pressure, heart_rate
+from tests.monitoring.conftest import Monitored, at, bearer, blood_pressure, heart_rate
 
 
 @pytest.fixture
 def client(monitored: Monitored) -> TestClient:
     with TestClient(create_app(monitored.hub)) as c:
         yield c
-
-
-def bearer(m: Monitored, role: str) -> dict[str, str]:
-    with Session(m.hub.catalog) as s, s.begin():
-        user = users.create_user(s, f"{role}-{secrets.token_hex(3)}", [role])
-        secret, _ = tokens.issue_token(s, user, name="t", ttl=timedelta(hours=1))
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def test_a_device_posts_and_a_clinician_acknowledges(client: TestClient, monitored: Monitored) -> None:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,9 +18,8 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import VitalValue
 from hdhub.monitoring.mqtt import Subscriber
-from hdhub.security import tokens, users
 from tests.conftest import _require_services, live_server
-from tests.monitoring.conftest import Monitored, at, blood_pressure, heart_rate
+from tests.monitoring.conftest import Monitored, at, bearer, blood_pressure, heart_rate
 
 pytestmark = pytest.mark.integration
 BROKER = ("127.0.0.1", 1883)
@@ -42,13 +40,6 @@ def publish(device: str, payload: bytes) -> None:
     topic = f"hdhub/devices/{device}/vitals"
     command = ["/usr/bin/mosquitto_pub", "-h", BROKER[0], "-p", str(BROKER[1]), "-q", "1", "-t", topic, "-s"]
     subprocess.run(command, input=payload, check=True, timeout=10)
-
-
-def bearer(m: Monitored, role: str) -> dict[str, str]:
-    with Session(m.hub.catalog) as s, s.begin():
-        user = users.create_user(s, f"{role}-{secrets.token_hex(3)}", [role])
-        secret, _ = tokens.issue_token(s, user, name="t", ttl=timedelta(hours=1))
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def test_a_published_hypertensive_reading_becomes_a_live_alert(monitored: Monitored, broker: str) -> None:
