@@ -74,6 +74,13 @@ def test_demo_serves_and_printed_credentials_work(tmp_path: Path) -> None:
         )
         assert workspace.status_code == 200 and workspace.json()["persons"] > 100
         assert workspace.json()["notes_deidentified"] > 0
+        # Remote monitoring: the synthetic home devices' episodes wait as alerts.
+        secret = re.search(r"demo-clinician\s+password: (\S+)", output).group(1)
+        tok = httpx.post(f"{base}/api/v1/auth/token", data={"username": "demo-clinician", "password": secret})
+        alerts = httpx.get(
+            f"{base}/api/v1/alerts", headers={"Authorization": f"Bearer {tok.json()['access_token']}"}
+        )
+        assert alerts.status_code == 200 and {a["rule"] for a in alerts.json()} >= {"bp_grade", "weight_gain"}
     finally:
         proc.terminate()
         proc.wait(15)

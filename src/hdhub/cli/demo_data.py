@@ -15,6 +15,7 @@ def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
     from hdhub.cli.ingest import load_site
     from hdhub.cli.vocab import load_vocabulary
     from hdhub.synth import generate
+    from hdhub.synth.devices import write_device_streams
     from hdhub.warehouse import BUILTIN_VOCABULARY
 
     hub: Any = st.hub
@@ -27,6 +28,7 @@ def load_demo_data(st: CliState, patients: int, seed: int = 1) -> None:
     load_vocabulary(st, BUILTIN_VOCABULARY)
     out = hub.settings.home / "synth"
     synth = generate(out, patients=patients, sites=3, seed=seed)
+    write_device_streams(out, share=0.05, seed=seed)  # home devices for 5 % of one site's patients
     loaded: dict[str, int] = {}
     for site in synth.sites:
         report = load_site(st, [out / site], site)
@@ -146,6 +148,30 @@ def demo_projects(st: CliState) -> None:
     console.print(
         f"research: project demo-diabete approved and provisioned ({result.persons:,} persons, "
         f"{result.notes:,} notes de-identified); demo-insuffisance-cardiaque waiting for the committee",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def demo_monitoring(st: CliState) -> None:
+    """The synthetic home devices registered and their streams sent (first run only)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from hdhub.catalog.models import MonitoringDevice
+    from hdhub.monitoring.replay import replay_streams
+
+    hub: Any = st.hub
+    directory = hub.settings.home / "synth" / "devices"
+    with Session(hub.catalog) as s:
+        if s.scalar(select(func.count()).select_from(MonitoringDevice)) or not directory.is_dir():
+            return
+    result = replay_streams(hub, directory)
+    st.audit("demo.monitoring", None, resource_type="device-streams", detail={"devices": result.devices,
+             "accepted": result.accepted, "alerts": len(result.alerts)})  # fmt: skip
+    console.print(
+        f"monitoring: {result.devices} home devices sent {result.accepted:,} values; "
+        f"{len(result.alerts)} alerts are waiting for a clinician",
         highlight=False,
         soft_wrap=True,
     )

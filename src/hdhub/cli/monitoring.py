@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from hdhub.cli.context import console, new_app, state
@@ -128,3 +130,30 @@ def rejections(ctx: typer.Context) -> None:
         console.print(f"{reason:18} {n:,}", highlight=False)
     if not counts:
         console.print("no rejections", highlight=False)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="A directory with devices.json."
+    ),
+) -> None:
+    """Register the devices of DIRECTORY/devices.json and send their streams (hdhub synth --devices)."""
+    from hdhub.monitoring.replay import replay_streams
+
+    st = state(ctx)
+    decision = st.authorize("monitoring:manage")
+    result = replay_streams(st.hub, directory)
+    detail = {"devices": result.devices, "accepted": result.accepted, "alerts": len(result.alerts)}
+    st.audit("monitoring.replay", decision, resource_type="device-streams", resource_id=str(directory),
+             detail=detail)  # fmt: skip
+    console.print(
+        f"{result.devices:,} devices: {result.accepted:,} values stored, {result.duplicates:,} duplicates, "
+        f"{result.rejected:,} rejected, {len(result.alerts):,} alerts",
+        highlight=False,
+    )
+    for patient in result.unknown_patients[:5]:
+        console.print(
+            f"no single patient holds {patient}: its device was skipped", style="yellow", highlight=False
+        )

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         """Set up a demo deployment (./hdhub-demo unless --home): a synthetic hospital group
         loaded into the warehouse (first run only), then serve it on 127.0.0.1."""
         from hdhub.catalog.migrate import upgrade
-        from hdhub.cli.demo_data import demo_accounts, demo_projects, load_demo_data
+        from hdhub.cli.demo_data import demo_accounts, demo_monitoring, demo_projects, load_demo_data
         from hdhub.config.deployment import init_deployment
         from hdhub.config.settings import CONFIG_FILE
         from hdhub.security import users as user_service
@@ -122,6 +122,7 @@ def register(app: typer.Typer) -> None:
         if patients:
             load_demo_data(st, patients)
             demo_projects(st)
+            demo_monitoring(st)
         console.print("\n[bold]Demo accounts[/bold] (password reset at every `hdhub demo`):")
         console.print(
             f"  {DEMO_ADMIN:16} password: {password}   roles: admin, data_engineer, dpo", highlight=False
