@@ -10,13 +10,13 @@ is visible the moment the message is acknowledged. Values reach OMOP ``measureme
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -67,26 +67,42 @@ def record_rejections(s: Session, source: str, device_id: str | None, reasons: C
                              count=count, detail=details[reason][:500]))  # fmt: skip
 
 
-_INSERTS: dict[str, Any] = {}
+_COLUMNS = "person_key, device_id, code, value, effective_at, received_at, source"
+_CHUNK = 1_000  # rows per statement: 7,000 parameters, within SQLite's and PostgreSQL's limits
 
 
-def _insert(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str, float, str]]:
+@functools.cache
+def _insert_sql(dialect: str, rows: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    values = ", ".join(["(" + ", ".join([mark] * 7) + ")"] * rows)
+    return (
+        f"INSERT INTO vital_values ({_COLUMNS}) VALUES {values} "  # noqa: S608 (placeholders only)
+        "ON CONFLICT (device_id, code, effective_at) DO NOTHING RETURNING id, code, value, effective_at"
+    )
+
+
+def _insert(s: Session, rows: list[tuple[Any, ...]]) -> list[tuple[int, str, float, str]]:
     """Insert, ignoring replays; returns the rows inserted (id, code, value, effective_at).
 
-    One Core statement per dialect, compiled once and run as an executemany (SQLAlchemy's
-    "insertmanyvalues" batches it with RETURNING): a multi-VALUES statement built per call
-    spent 60 ms compiling 600 rows."""
-    if not rows:
-        return []
-    dialect = s.get_bind().dialect.name
-    stmt = _INSERTS.get(dialect)
-    if stmt is None:
-        table = VitalValue.__table__
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-        stmt = _INSERTS[dialect] = insert.on_conflict_do_nothing(
-            index_elements=["device_id", "code", "effective_at"]
-        ).returning(table.c.id, table.c.code, table.c.value, table.c.effective_at)
-    return [tuple(r) for r in s.connection().execute(stmt, rows)]  # type: ignore[misc]
+    Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING, as the driver's own SQL (one text per
+    row count, cached): building it through SQLAlchemy cost more than running it (60 ms for
+    600 rows compiled per call; 3 ms with insertmanyvalues; under 1 ms this way)."""
+    connection = s.connection()
+    dialect = connection.dialect.name
+    out: list[tuple[int, str, float, str]] = []
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i : i + _CHUNK]
+        params = tuple(value for row in chunk for value in row)
+        result = connection.exec_driver_sql(_insert_sql(dialect, len(chunk)), params)
+        out.extend(tuple(r) for r in result)  # type: ignore[misc]
+    return out
+
+
+def _received(now: dt.datetime, dialect: str) -> Any:
+    """``received_at`` as the catalog stores it (SQLAlchemy keeps SQLite datetimes as text)."""
+    if dialect == "sqlite":
+        return now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return now
 
 
 def ingest(
@@ -111,11 +127,11 @@ def ingest(
         unique: dict[tuple[str, str], Vital] = {}
         for v in parsed.vitals:
             unique.setdefault((v.code, stamp(v.effective)), v)
+        received = _received(now, s.get_bind().dialect.name)
         rows = [
-            {"person_key": device.person_key, "device_id": device_id, "code": code, "value": v.value,
-             "effective_at": at, "source": source, "received_at": now}
+            (device.person_key, device_id, code, v.value, at, received, source)
             for (code, at), v in unique.items()
-        ]  # fmt: skip
+        ]
         inserted = _insert(s, rows)
         result.accepted = len(inserted)
         result.duplicates = len(parsed.vitals) - len(inserted)
