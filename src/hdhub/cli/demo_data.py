@@ -167,10 +167,15 @@ def demo_monitoring(st: CliState) -> None:
         if s.scalar(select(func.count()).select_from(MonitoringDevice)) or not directory.is_dir():
             return
     result = replay_streams(hub, directory)
+    from hdhub.monitoring.omop import flush
+
+    flushed = flush(hub.catalog, hub.warehouse)  # the values into OMOP measurement, as a cron job would
+    hub.close_warehouse()
     st.audit("demo.monitoring", None, resource_type="device-streams", detail={"devices": result.devices,
              "accepted": result.accepted, "alerts": len(result.alerts)})  # fmt: skip
     console.print(
-        f"monitoring: {result.devices} home devices sent {result.accepted:,} values; "
+        f"monitoring: {result.devices} home devices sent {result.accepted:,} values "
+        f"({flushed.measurements:,} now OMOP measurements); "
         f"{len(result.alerts)} alerts are waiting for a clinician",
         highlight=False,
         soft_wrap=True,

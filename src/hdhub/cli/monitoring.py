@@ -157,3 +157,25 @@ def replay(
         console.print(
             f"no single patient holds {patient}: its device was skipped", style="yellow", highlight=False
         )
+
+
+@app.command()
+def flush(ctx: typer.Context) -> None:
+    """Write the devices' values into OMOP measurement and device_exposure (run it every few minutes)."""
+    from hdhub.monitoring.omop import flush as run
+
+    st = state(ctx)
+    decision = st.authorize("warehouse:load")
+    result = run(st.hub.catalog, st.hub.warehouse)
+    detail = {"measurements": result.measurements, "devices": result.devices, "waiting": result.waiting}
+    st.audit("monitoring.flush", decision, resource_type="warehouse", detail=detail)
+    console.print(
+        f"{result.measurements:,} measurements and {result.devices:,} new device exposures written"
+        + (f"; {result.waiting:,} values wait for their patient's load" if result.waiting else "")
+        + (
+            ""
+            if result.linked
+            else "; measurement_event_id left empty (the vocabulary lacks the CDM field concepts)"
+        ),
+        highlight=False,
+    )
