@@ -3,7 +3,7 @@
 An embedded deployment (SQLite catalog) with 200 registered devices. ``hdhub serve`` runs in
 its own process; this process is the devices.
 
-1. **HTTP**: 4 client threads post batches of ``--batch`` Observations (heart rate, blood
+1. **HTTP**: 8 client threads post batches of ``--batch`` Observations (heart rate, blood
    pressure panels, SpO2, weights, each device's times increasing) to ``POST /api/v1/vitals``
    for ``--seconds``; the rate is the values the server accepted per second. Meanwhile a
    probe device posts a grade-3 blood pressure every 0.25 s and a clinician's live stream
@@ -39,6 +39,7 @@ import httpx
 import orjson
 
 DEVICES = 200
+CLIENTS = 8  # concurrent connections: enough to keep every server worker busy
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
 
 
@@ -127,7 +128,8 @@ def setup(home: Path) -> tuple[list[str], dict[str, str], str]:
 def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HDHUB_HOME": str(home)}
     prefix = os.environ.get("BENCH_SERVER_PROFILER", "").split()  # e.g. "py-spy record -o server.svg --"
-    command = [*prefix, sys.executable, "-m", "hdhub.cli.main", "serve", "--port", str(port)]
+    command = [*prefix, sys.executable, "-m", "hdhub.cli.main", "serve", "--port", str(port), "--workers",
+               os.environ.get("BENCH_SERVER_WORKERS", "1")]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -149,11 +151,11 @@ def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: 
 
     # The devices' requests are made before the clock starts: this process should spend its
     # core sending, not building JSON.
-    per_client = int(seconds * 60_000 / batch / 4) + 10
-    bodies = [[] for _ in range(4)]
-    for k in range(4):
+    per_client = int(seconds * 60_000 / batch / CLIENTS) + 10
+    bodies = [[] for _ in range(CLIENTS)]
+    for k in range(CLIENTS):
         for n in range(per_client):
-            device = workers[(k + 4 * n) % len(workers)]
+            device = workers[(k + CLIENTS * n) % len(workers)]
             times = clock.batch(hash(device), batch)
             bodies[k].append((device, orjson.dumps([reading(i, t) for i, t in enumerate(times)])))
 
@@ -198,7 +200,7 @@ def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: 
     time.sleep(0.5)
     stop = time.monotonic() + seconds
     started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)] + [
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)] + [
         threading.Thread(target=probing)
     ]
     for t in threads:

@@ -26,6 +26,16 @@ from hdhub.hub import Hub
 from hdhub.security.oidc import OidcVerifier
 
 
+def app_from_environment() -> FastAPI:
+    """The app of the deployment named by ``HDHUB_HOME``: the factory each worker process of
+    ``hdhub serve --workers N`` calls (a Hub cannot cross processes)."""
+    from hdhub.heap import freeze_startup_heap
+
+    app = create_app(Hub.open())
+    freeze_startup_heap()
+    return app
+
+
 def create_app(hub: Hub) -> FastAPI:
     app = FastAPI(
         title="hdhub",

@@ -48,7 +48,9 @@ def check_servable(hub: object, host: str) -> None:
             )
 
 
-def run_server(hub: object, host: str, port: int) -> None:
+def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
+    import os
+
     import uvicorn
 
     from hdhub.api.app import create_app
@@ -56,6 +58,11 @@ def run_server(hub: object, host: str, port: int) -> None:
 
     check_servable(hub, host)
     console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    if workers > 1:  # one process per worker, each opening the deployment itself
+        os.environ["HDHUB_HOME"] = str(hub.settings.home)  # type: ignore[attr-defined]
+        uvicorn.run("hdhub.api.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=True)  # fmt: skip
+        return
     app = create_app(hub)
     hub.imaging_workers.start()  # type: ignore[attr-defined]
     freeze_startup_heap()
@@ -71,12 +78,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         host: str | None = typer.Option(None, help="Listen address (default from [server] host)."),
         port: int | None = typer.Option(None, help="TCP port (default from [server] port)."),
+        workers: int = typer.Option(1, min=1, max=64, help="Worker processes (one per core for throughput)."),
     ) -> None:
         """Serve the HTTP API (and, as they land, FHIR, DICOMweb and the web UI)."""
         st = state(ctx)
         st.authorize("system:serve")
         settings = st.hub.settings
-        run_server(st.hub, host or settings.server.host, port or settings.server.port)
+        run_server(st.hub, host or settings.server.host, port or settings.server.port, workers)
 
     @app.command()
     def demo(
