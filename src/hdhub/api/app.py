@@ -18,6 +18,7 @@ from hdhub.api.routes import (
     identities,
     media,
     monitoring,
+    pages,
     projects,
     users,
     workspaces,
@@ -66,4 +67,5 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(module.router)
     app.include_router(workspaces.admin_router)
     app.include_router(projects.page_router)
+    app.include_router(pages.router)
     return app

@@ -1,0 +1,118 @@
+"""The web interface's plumbing: templates, the two languages, the sign-in session, the menu.
+
+Pages are server-rendered (Jinja2, no build step). A browser signs in with a local account
+at ``/login``; the session is an ordinary hdhub API token (expiring, revocable, dead with its
+user) kept in an ``HttpOnly``, ``SameSite=Strict`` cookie, so no other site can make the
+browser send it. Pages decide with the same policy as the API; the menu shows only what the
+signed-in roles may do. French by default; ``?lang=en`` (remembered in a cookie) or the
+browser's Accept-Language switch to English.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from hdhub.api.deps import get_hub
+from hdhub.errors import AuthenticationError
+from hdhub.security.authz import decide
+from hdhub.security.principal import Principal
+from hdhub.security.tokens import resolve_token
+from hdhub.security.users import principal_for
+
+SESSION_COOKIE = "hdhub_session"
+LANG_COOKIE = "hdhub_lang"
+LANGS = ("fr", "en")
+
+TEXT: dict[str, dict[str, str]] = {
+    "app": {"fr": "hdhub — plateforme de données de santé", "en": "hdhub — health data platform"},
+    "sign_in": {"fr": "Connexion", "en": "Sign in"},
+    "sign_out": {"fr": "Déconnexion", "en": "Sign out"},
+    "username": {"fr": "Identifiant", "en": "User name"},
+    "password": {"fr": "Mot de passe", "en": "Password"},
+    "bad_login": {"fr": "Identifiant ou mot de passe incorrect.", "en": "Invalid user name or password."},
+    "home": {"fr": "Accueil", "en": "Home"},
+    "alerts": {"fr": "Alertes de télésurveillance", "en": "Remote-monitoring alerts"},
+    "register": {"fr": "Registre public des projets", "en": "Public register of projects"},
+    "api_docs": {"fr": "Documentation de l'API", "en": "API documentation"},
+    "welcome": {"fr": "Bienvenue", "en": "Welcome"},
+    "roles": {"fr": "Rôles", "en": "Roles"},
+    "severity": {"fr": "Gravité", "en": "Severity"},
+    "patient": {"fr": "Patient", "en": "Patient"},
+    "rule": {"fr": "Règle", "en": "Rule"},
+    "message": {"fr": "Constat", "en": "Finding"},
+    "count": {"fr": "Occurrences", "en": "Count"},
+    "last": {"fr": "Dernière valeur", "en": "Latest value"},
+    "status": {"fr": "Statut", "en": "Status"},
+    "acknowledge": {"fr": "Acquitter", "en": "Acknowledge"},
+    "open": {"fr": "ouverte", "en": "open"},
+    "acknowledged": {"fr": "acquittée", "en": "acknowledged"},
+    "no_alerts": {"fr": "Aucune alerte.", "en": "No alerts."},
+    "filter": {"fr": "Filtrer", "en": "Filter"},
+    "all": {"fr": "toutes", "en": "all"},
+    "forbidden": {
+        "fr": "Accès refusé : votre rôle ne le permet pas.",
+        "en": "Forbidden: your role does not allow it.",
+    },
+    "language": {"fr": "English", "en": "Français"},
+}
+
+# The menu: (text key, link, action the signed-in roles need; None for everyone)
+MENU = (
+    ("alerts", "/alerts", "alerts:read"),
+    ("register", "/register", None),
+    ("api_docs", "/docs", None),
+)
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("hdhub.api", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def language(request: Request) -> str:
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked in LANGS:
+        return asked  # type: ignore[return-value]
+    accept = request.headers.get("accept-language", "").lower()
+    return "en" if accept.startswith("en") else "fr"
+
+
+def session_principal(request: Request) -> Principal | None:
+    """The signed-in user of this browser, or None (an expired or revoked session counts as none)."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        return None
+    try:
+        with Session(get_hub(request).catalog) as s, s.begin():
+            row = resolve_token(s, secret)
+            if row.project_id is not None:
+                return None  # project tokens never sign a browser in
+            principal = principal_for(
+                row.user, kind="web", source=request.client.host if request.client else None
+            )
+    except AuthenticationError:
+        return None
+    request.state.principal = principal  # the audit event names who
+    return principal
+
+
+def render(request: Request, template: str, principal: Principal | None, status: int = 200,
+           **context: Any) -> HTMLResponse:  # fmt: skip
+    lang = language(request)
+    menu = [
+        {"text": TEXT[key][lang], "href": href}
+        for key, href, action in MENU
+        if action is None or (principal is not None and decide(principal, action).allowed)
+    ]
+    html = _env.get_template(template).render(
+        t={key: value[lang] for key, value in TEXT.items()}, lang=lang, other="en" if lang == "fr" else "fr",
+        principal=principal, menu=menu, path=request.url.path, **context,
+    )  # fmt: skip
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86_400, samesite="strict")
+    return response

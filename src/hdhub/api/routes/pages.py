@@ -1,0 +1,148 @@
+"""The web interface's pages: sign-in, the home page and its menu, the alert list.
+
+Every page goes through the same policy as the API (``decide``). A page needing a sign-in
+sends the browser to ``/login`` (303); a signed-in user whose roles do not allow a page gets
+a 403 page. Form posts are refused when their Origin is another site (the session cookie is
+``SameSite=Strict`` already).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from hdhub.api.deps import DbSession, audit_context, get_hub
+from hdhub.api.pages import SESSION_COOKIE, TEXT, language, render, session_principal
+from hdhub.errors import AuthenticationError, Forbidden
+from hdhub.hub import Hub
+from hdhub.monitoring import service
+from hdhub.security.authz import decide
+from hdhub.security.principal import Principal
+from hdhub.security.tokens import issue_token, resolve_token, revoke_token
+from hdhub.security.users import authenticate, principal_for
+
+router = APIRouter(include_in_schema=False)
+
+
+def _same_origin(request: Request) -> None:
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Forbidden("a form posted from another site")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site (never //host or a scheme): no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+def _forbidden(request: Request, principal: Principal) -> Response:
+    lang = language(request)
+    return render(request, "message.html.j2", principal, status=403, heading="403",
+                  text=TEXT["forbidden"][lang])  # fmt: skip
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    principal = session_principal(request)
+    if principal is None:
+        return _to_login(request)
+    return render(request, "home.html.j2", principal)
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/") -> Response:
+    return render(request, "login.html.j2", session_principal(request), next=_safe_next(next), error=False,
+                  username="")  # fmt: skip
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    s: DbSession,
+    hub: Annotated[Hub, Depends(get_hub)],
+    username: Annotated[str, Form(max_length=150)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    _same_origin(request)
+    audit_context(request, resource_type="user", resource_id=username[:150])
+    try:
+        user = authenticate(s, username, password)
+    except AuthenticationError:
+        return render(request, "login.html.j2", None, status=401, next=_safe_next(next), error=True,
+                      username=username)  # fmt: skip
+    request.state.principal = principal_for(
+        user, kind="web", source=request.client.host if request.client else None
+    )
+    ttl = timedelta(hours=hub.settings.security.token_ttl_hours)
+    secret, _row = issue_token(s, user, name="web session", ttl=ttl)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    secure = request.url.scheme == "https"
+    age = int(ttl.total_seconds())
+    response.set_cookie(SESSION_COOKIE, secret, max_age=age, httponly=True, samesite="strict", secure=secure)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, s: DbSession) -> Response:
+    _same_origin(request)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        try:
+            row = resolve_token(s, secret)
+            request.state.principal = principal_for(row.user, kind="web")
+            revoke_token(s, secret)
+        except AuthenticationError:
+            pass
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, status: str = "open", severity: str = "") -> Response:
+    principal = session_principal(request)
+    if principal is None:
+        return _to_login(request)
+    decision = decide(principal, "alerts:read")
+    if not decision.allowed:
+        return _forbidden(request, principal)
+    request.state.decision = decision
+    status = status if status in ("open", "acknowledged") else ""
+    severity = severity if severity in ("urgent", "high", "medium", "low") else ""
+    from hdhub.api.routes.monitoring import _alerts
+
+    with Session(get_hub(request).catalog) as s:
+        rows = _alerts(
+            s, status=status or None, severity=severity or None, patient=None, since=None, limit=500
+        )
+        alerts = [service.alert_view(s, a) for a in rows]
+    can_ack = decide(principal, "alerts:ack").allowed
+    return render(request, "alerts.html.j2", principal, alerts=alerts, status_filter=status,
+                  severity_filter=severity, can_ack=can_ack)  # fmt: skip
+
+
+@router.post("/alerts/{alert_id}/ack")
+def acknowledge_page(request: Request, s: DbSession, alert_id: int) -> Response:
+    _same_origin(request)
+    principal = session_principal(request)
+    if principal is None:
+        return _to_login(request)
+    decision = decide(principal, "alerts:ack")
+    if not decision.allowed:
+        return _forbidden(request, principal)
+    request.state.decision = decision
+    alert = service.acknowledge(s, alert_id, principal.name)
+    audit_context(request, resource_type="alert", resource_id=str(alert_id), patient_id=alert.person_key)
+    return RedirectResponse("/alerts", status_code=303)

@@ -1,0 +1,74 @@
+"""The web pages over HTTP: sign-in session, menu by role, the alert list, hostile requests."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from hdhub.api.app import create_app
+from hdhub.catalog.models import Alert
+from tests.web.conftest import PASSWORD, Site
+
+
+@pytest.fixture
+def browser(site: Site) -> TestClient:
+    with TestClient(create_app(site.hub), base_url="http://hdhub.test") as client:
+        yield client
+
+
+def sign_in(client: TestClient, username: str, next_path: str = "/") -> None:
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "next": next_path},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"]
+    assert "hdhub_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def test_pages_need_a_session(browser: TestClient) -> None:
+    r = browser.get("/alerts", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/alerts"
+    bad = browser.post("/login", data={"username": "dr-lambert", "password": "nope"})
+    assert bad.status_code == 401 and "Identifiant ou mot de passe incorrect" in bad.text
+    assert "hdhub_session" not in bad.headers.get("set-cookie", "")
+
+
+def test_a_clinician_acknowledges_an_alert(browser: TestClient, site: Site) -> None:
+    sign_in(browser, "dr-lambert", "/alerts")
+    page = browser.get("/alerts")
+    assert page.status_code == 200 and "191/113 mm Hg" in page.text and "Acquitter" in page.text
+    assert 'href="/alerts"' in page.text  # in the menu
+    done = browser.post(f"/alerts/{site.alert_id}/ack", follow_redirects=False)
+    assert done.status_code == 303
+    with Session(site.hub.catalog) as s:
+        alert = s.get(Alert, site.alert_id)
+        assert (alert.status, alert.acknowledged_by) == ("acknowledged", "dr-lambert")
+    english = browser.get("/alerts?status=acknowledged&lang=en")
+    assert "Remote-monitoring alerts" in english.text and "acknowledged (dr-lambert)" in english.text
+
+
+def test_the_menu_and_pages_follow_the_role(browser: TestClient, site: Site) -> None:
+    sign_in(browser, "alice")
+    home = browser.get("/")
+    assert "alice" in home.text and 'href="/alerts"' not in home.text and 'href="/register"' in home.text
+    forbidden = browser.get("/alerts")
+    assert forbidden.status_code == 403 and "191/113" not in forbidden.text
+    assert browser.post(f"/alerts/{site.alert_id}/ack", follow_redirects=False).status_code == 403
+
+
+def test_hostile_requests(browser: TestClient, site: Site) -> None:
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        r = browser.post("/login", data={"username": "dr-lambert", "password": PASSWORD, "next": target},
+                         follow_redirects=False)  # fmt: skip
+        assert r.headers["location"] == "/", target  # never an open redirect
+    cross = browser.post(f"/alerts/{site.alert_id}/ack", headers={"origin": "https://evil.example"},
+                         follow_redirects=False)  # fmt: skip
+    assert cross.status_code == 403
+    browser.cookies.set("hdhub_session", "hdh_forged", domain="hdhub.test")
+    assert browser.get("/alerts", follow_redirects=False).status_code == 303  # a bad session is no session
+    sign_in(browser, "dr-lambert")
+    stolen = browser.cookies.get("hdhub_session", domain="hdhub.test")
+    assert browser.post("/logout", follow_redirects=False).status_code == 303
+    browser.cookies.clear()
+    browser.cookies.set("hdhub_session", stolen, domain="hdhub.test")
+    assert browser.get("/alerts", follow_redirects=False).status_code == 303  # signed out: revoked
