@@ -19,6 +19,7 @@ from hdhub.api.routes import (
     media,
     monitoring,
     pages,
+    project_pages,
     projects,
     users,
     workspaces,
@@ -68,4 +69,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(workspaces.admin_router)
     app.include_router(projects.page_router)
     app.include_router(pages.router)
+    app.include_router(project_pages.router)
     return app

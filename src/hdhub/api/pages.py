@@ -59,11 +59,33 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Forbidden: your role does not allow it.",
     },
     "language": {"fr": "English", "en": "Français"},
+    "projects": {"fr": "Projets de recherche", "en": "Research projects"},
+    "project": {"fr": "Projet", "en": "Project"},
+    "no_projects": {"fr": "Aucun projet.", "en": "No projects."},
+    "pi": {"fr": "Investigateur principal", "en": "Principal investigator"},
+    "submitted": {"fr": "Soumis", "en": "Submitted"},
+    "expires": {"fr": "Fin", "en": "Expires"},
+    "purpose": {"fr": "Finalité", "en": "Purpose"},
+    "legal_basis": {"fr": "Base légale", "en": "Legal basis"},
+    "members": {"fr": "Membres", "en": "Members"},
+    "cohort": {"fr": "Cohorte", "en": "Cohort"},
+    "data": {"fr": "Données demandées", "en": "Data requested"},
+    "table": {"fr": "Table", "en": "Table"},
+    "columns": {"fr": "Colonnes", "en": "Columns"},
+    "justification": {"fr": "Justification", "en": "Justification"},
+    "reviews": {"fr": "Avis du comité", "en": "Committee reviews"},
+    "your_review": {"fr": "Votre avis", "en": "Your review"},
+    "comment": {"fr": "Commentaire", "en": "Comment"},
+    "vote": {"fr": "Vote", "en": "Vote"},
+    "send": {"fr": "Envoyer", "en": "Send"},
+    "decision": {"fr": "Décision", "en": "Decision"},
+    "decide": {"fr": "Décider", "en": "Decide"},
 }
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)
 MENU = (
     ("alerts", "/alerts", "alerts:read"),
+    ("projects", "/projects", "projects:read"),
     ("register", "/register", None),
     ("api_docs", "/docs", None),
 )
