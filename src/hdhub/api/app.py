@@ -10,6 +10,7 @@ from hdhub.api.errors import install_error_handlers
 from hdhub.api.middleware import HttpMetrics, install_middleware
 from hdhub.api.routes import (
     audit,
+    audit_pages,
     auth,
     cohorts,
     dicomweb,
@@ -70,4 +71,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(projects.page_router)
     app.include_router(pages.router)
     app.include_router(project_pages.router)
+    app.include_router(audit_pages.router)
     return app

@@ -80,12 +80,24 @@ TEXT: dict[str, dict[str, str]] = {
     "send": {"fr": "Envoyer", "en": "Send"},
     "decision": {"fr": "Décision", "en": "Decision"},
     "decide": {"fr": "Décider", "en": "Decide"},
+    "audit": {"fr": "Journal d'audit", "en": "Audit log"},
+    "user": {"fr": "Utilisateur", "en": "User"},
+    "since": {"fr": "Du", "en": "From"},
+    "until": {"fr": "Au", "en": "To"},
+    "verify": {"fr": "Vérifier la chaîne", "en": "Verify the chain"},
+    "export": {"fr": "Exporter (ECS)", "en": "Export (ECS)"},
+    "events": {"fr": "événements", "en": "events"},
+    "when": {"fr": "Date", "en": "When"},
+    "action": {"fr": "Action", "en": "Action"},
+    "outcome": {"fr": "Résultat", "en": "Outcome"},
+    "resource": {"fr": "Ressource", "en": "Resource"},
 }
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)
 MENU = (
     ("alerts", "/alerts", "alerts:read"),
     ("projects", "/projects", "projects:read"),
+    ("audit", "/audit", "audit:read"),
     ("register", "/register", None),
     ("api_docs", "/docs", None),
 )
