@@ -96,6 +96,20 @@ def test_weight_gain_only_for_heart_failure(monitored: Monitored) -> None:
     assert alert.rule == "weight_gain" and alert.severity == "high" and "+2.4 kg" in alert.message
 
 
+def test_weight_gain_counts_only_the_window(monitored: Monitored) -> None:
+    with Session(monitored.hub.catalog) as s, s.begin():
+        enrol(s, monitored.person, heart_failure=True)
+    days = 24 * 60
+    batch = [
+        weight(77.0, at(10 * days)),
+        weight(80.0, at(2 * days)),
+        weight(80.3, at(1 * days)),
+        weight(80.5, at(5)),
+    ]
+    ingest(monitored.hub.catalog, monitored.device, batch, "http")
+    assert alerts(monitored) == []  # +3.5 kg, but over ten days: not fluid retention
+
+
 def test_drift_from_the_patients_own_baseline(monitored: Monitored) -> None:
     rng = random.Random(3)
     baseline = [heart_rate(round(58 + rng.gauss(0, 2)), at(60 * (30 - i))) for i in range(30)]

@@ -72,3 +72,17 @@ def test_hostile_requests(browser: TestClient, site: Site) -> None:
     browser.cookies.clear()
     browser.cookies.set("hdhub_session", stolen, domain="hdhub.test")
     assert browser.get("/alerts", follow_redirects=False).status_code == 303  # signed out: revoked
+
+
+def test_a_patients_vitals_as_charts(browser: TestClient, site: Site) -> None:
+    sign_in(browser, "dr-lambert")
+    alerts = browser.get("/alerts")
+    person = "ab" * 20
+    assert f'href="/monitoring/patients/{person}"' in alerts.text
+    page = browser.get(f"/monitoring/patients/{person}")
+    assert page.status_code == 200 and "Pression artérielle" in page.text
+    assert page.text.count("<svg") == 1 and "<circle" in page.text  # the crisis ringed
+    assert ">191<" in page.text and "grade 3 180" in page.text  # the values' table, the threshold
+    assert "Valeurs (1)" in page.text and "built-in method" not in page.text
+    sign_in(browser, "alice")
+    assert browser.get(f"/monitoring/patients/{person}").status_code == 403

@@ -19,6 +19,7 @@ from hdhub.api.routes import (
     identities,
     media,
     monitoring,
+    monitoring_pages,
     pages,
     project_pages,
     projects,
@@ -72,4 +73,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(project_pages.router)
     app.include_router(audit_pages.router)
+    app.include_router(monitoring_pages.router)
     return app

@@ -91,6 +91,14 @@ TEXT: dict[str, dict[str, str]] = {
     "action": {"fr": "Action", "en": "Action"},
     "outcome": {"fr": "Résultat", "en": "Outcome"},
     "resource": {"fr": "Ressource", "en": "Resource"},
+    "vitals": {"fr": "Constantes du patient", "en": "Patient's vitals"},
+    "readings": {"fr": "Valeurs", "en": "Values"},
+    "no_values": {"fr": "Aucune valeur sur 30 jours.", "en": "No values in 30 days."},
+    "heart_failure": {"fr": "insuffisance cardiaque", "en": "heart failure"},
+    "chart_bp": {"fr": "Pression artérielle", "en": "Blood pressure"},
+    "chart_hr": {"fr": "Fréquence cardiaque", "en": "Heart rate"},
+    "chart_spo2": {"fr": "Saturation en oxygène", "en": "Oxygen saturation"},
+    "chart_weight": {"fr": "Poids", "en": "Weight"},
 }
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)

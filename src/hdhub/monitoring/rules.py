@@ -135,9 +135,8 @@ def _weight(new: Sequence[Value], t: dict[str, float], history: Callable[[str, d
         return []
     latest = max(weights, key=lambda v: v.at)
     since = latest.at - dt.timedelta(days=t["days"])
-    earlier = [v for v in history(WEIGHT, since) if v.at < latest.at] + [
-        v for v in weights if v.at < latest.at
-    ]
+    window = [*history(WEIGHT, since), *weights]  # stored, and earlier in this message
+    earlier = [v for v in window if since <= v.at < latest.at]
     if not earlier:
         return []
     lowest = min(earlier, key=lambda v: v.value)

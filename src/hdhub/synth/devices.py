@@ -11,7 +11,7 @@ in the last three days, if any:
 - ``hypertensive_crisis``: 188-198 / 112-120 mm Hg;
 - ``atrial_fibrillation``: irregularly irregular R-R intervals and a fast heart rate;
 - ``desaturation``: SpO2 88-90 %;
-- ``fluid_retention``: a heart-failure patient gaining about 0.9 kg a day.
+- ``fluid_retention``: a heart-failure patient gaining about 1.1 kg a day.
 
 Half the devices carry one. Everything else stays within normal values, so the alerts the
 demo shows are the episodes (and the occasional drift a real patient has too).
@@ -116,7 +116,7 @@ def _stream(
         morning = base.replace(hour=7, minute=rng.randrange(30), second=rng.randrange(60), microsecond=0)
         weight = weight0 + rng.gauss(0, 0.25)
         if episode == "fluid_retention" and last_days:
-            weight = weight0 + 0.9 * (day - (days - 4))
+            weight = weight0 + 1.1 * (day - (days - 4))  # +2.2 kg over the last two days alone
         out.append(_obs(device, "29463-7", morning, valueQuantity=_quantity(weight, "kg")))
         saturation = min(99.0, max(95.0, rng.gauss(spo0, 0.6)))
         if episode == "desaturation" and last_days:
