@@ -53,7 +53,9 @@ class IngestResult:
 
 def stamp(moment: dt.datetime) -> str:
     """Fixed-width ISO 8601 UTC (sorts as text on both catalogs)."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _at(text: str) -> dt.datetime:
@@ -138,7 +140,7 @@ def ingest(
         record_rejections(s, source, device_id, reasons, details)
         result.rejected = dict(reasons)
         if inserted:
-            new = [Value(i, code, value, _at(at)) for i, code, value, at in inserted]
+            new = [Value(i, code, value, unique[(code, at)].effective) for i, code, value, at in inserted]
             rr = {(v.code, stamp(v.effective)): v.rr for v in parsed.vitals if v.code == RR}
             findings = _findings(s, device.person_key, new, rr)
             result.alerts = [_raise(s, device.person_key, f, now).id for f in findings]

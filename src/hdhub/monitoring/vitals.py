@@ -106,14 +106,14 @@ def _when(obs: dict[str, Any], now: dt.datetime) -> dt.datetime | Rejection:
     if not isinstance(raw, str) or len(raw) < 20:  # a dateTime with a time needs its offset
         return Rejection("malformed", "effectiveDateTime: a date and time with a UTC offset is required")
     try:
-        when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(raw)  # Python 3.11 reads "Z" too
     except ValueError:
         return Rejection("malformed", f"effectiveDateTime {raw[:40]!r} is not an ISO 8601 date-time")
     if when.tzinfo is None:
         return Rejection("malformed", "effectiveDateTime: a UTC offset is required")
-    if when > now + MAX_CLOCK_SKEW:
+    if when > now:  # ``now`` already allows the clock skew
         return Rejection("future", f"effectiveDateTime {raw[:40]} is in the future")
-    return when.astimezone(dt.UTC)
+    return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
 
 
 def _quantity(code: str, quantity: Any) -> float | Rejection:
@@ -121,7 +121,7 @@ def _quantity(code: str, quantity: Any) -> float | Rejection:
     if not isinstance(quantity, dict):
         return Rejection("malformed", f"{code}: valueQuantity is required")
     value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if value.__class__ not in (int, float):  # not bool, not a string
         return Rejection("malformed", f"{code}: valueQuantity.value must be a number")
     unit = quantity.get("code")
     system = quantity.get("system")
@@ -158,7 +158,7 @@ def _rr(sampled: Any) -> tuple[float, ...] | Rejection:
 
 
 def parse_observation(obs: Any, now: dt.datetime) -> list[Vital] | Rejection:
-    """The values of one Observation, or why it is refused."""
+    """The values of one Observation, or why it is refused (``now``: the latest acceptable time)."""
     if not isinstance(obs, dict) or obs.get("resourceType") != "Observation":
         return Rejection("malformed", "not a FHIR Observation")
     if obs.get("status") not in ACCEPTED_STATUS:
@@ -213,14 +213,14 @@ def device_reference(obs: Any) -> str | None:
 def parse(body: Any, device_id: str, now: dt.datetime | None = None) -> Parsed:
     """Every value of a request body from ``device_id``; an Observation naming another device
     is refused (``foreign_device``)."""
-    now = now or dt.datetime.now(dt.UTC)
+    latest = (now or dt.datetime.now(dt.UTC)) + MAX_CLOCK_SKEW
     out = Parsed()
     for obs in observations(body):
         named = device_reference(obs)
         if named is not None and named != device_id:
             out.rejections.append(Rejection("foreign_device", f"the observation names device {named[:64]!r}"))
             continue
-        result = parse_observation(obs, now)
+        result = parse_observation(obs, latest)
         if isinstance(result, Rejection):
             out.rejections.append(result)
         else:
