@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -86,3 +88,28 @@ def test_a_patients_vitals_as_charts(browser: TestClient, site: Site) -> None:
     assert "Valeurs (1)" in page.text and "built-in method" not in page.text
     sign_in(browser, "alice")
     assert browser.get(f"/monitoring/patients/{person}").status_code == 403
+
+
+def test_the_warehouse_overview(tmp_path: Path) -> None:
+    """On a loaded population: records, unmapped codes, sites, visits per year, the DQ report."""
+    from tests.conftest import build_population, hdhub_ok
+
+    home = build_population(tmp_path, 40, seed=3)
+    hdhub_ok("--home", str(home), "dq")
+    from hdhub.hub import Hub
+    from hdhub.security import users
+
+    hub = Hub.open(home)
+    with Session(hub.catalog) as s, s.begin():
+        users.create_user(s, "eve", ["data_engineer"], password=PASSWORD)
+        users.create_user(s, "bob", ["researcher"], password=PASSWORD)
+    try:
+        with TestClient(create_app(hub), base_url="http://hdhub.test") as c:
+            sign_in(c, "eve")
+            page = c.get("/warehouse")
+            assert page.status_code == 200 and "condition_occurrence" in page.text
+            assert "chu-nord" in page.text and "<svg" in page.text and "dq-" in page.text
+            sign_in(c, "bob")
+            assert c.get("/warehouse").status_code == 403
+    finally:
+        hub.close()

@@ -24,6 +24,7 @@ from hdhub.api.routes import (
     project_pages,
     projects,
     users,
+    warehouse_pages,
     workspaces,
 )
 from hdhub.hub import Hub
@@ -74,4 +75,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(project_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(monitoring_pages.router)
+    app.include_router(warehouse_pages.router)
     return app

@@ -99,10 +99,26 @@ TEXT: dict[str, dict[str, str]] = {
     "chart_hr": {"fr": "Fréquence cardiaque", "en": "Heart rate"},
     "chart_spo2": {"fr": "Saturation en oxygène", "en": "Oxygen saturation"},
     "chart_weight": {"fr": "Poids", "en": "Weight"},
+    "warehouse": {"fr": "Entrepôt de données", "en": "Data warehouse"},
+    "records": {"fr": "Enregistrements par table", "en": "Records per table"},
+    "rows": {"fr": "Lignes", "en": "Rows"},
+    "unmapped": {"fr": "Non codés (concept 0)", "en": "Unmapped (concept 0)"},
+    "sites": {"fr": "Patients par site", "en": "Persons per site"},
+    "persons": {"fr": "Patients", "en": "Persons"},
+    "visits": {"fr": "séjours", "en": "visits"},
+    "visits_per_year": {"fr": "Séjours par an et par site", "en": "Visits per year and site"},
+    "unmapped_codes": {"fr": "Codes non alignés les plus fréquents", "en": "Most frequent unmapped codes"},
+    "source_value": {"fr": "Code source", "en": "Source code"},
+    "data_quality": {"fr": "Qualité des données (dernier rapport)", "en": "Data quality (latest report)"},
+    "passed": {"fr": "réussis", "en": "passed"},
+    "failed": {"fr": "en échec", "en": "failed"},
+    "errors": {"fr": "erreurs", "en": "errors"},
+    "no_dq": {"fr": "Aucun rapport : lancer hdhub dq.", "en": "No report yet: run hdhub dq."},
 }
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)
 MENU = (
+    ("warehouse", "/warehouse", "warehouse:read"),
     ("alerts", "/alerts", "alerts:read"),
     ("projects", "/projects", "projects:read"),
     ("audit", "/audit", "audit:read"),
