@@ -35,7 +35,8 @@ def test_sign_in_and_acknowledge_in_a_browser(site: Site, chromium: Path) -> Non
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(f"{url}/alerts")
             assert page.url.endswith("/login?next=/alerts")
-            page.keyboard.type("dr-lambert")  # the user name field has the focus
+            page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
+            page.keyboard.type("dr-lambert")
             page.keyboard.press("Tab")
             page.keyboard.type(PASSWORD)
             page.keyboard.press("Enter")

@@ -69,3 +69,33 @@ def test_a_refused_decision_is_shown_not_raised(queue: Site) -> None:
         c1.post("/projects/etude-hta/review", data={"vote": "reject"})
         r = c1.post("/projects/etude-hta/decision", data={"outcome": "approved"})
         assert r.status_code == 409 and "majority of approving votes" in r.text
+
+
+def test_the_workspace_and_the_airlock_on_the_project_page(queue: Site) -> None:
+    from hdhub.workspaces import airlock
+    from hdhub.workspaces.provision import provision
+
+    with Session(queue.hub.catalog) as s, s.begin():
+        p = gov.get_project(s, "etude-hta")
+        gov.start_review(s, p, "comite-1")
+        gov.review(s, p, "comite-1", vote="approve")
+        gov.decide(s, p, "comite-1", "approved")
+    from hdhub.warehouse import connect
+
+    connect(queue.hub.settings.warehouse_url_resolved).disconnect()  # an empty warehouse: no persons
+    provision(queue.hub, "etude-hta", by="test")
+    release = airlock.request_release(queue.hub, "etude-hta", "alice", "table1.csv", b"sex,n\nF,30\nM,41\n")
+    with client(queue) as alice, client(queue) as c1, client(queue) as c2:
+        sign_in(alice, "alice")
+        page = alice.get("/projects/etude-hta")
+        assert "table1.csv" in page.text and "pass" in page.text and 'value="approve"' not in page.text
+        shown = alice.post("/projects/etude-hta/token")
+        assert shown.status_code == 200 and 'ws.connect("etude-hta", "hdh_' in shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        for checker, name in ((c1, "comite-1"), (c2, "comite-2")):
+            sign_in(checker, name)
+            assert checker.post(f"/releases/{release.id}/review", data={"vote": "approve"},
+                                follow_redirects=False).status_code == 303  # fmt: skip
+        assert airlock.get_release(queue.hub, release.id).status == "released"
+        sign_in(c1, "comite-1")
+        assert c1.post("/projects/etude-hta/token").status_code == 403  # the committee has no workspace

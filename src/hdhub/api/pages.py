@@ -114,6 +114,14 @@ TEXT: dict[str, dict[str, str]] = {
     "failed": {"fr": "en échec", "en": "failed"},
     "errors": {"fr": "erreurs", "en": "errors"},
     "no_dq": {"fr": "Aucun rapport : lancer hdhub dq.", "en": "No report yet: run hdhub dq."},
+    "workspace": {"fr": "Espace de travail", "en": "Workspace"},
+    "get_token": {"fr": "Obtenir un jeton de projet (30 jours)", "en": "Get a project token (30 days)"},
+    "token_once": {"fr": "Votre jeton, affiché une seule fois :", "en": "Your token, shown once:"},
+    "releases": {"fr": "Demandes de sortie de résultats", "en": "Release requests"},
+    "file": {"fr": "Fichier", "en": "File"},
+    "checks": {"fr": "Contrôles automatiques", "en": "Automatic checks"},
+    "approve": {"fr": "Approuver", "en": "Approve"},
+    "reject": {"fr": "Refuser", "en": "Reject"},
 }
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)

@@ -61,8 +61,11 @@ def projects_page(request: Request) -> Response:
 
 
 def _project_page(request: Request, principal: Principal, slug: str, error: str | None = None,
-                  status: int = 200) -> Response:  # fmt: skip
-    with Session(get_hub(request).catalog) as s:
+                  status: int = 200, token: str | None = None) -> Response:  # fmt: skip
+    from hdhub.workspaces import airlock
+
+    hub = get_hub(request)
+    with Session(hub.catalog) as s:
         p = gov.get_project(s, slug)
         readable(s, principal, p)
         rows = s.scalars(
@@ -77,12 +80,18 @@ def _project_page(request: Request, principal: Principal, slug: str, error: str 
             }
             for r in rows
         ]
-        outsider = principal.name not in gov.members_of(s, p) and principal.name != p.created_by
+        member = principal.name in gov.members_of(s, p)
+        outsider = not member and principal.name != p.created_by
+        workspace = p.status == "active" and p.frozen_at is None and p.extract_version is not None
+        checker = decide(principal, "releases:review").allowed
+        releases = [r.to_json() for r in airlock.list_releases(hub, slug=slug)] if member or checker else []
         can_review = (decide(principal, "projects:review").allowed and outsider
                       and p.status in ("submitted", "under_review"))  # fmt: skip
+        can_token = member and workspace and decide(principal, "workspaces:token").allowed
         return render(request, "project.html.j2", principal, status=status, p=view(s, p), reviews=reviews,
                       can_review=can_review, can_decide=can_review and p.status == "under_review",
-                      error=error)  # fmt: skip
+                      error=error, can_token=can_token, token=token, releases=releases,
+                      checker=checker)  # fmt: skip
 
 
 @router.get("/projects/{slug}")
@@ -133,3 +142,46 @@ def decision_page(request: Request, slug: str, outcome: Annotated[str, Form(max_
     except HdhubError as exc:
         return _project_page(request, principal, slug, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{slug}", status_code=303)
+
+
+@router.post("/projects/{slug}/token")
+def token_page(request: Request, slug: str) -> Response:
+    """A project token for the signed-in member, shown once (for hdhub.workspace.connect)."""
+    from datetime import timedelta
+
+    from hdhub.security.tokens import issue_token
+    from hdhub.security.users import get_user
+
+    _same_origin(request)
+    principal = _signed_in(request, "workspaces:token")
+    if not isinstance(principal, Principal):
+        return principal
+    audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
+    try:
+        with Session(get_hub(request).catalog) as s, s.begin():
+            user, project = get_user(s, principal.name), gov.get_project(s, slug)
+            secret, _ = issue_token(s, user, name=f"project {slug}", ttl=timedelta(days=30), project=project)
+    except HdhubError as exc:
+        return _project_page(request, principal, slug, error=str(exc), status=exc.status)
+    response = _project_page(request, principal, slug, token=secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/releases/{release_id}/review")
+def release_review_page(request: Request, release_id: int, vote: Annotated[str, Form(max_length=8)],
+                        text: Annotated[str, Form(max_length=20_000)] = "") -> Response:  # fmt: skip
+    """An output checker approves or rejects a release request from the project page."""
+    from hdhub.workspaces import airlock
+
+    _same_origin(request)
+    principal = _signed_in(request, "releases:review")
+    if not isinstance(principal, Principal):
+        return principal
+    audit_context(request, resource_type="release", resource_id=str(release_id), detail={"vote": vote})
+    release = airlock.get_release(get_hub(request), release_id)
+    try:
+        airlock.review_release(get_hub(request), release_id, principal.name, vote, text or None)
+    except HdhubError as exc:
+        return _project_page(request, principal, release.project, error=str(exc), status=exc.status)
+    return RedirectResponse(f"/projects/{release.project}", status_code=303)
