@@ -11,14 +11,15 @@ browser's Accept-Language switch to English.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import get_hub
-from hdhub.errors import AuthenticationError
+from hdhub.errors import AuthenticationError, Forbidden
 from hdhub.security.authz import decide
 from hdhub.security.principal import Principal
 from hdhub.security.tokens import resolve_token
@@ -182,3 +183,32 @@ def render(request: Request, template: str, principal: Principal | None, status:
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86_400, samesite="strict")
     return response
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a form posted from another site (on top of the SameSite=Strict cookie)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Forbidden("a form posted from another site")
+
+
+def to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+def forbidden_page(request: Request, principal: Principal) -> Response:
+    return render(request, "message.html.j2", principal, status=403, heading="403",
+                  text=TEXT["forbidden"][language(request)])  # fmt: skip
+
+
+def signed_in(request: Request, action: str) -> Principal | Response:
+    """The signed-in principal allowed ``action``, or the response to send instead: to
+    ``/login`` without a session, a 403 page when the roles do not allow it."""
+    principal = session_principal(request)
+    if principal is None:
+        return to_login(request)
+    decision = decide(principal, action)
+    if not decision.allowed:
+        return forbidden_page(request, principal)
+    request.state.decision = decision
+    return principal

@@ -31,6 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """A catalog datetime as UTC-aware: SQLite returns them naive, PostgreSQL aware (all UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class User(Base):
     __tablename__ = "users"
 

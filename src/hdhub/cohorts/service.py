@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import CohortCountLog, CohortDefinitionRecord, ResearchOpposition
+from hdhub.catalog.models import CohortCountLog, CohortDefinitionRecord, ResearchOpposition, aware
 from hdhub.cohorts.definition import CohortDefinition
 from hdhub.cohorts.disclosure import Obfuscator
 from hdhub.cohorts.run import CohortCounts, compile_on, count_cohort, execute
@@ -137,7 +137,7 @@ def project_count(hub: Any, con: Any, principal: Principal, slug: str) -> dict[s
         members = members_of(s, project)
     if principal.name not in members:
         raise Forbidden(f"{principal.name}: not a member of project {slug!r}")
-    expired = project.expires_at is not None and _aware(project.expires_at) < datetime.now(UTC)
+    expired = project.expires_at is not None and aware(project.expires_at) < datetime.now(UTC)
     if project.status not in ("approved", "active") or expired:
         raise Conflict(
             f"project {slug!r} is {'expired' if expired else project.status}: no approved perimeter"
@@ -153,10 +153,6 @@ def project_count(hub: Any, con: Any, principal: Principal, slug: str) -> dict[s
         **shown(counts, None, row.fingerprint),
         "excluded_by_opposition": everyone.persons - counts.persons,
     }
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def shown(counts: CohortCounts, obf: Obfuscator | None, fp: str) -> dict[str, Any]:

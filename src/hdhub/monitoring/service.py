@@ -20,7 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import Alert, MonitoredPatient, MonitoringDevice, VitalRejection, VitalValue, utcnow
+from hdhub.catalog.models import (
+    Alert,
+    MonitoredPatient,
+    MonitoringDevice,
+    VitalRejection,
+    VitalValue,
+    aware,
+    utcnow,
+)
 from hdhub.monitoring import detectors
 from hdhub.monitoring.rules import SEVERITIES, Finding, Value, evaluate, thresholds
 from hdhub.monitoring.vitals import (
@@ -229,15 +237,36 @@ def _raise(s: Session, person_key: str, finding: Finding, now: dt.datetime) -> A
     return alert
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+def list_alerts(
+    s: Session,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    patient: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """Alerts by status, severity and patient, newest first; with ``since``, those changed after
+    it, oldest first (the live stream)."""
+    stmt = select(Alert)
+    if status:
+        stmt = stmt.where(Alert.status == status)
+    if severity:
+        stmt = stmt.where(Alert.severity == severity)
+    if patient:
+        stmt = stmt.where(Alert.person_key == patient)
+    if since is not None:
+        stmt = stmt.where(Alert.updated_at > since).order_by(Alert.updated_at, Alert.id)
+    else:
+        stmt = stmt.order_by(Alert.updated_at.desc(), Alert.id.desc())
+    return list(s.scalars(stmt.limit(limit)))
 
 
 def alert_view(s: Session, alert: Alert, *, values: bool = False) -> dict[str, Any]:
     out = {
         "id": alert.id, "patient": alert.person_key, "rule": alert.rule, "severity": alert.severity,
         "status": alert.status, "message": alert.message, "count": alert.count, "first_at": alert.first_at,
-        "last_at": alert.last_at, "created_at": stamp(_aware(alert.created_at)),
+        "last_at": alert.last_at, "created_at": stamp(aware(alert.created_at)),
         "acknowledged_by": alert.acknowledged_by, "value_ids": orjson.loads(alert.value_ids),
     }  # fmt: skip
     if values:

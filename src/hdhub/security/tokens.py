@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import ApiToken, Project, ProjectMember, User
+from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, aware
 from hdhub.errors import AuthenticationError, Conflict, Forbidden, NotFound, ValidationError
 
 TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
@@ -27,11 +27,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 def _digest(token: str) -> str:
     # Tokens carry 256 bits of entropy, so a fast hash is the right tool (no brute force).
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _aware(ts: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def issue_token(
@@ -47,7 +42,7 @@ def issue_token(
     if project is not None:
         _check_project_token(session, project, user.username)
         if project.expires_at is not None:
-            expires = min(expires, _aware(project.expires_at))
+            expires = min(expires, aware(project.expires_at))
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
@@ -71,7 +66,7 @@ def _check_project_token(session: Session, project: Project, username: str) -> N
     )
     if member is None:
         raise Forbidden(f"{username}: not a member of project {project.slug!r}")
-    expired = project.expires_at is not None and _aware(project.expires_at) <= datetime.now(UTC)
+    expired = project.expires_at is not None and aware(project.expires_at) <= datetime.now(UTC)
     if project.status != "active" or project.frozen_at is not None or expired:
         raise Conflict(f"project {project.slug!r} has no open workspace (it is {project.status})")
 
@@ -84,7 +79,7 @@ def resolve_token(session: Session, secret: str) -> ApiToken:
     now = datetime.now(UTC)
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("invalid or revoked token")
-    if _aware(row.expires_at) <= now:
+    if aware(row.expires_at) <= now:
         raise AuthenticationError("token expired")
     if row.user.disabled:
         raise AuthenticationError("account disabled")
@@ -94,7 +89,7 @@ def resolve_token(session: Session, secret: str) -> ApiToken:
             _check_project_token(session, project, row.user.username)  # type: ignore[arg-type]
         except (Conflict, Forbidden) as exc:
             raise AuthenticationError(f"project token no longer valid: {exc}") from None
-    if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_RESOLUTION:
+    if row.last_used_at is None or now - aware(row.last_used_at) >= LAST_USED_RESOLUTION:
         row.last_used_at = now
     return row
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import Project, utcnow
+from hdhub.catalog.models import Project, aware, utcnow
 from hdhub.hub import Hub
 from hdhub.workspaces.keys import project_key, project_prefix, project_store
 
@@ -32,16 +32,12 @@ class ExpiryReport:
     deleted: dict[str, int] = field(default_factory=dict)  # project -> object versions removed
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def expire(hub: Hub, *, grace_days: int = DEFAULT_GRACE_DAYS, now: datetime | None = None) -> ExpiryReport:
     now = now or datetime.now(UTC)
     report = ExpiryReport()
     with Session(hub.catalog) as s, s.begin():
         for p in s.scalars(select(Project).where(Project.status.in_(("approved", "active")))):
-            if p.expires_at is not None and _aware(p.expires_at) <= now:
+            if p.expires_at is not None and aware(p.expires_at) <= now:
                 p.status, p.frozen_at = "expired", now
                 report.frozen.append(p.slug)
     with Session(hub.catalog) as s, s.begin():
@@ -49,7 +45,7 @@ def expire(hub: Hub, *, grace_days: int = DEFAULT_GRACE_DAYS, now: datetime | No
             select(Project).where(Project.frozen_at.is_not(None), Project.purged_at.is_(None))
         ).all()
         for p in due:
-            if _aware(p.frozen_at) + timedelta(days=grace_days) > now:  # type: ignore[arg-type]
+            if aware(p.frozen_at) + timedelta(days=grace_days) > now:  # type: ignore[arg-type]
                 continue
             report.deleted[p.slug] = delete_workspace(hub, s, p)
     return report

@@ -56,7 +56,7 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import Project, ProjectExtract, utcnow
+from hdhub.catalog.models import Project, ProjectExtract, aware, utcnow
 from hdhub.errors import Conflict, HdhubError
 from hdhub.hub import Hub
 from hdhub.privacy.pseudonyms import ProjectPseudonyms
@@ -398,9 +398,7 @@ def _provisionable(s: Session, slug: str) -> Project:
     from hdhub.governance.projects import get_project
 
     project = get_project(s, slug)
-    expired = project.expires_at is not None and project.expires_at.replace(
-        tzinfo=project.expires_at.tzinfo or dt.UTC
-    ) <= dt.datetime.now(dt.UTC)
+    expired = project.expires_at is not None and aware(project.expires_at) <= dt.datetime.now(dt.UTC)
     if project.status not in ("approved", "active") or expired or project.frozen_at is not None:
         open_ = project.status in ("approved", "active")
         state = project.status if not open_ else "expired" if expired else "frozen"

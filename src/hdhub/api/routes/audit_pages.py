@@ -11,8 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from hdhub.api.deps import get_hub
-from hdhub.api.pages import render
-from hdhub.api.routes.project_pages import _signed_in
+from hdhub.api.pages import render, signed_in
 from hdhub.security.principal import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +33,7 @@ def _search_args(f: dict[str, str]) -> dict[str, Any]:
 
 @router.get("/audit")
 def audit_page(request: Request) -> Response:
-    principal = _signed_in(request, "audit:read")
+    principal = signed_in(request, "audit:read")
     if not isinstance(principal, Principal):
         return principal
     f = _filters(request)
@@ -48,7 +47,7 @@ def audit_page(request: Request) -> Response:
 
 @router.get("/audit/export.ndjson")
 def audit_export(request: Request) -> Response:
-    principal = _signed_in(request, "audit:export")
+    principal = signed_in(request, "audit:export")
     if not isinstance(principal, Principal):
         return principal
     from hdhub.audit.ecs import to_ecs_line

@@ -10,12 +10,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import DbSession as Db
 from hdhub.api.deps import audit_context, get_hub, read_body, require
-from hdhub.catalog.models import Alert
+from hdhub.catalog.models import Alert, aware
 from hdhub.errors import Forbidden, NotFound, ValidationError
 from hdhub.hub import Hub
 from hdhub.monitoring import service
@@ -54,22 +53,6 @@ async def post_vitals(
     return result.to_json()
 
 
-def _alerts(s: Session, *, status: str | None, severity: str | None, patient: str | None,
-            since: dt.datetime | None, limit: int) -> list[Alert]:  # fmt: skip
-    stmt = select(Alert)
-    if status:
-        stmt = stmt.where(Alert.status == status)
-    if severity:
-        stmt = stmt.where(Alert.severity == severity)
-    if patient:
-        stmt = stmt.where(Alert.person_key == patient)
-    if since is not None:
-        stmt = stmt.where(Alert.updated_at > since).order_by(Alert.updated_at, Alert.id)
-    else:
-        stmt = stmt.order_by(Alert.updated_at.desc(), Alert.id.desc())
-    return list(s.scalars(stmt.limit(limit)))
-
-
 STATUS = Query(pattern="^(open|acknowledged)$")
 SEVERITY = Query(pattern="^(low|medium|high|urgent)$")
 
@@ -85,8 +68,8 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     audit_context(request, patient_id=patient)
-    return [service.alert_view(s, a) for a in _alerts(s, status=status, severity=severity, patient=patient,
-                                                        since=None, limit=limit)]  # fmt: skip
+    rows = service.list_alerts(s, status=status, severity=severity, patient=patient, limit=limit)
+    return [service.alert_view(s, a) for a in rows]
 
 
 @router.get("/alerts/stream", summary="Alerts as they are raised or change (Server-Sent Events)")
@@ -103,7 +86,7 @@ async def stream_alerts(
 
     def poll(since: dt.datetime) -> list[dict[str, Any]]:
         with Session(hub.catalog) as s:
-            rows = _alerts(s, status=None, severity=severity, patient=None, since=since, limit=500)
+            rows = service.list_alerts(s, severity=severity, since=since, limit=500)
             return [service.alert_view(s, a) | {"_updated": a.updated_at} for a in rows]
 
     async def events() -> AsyncIterator[bytes]:
@@ -114,7 +97,7 @@ async def stream_alerts(
         while asyncio.get_running_loop().time() < deadline:
             for alert in await asyncio.to_thread(poll, since - dt.timedelta(seconds=2)):
                 updated = alert.pop("_updated")
-                since = max(since, updated if updated.tzinfo else updated.replace(tzinfo=dt.UTC))
+                since = max(since, aware(updated))
                 state = (alert["count"], alert["status"], alert["severity"])
                 if sent.get(alert["id"]) == state:
                     continue  # the 2 s overlap re-reads what was already sent

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.api.charts import Point, time_series
 from hdhub.api.deps import audit_context, get_hub
-from hdhub.api.pages import TEXT, language, render
-from hdhub.api.routes.project_pages import _signed_in
+from hdhub.api.pages import TEXT, language, render, signed_in
 from hdhub.catalog.models import Alert, MonitoredPatient, VitalValue
 from hdhub.monitoring.rules import thresholds
 from hdhub.monitoring.vitals import DIASTOLIC, HEART_RATE, SPO2, SPO2_PULSE, SYSTOLIC, WEIGHT
@@ -37,7 +36,7 @@ CHARTS = (
 
 @router.get("/monitoring/patients/{person_key}")
 def patient_vitals(request: Request, person_key: str) -> Response:
-    principal = _signed_in(request, "alerts:read")
+    principal = signed_in(request, "alerts:read")
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="monitored_patient", patient_id=person_key[:64])

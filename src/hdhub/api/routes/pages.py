@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import DbSession, audit_context, get_hub
-from hdhub.api.pages import SESSION_COOKIE, TEXT, language, render, session_principal
-from hdhub.errors import AuthenticationError, Forbidden
+from hdhub.api.pages import (
+    SESSION_COOKIE,
+    render,
+    same_origin,
+    session_principal,
+    signed_in,
+    to_login,
+)
+from hdhub.errors import AuthenticationError
 from hdhub.hub import Hub
 from hdhub.monitoring import service
 from hdhub.security.authz import decide
@@ -29,12 +35,6 @@ from hdhub.security.users import authenticate, principal_for
 router = APIRouter(include_in_schema=False)
 
 
-def _same_origin(request: Request) -> None:
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-        raise Forbidden("a form posted from another site")
-
-
 def _safe_next(target: str | None) -> str:
     """Only a path of this site (never //host or a scheme): no open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -42,21 +42,11 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-
-
-def _forbidden(request: Request, principal: Principal) -> Response:
-    lang = language(request)
-    return render(request, "message.html.j2", principal, status=403, heading="403",
-                  text=TEXT["forbidden"][lang])  # fmt: skip
-
-
 @router.get("/")
 def home(request: Request) -> Response:
     principal = session_principal(request)
     if principal is None:
-        return _to_login(request)
+        return to_login(request)
     return render(request, "home.html.j2", principal)
 
 
@@ -75,7 +65,7 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    _same_origin(request)
+    same_origin(request)
     audit_context(request, resource_type="user", resource_id=username[:150])
     try:
         user = authenticate(s, username, password)
@@ -96,7 +86,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, s: DbSession) -> Response:
-    _same_origin(request)
+    same_origin(request)
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         try:
@@ -112,21 +102,13 @@ def logout(request: Request, s: DbSession) -> Response:
 
 @router.get("/alerts")
 def alerts_page(request: Request, status: str = "open", severity: str = "") -> Response:
-    principal = session_principal(request)
-    if principal is None:
-        return _to_login(request)
-    decision = decide(principal, "alerts:read")
-    if not decision.allowed:
-        return _forbidden(request, principal)
-    request.state.decision = decision
+    principal = signed_in(request, "alerts:read")
+    if not isinstance(principal, Principal):
+        return principal
     status = status if status in ("open", "acknowledged") else ""
     severity = severity if severity in ("urgent", "high", "medium", "low") else ""
-    from hdhub.api.routes.monitoring import _alerts
-
     with Session(get_hub(request).catalog) as s:
-        rows = _alerts(
-            s, status=status or None, severity=severity or None, patient=None, since=None, limit=500
-        )
+        rows = service.list_alerts(s, status=status or None, severity=severity or None, limit=500)
         alerts = [service.alert_view(s, a) for a in rows]
     can_ack = decide(principal, "alerts:ack").allowed
     return render(request, "alerts.html.j2", principal, alerts=alerts, status_filter=status,
@@ -135,14 +117,10 @@ def alerts_page(request: Request, status: str = "open", severity: str = "") -> R
 
 @router.post("/alerts/{alert_id}/ack")
 def acknowledge_page(request: Request, s: DbSession, alert_id: int) -> Response:
-    _same_origin(request)
-    principal = session_principal(request)
-    if principal is None:
-        return _to_login(request)
-    decision = decide(principal, "alerts:ack")
-    if not decision.allowed:
-        return _forbidden(request, principal)
-    request.state.decision = decision
+    same_origin(request)
+    principal = signed_in(request, "alerts:ack")
+    if not isinstance(principal, Principal):
+        return principal
     alert = service.acknowledge(s, alert_id, principal.name)
     audit_context(request, resource_type="alert", resource_id=str(alert_id), patient_id=alert.person_key)
     return RedirectResponse("/alerts", status_code=303)

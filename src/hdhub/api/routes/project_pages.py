@@ -11,8 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import audit_context, get_hub
-from hdhub.api.pages import render, session_principal
-from hdhub.api.routes.pages import _forbidden, _same_origin, _to_login
+from hdhub.api.pages import render, same_origin, signed_in
 from hdhub.api.routes.projects import readable, view
 from hdhub.catalog.models import Project, ProjectMember, ProjectReview
 from hdhub.errors import HdhubError
@@ -22,17 +21,6 @@ from hdhub.security.principal import Principal
 
 router = APIRouter(include_in_schema=False)
 QUEUE_FIRST = {"submitted": 0, "under_review": 1, "changes_requested": 2}
-
-
-def _signed_in(request: Request, action: str) -> Principal | Response:
-    principal = session_principal(request)
-    if principal is None:
-        return _to_login(request)
-    decision = decide(principal, action)
-    if not decision.allowed:
-        return _forbidden(request, principal)
-    request.state.decision = decision
-    return principal
 
 
 def _row(p: Project) -> dict[str, Any]:
@@ -45,7 +33,7 @@ def _row(p: Project) -> dict[str, Any]:
 
 @router.get("/projects")
 def projects_page(request: Request) -> Response:
-    principal = _signed_in(request, "projects:read")
+    principal = signed_in(request, "projects:read")
     if not isinstance(principal, Principal):
         return principal
     with Session(get_hub(request).catalog) as s:
@@ -96,7 +84,7 @@ def _project_page(request: Request, principal: Principal, slug: str, error: str 
 
 @router.get("/projects/{slug}")
 def project_page(request: Request, slug: str) -> Response:
-    principal = _signed_in(request, "projects:read")
+    principal = signed_in(request, "projects:read")
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
@@ -110,8 +98,8 @@ def review_page(
     text: Annotated[str, Form(max_length=20_000)] = "",
     vote: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
-    _same_origin(request)
-    principal = _signed_in(request, "projects:review")
+    same_origin(request)
+    principal = signed_in(request, "projects:review")
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug,
@@ -129,8 +117,8 @@ def review_page(
 
 @router.post("/projects/{slug}/decision")
 def decision_page(request: Request, slug: str, outcome: Annotated[str, Form(max_length=24)]) -> Response:
-    _same_origin(request)
-    principal = _signed_in(request, "projects:review")
+    same_origin(request)
+    principal = signed_in(request, "projects:review")
     if not isinstance(principal, Principal):
         return principal
     audit_context(
@@ -152,8 +140,8 @@ def token_page(request: Request, slug: str) -> Response:
     from hdhub.security.tokens import issue_token
     from hdhub.security.users import get_user
 
-    _same_origin(request)
-    principal = _signed_in(request, "workspaces:token")
+    same_origin(request)
+    principal = signed_in(request, "workspaces:token")
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
@@ -174,8 +162,8 @@ def release_review_page(request: Request, release_id: int, vote: Annotated[str, 
     """An output checker approves or rejects a release request from the project page."""
     from hdhub.workspaces import airlock
 
-    _same_origin(request)
-    principal = _signed_in(request, "releases:review")
+    same_origin(request)
+    principal = signed_in(request, "releases:review")
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="release", resource_id=str(release_id), detail={"vote": vote})

@@ -14,8 +14,7 @@ from fastapi.responses import Response
 
 from hdhub.api.charts import Point, time_series
 from hdhub.api.deps import get_hub
-from hdhub.api.pages import TEXT, language, render
-from hdhub.api.routes.project_pages import _signed_in
+from hdhub.api.pages import TEXT, language, render, signed_in
 from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import read_only
 
@@ -48,7 +47,7 @@ def _latest_dq(home: Any) -> dict[str, Any] | None:
 
 @router.get("/warehouse")
 def warehouse_page(request: Request) -> Response:
-    principal = _signed_in(request, "warehouse:read")
+    principal = signed_in(request, "warehouse:read")
     if not isinstance(principal, Principal):
         return principal
     hub = get_hub(request)
