@@ -9,14 +9,17 @@ from hdhub.api.deps import project_fence
 from hdhub.api.errors import install_error_handlers
 from hdhub.api.middleware import HttpMetrics, install_middleware
 from hdhub.api.routes import (
+    admin_pages,
     audit,
     audit_pages,
     auth,
+    cohort_pages,
     cohorts,
     dicomweb,
     dicomweb_images,
     health,
     identities,
+    imaging_pages,
     media,
     monitoring,
     monitoring_pages,
@@ -76,4 +79,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(audit_pages.router)
     app.include_router(monitoring_pages.router)
     app.include_router(warehouse_pages.router)
+    app.include_router(cohort_pages.router)
+    app.include_router(imaging_pages.router)
+    app.include_router(admin_pages.router)
     return app

@@ -123,14 +123,32 @@ TEXT: dict[str, dict[str, str]] = {
     "checks": {"fr": "Contrôles automatiques", "en": "Automatic checks"},
     "approve": {"fr": "Approuver", "en": "Approve"},
     "reject": {"fr": "Refuser", "en": "Reject"},
+    "cohorts": {"fr": "Explorateur de cohortes", "en": "Cohort explorer"},
+    "imaging": {"fr": "Imagerie", "en": "Imaging"},
+    "admin": {"fr": "Administration", "en": "Administration"},
 }
+
+
+
+def add_texts(texts: dict[str, dict[str, str]]) -> None:
+    """A page module's own texts, each in both languages; a key may be defined once only."""
+    for key, value in texts.items():
+        if key in TEXT and TEXT[key] != value:
+            raise ValueError(f"page text {key!r} is defined twice")
+        if set(value) != set(LANGS):
+            raise ValueError(f"page text {key!r} needs exactly {LANGS}")
+        TEXT[key] = value
+
 
 # The menu: (text key, link, action the signed-in roles need; None for everyone)
 MENU = (
     ("warehouse", "/warehouse", "warehouse:read"),
+    ("cohorts", "/cohorts", "cohorts:count"),
+    ("imaging", "/imaging", "imaging:read"),
     ("alerts", "/alerts", "alerts:read"),
     ("projects", "/projects", "projects:read"),
     ("audit", "/audit", "audit:read"),
+    ("admin", "/admin", "users:manage"),
     ("register", "/register", None),
     ("api_docs", "/docs", None),
 )
