@@ -23,6 +23,7 @@ from hdhub.api.routes import (
     media,
     monitoring,
     monitoring_pages,
+    oidc_login,
     pages,
     project_pages,
     projects,
@@ -32,6 +33,7 @@ from hdhub.api.routes import (
 )
 from hdhub.hub import Hub
 from hdhub.security.oidc import OidcVerifier
+from hdhub.security.oidc_login import BrowserSignIn
 
 
 def app_from_environment() -> FastAPI:
@@ -55,6 +57,11 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.metrics = HttpMetrics()
     oidc = hub.settings.oidc
     app.state.oidc = OidcVerifier(oidc, hub.settings.home) if oidc.issuer else None
+    app.state.oidc_login = (
+        BrowserSignIn(oidc, hub.settings.home, app.state.oidc, hub.keys.pseudonym)
+        if app.state.oidc is not None and oidc.client_id
+        else None
+    )
     install_error_handlers(app)
     install_middleware(app, app.state.metrics)
     for module in (
@@ -75,6 +82,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(workspaces.admin_router)
     app.include_router(projects.page_router)
     app.include_router(pages.router)
+    app.include_router(oidc_login.router)
     app.include_router(project_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(monitoring_pages.router)

@@ -94,8 +94,8 @@ class AuditAndMeasure:
             "path": request.url.path,
             "status": status,
         }
-        if request.url.query:
-            detail["query"] = request.url.query[:500]
+        if request.url.query:  # a sign-in callback's code and state are never kept
+            detail["query"] = "(redacted)" if fields.pop("redact_query", False) else request.url.query[:500]
         try:
             await run_in_threadpool(
                 request.app.state.hub.audit.record,

@@ -50,6 +50,18 @@ class OidcSettings(_Section):
         default_factory=dict, description="IdP role -> hdhub role; unmapped IdP roles grant nothing."
     )
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256"])
+    # Browser sign-in (authorization code flow with PKCE): on when client_id is set.
+    client_id: str | None = Field(None, description="hdhub's client id at the IdP: turns on browser sign-in.")
+    client_secret_file: str | None = Field(
+        None, description="File holding the client secret (confidential clients; a public client has none)."
+    )
+    provider_name: str = Field("SSO", description="The sign-in button's label: 'Sign in with …'.")
+    authorization_endpoint: str | None = Field(
+        None, description="Default: from the issuer's /.well-known/openid-configuration."
+    )
+    token_endpoint: str | None = Field(
+        None, description="Default: from the issuer's /.well-known/openid-configuration."
+    )
 
 
 class AuditSettings(_Section):
@@ -322,6 +334,11 @@ noise_sigma = 1.3
 # jwks = "https://sso.example-hospital.fr/realms/hdhub/protocol/openid-connect/certs"
 # roles_claim = "realm_access.roles"
 # role_map = { "hdhub-admin" = "admin", "dim-engineer" = "data_engineer" }
+# Browser sign-in ("Sign in with …" on /login): the client registered for hdhub at the IdP,
+# with redirect URI https://<this server>/login/oidc/callback.
+# client_id = "hdhub-web"
+# client_secret_file = "secrets/oidc-client-secret"
+# provider_name = "Keycloak AP"
 
 # [[objects.lifecycle]]
 # prefix = "videos/"

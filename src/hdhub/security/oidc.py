@@ -64,26 +64,38 @@ class OidcVerifier:
                 return key.key
         raise AuthenticationError("token signed by an unknown key")
 
-    def verify(self, token: str, source: str | None = None) -> Principal:
+    def claims(self, token: str, audience: str | None = None) -> dict[str, Any]:
+        """The verified claims of a JWT from the IdP (signature, issuer, expiry, audience:
+        ``audience`` or else ``oidc.audience``)."""
         key = self._signing_key(token)
+        audience = audience or self.settings.audience
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=self.settings.algorithms,
                 issuer=self.settings.issuer,
-                audience=self.settings.audience,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": self.settings.audience is not None},
+                audience=audience,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": audience is not None},
                 leeway=30,
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationError(f"invalid bearer token: {exc}") from None
+
+    def roles(self, claims: dict[str, Any]) -> frozenset[str]:
+        """The hdhub roles the IdP's roles map to (an unmapped IdP role grants nothing)."""
         idp_roles = _claim(claims, self.settings.roles_claim) or []
         if isinstance(idp_roles, str):
             idp_roles = idp_roles.split()
-        roles = frozenset(self.settings.role_map[r] for r in idp_roles if r in self.settings.role_map)
-        name = _claim(claims, self.settings.username_claim) or claims["sub"]
-        return Principal(name=f"oidc:{name}", roles=roles, kind="oidc", source=source)
+        return frozenset(self.settings.role_map[r] for r in idp_roles if r in self.settings.role_map)
+
+    def username(self, claims: dict[str, Any]) -> str:
+        """The IdP user as an hdhub name: ``oidc:<name>`` (local account names never hold a colon)."""
+        return f"oidc:{_claim(claims, self.settings.username_claim) or claims['sub']}"
+
+    def verify(self, token: str, source: str | None = None) -> Principal:
+        claims = self.claims(token)
+        return Principal(name=self.username(claims), roles=self.roles(claims), kind="oidc", source=source)
 
 
 def looks_like_jwt(token: str) -> bool:

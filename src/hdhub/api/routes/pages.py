@@ -35,11 +35,17 @@ from hdhub.security.users import authenticate, principal_for
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path of this site (never //host or a scheme): no open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
+
+
+def _sso(request: Request) -> str | None:
+    """The identity provider's name for the "Sign in with" link, when browser sign-in is on."""
+    sign_in = getattr(request.app.state, "oidc_login", None)
+    return sign_in.settings.provider_name if sign_in is not None else None
 
 
 @router.get("/")
@@ -52,8 +58,8 @@ def home(request: Request) -> Response:
 
 @router.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
-    return render(request, "login.html.j2", session_principal(request), next=_safe_next(next), error=False,
-                  username="")  # fmt: skip
+    return render(request, "login.html.j2", session_principal(request), next=safe_next(next), error=False,
+                  username="", sso=_sso(request))  # fmt: skip
 
 
 @router.post("/login")
@@ -70,14 +76,14 @@ def login(
     try:
         user = authenticate(s, username, password)
     except AuthenticationError:
-        return render(request, "login.html.j2", None, status=401, next=_safe_next(next), error=True,
-                      username=username)  # fmt: skip
+        return render(request, "login.html.j2", None, status=401, next=safe_next(next), error=True,
+                      username=username, sso=_sso(request))  # fmt: skip
     request.state.principal = principal_for(
         user, kind="web", source=request.client.host if request.client else None
     )
     ttl = timedelta(hours=hub.settings.security.token_ttl_hours)
     secret, _row = issue_token(s, user, name="web session", ttl=ttl)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     secure = request.url.scheme == "https"
     age = int(ttl.total_seconds())
     response.set_cookie(SESSION_COOKIE, secret, max_age=age, httponly=True, samesite="strict", secure=secure)
