@@ -126,6 +126,8 @@ TEXT: dict[str, dict[str, str]] = {
     "cohorts": {"fr": "Explorateur de cohortes", "en": "Cohort explorer"},
     "imaging": {"fr": "Imagerie", "en": "Imaging"},
     "admin": {"fr": "Administration", "en": "Administration"},
+    "new_alert": {"fr": "Nouvelle alerte", "en": "New alert"},
+    "reload": {"fr": "Actualiser la liste", "en": "Reload the list"},
 }
 
 

@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
         patients: int = typer.Option(
             2000, "--patients", min=0, help="Synthetic patients loaded into an empty warehouse (0: none)."
         ),
+        live: bool = typer.Option(
+            True, "--live/--no-live", help="While serving, home devices keep sending readings (new alerts)."
+        ),
     ) -> None:
         """Set up a demo deployment (./hdhub-demo unless --home): a synthetic hospital group
         loaded into the warehouse (first run only), then serve it on 127.0.0.1."""
@@ -144,4 +147,11 @@ def register(app: typer.Typer) -> None:
             soft_wrap=True,  # one line, so it can be copied
         )
         if serve_:
-            run_server(hub, "127.0.0.1", port)
+            from hdhub.synth.live_devices import LiveFeed
+
+            feed = LiveFeed(hub.catalog).start() if live and patients else None
+            try:
+                run_server(hub, "127.0.0.1", port)
+            finally:
+                if feed is not None:
+                    feed.close()

@@ -43,11 +43,11 @@ class DeviceStreams:
     episodes: dict[str, int]
 
 
-def _quantity(value: float, unit: str) -> dict[str, Any]:
+def quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": round(value, 1), "unit": unit, "system": UCUM, "code": unit}
 
 
-def _obs(device: str, code: str, when: dt.datetime, **value: Any) -> dict[str, Any]:
+def observation(device: str, code: str, when: dt.datetime, **value: Any) -> dict[str, Any]:
     return {
         "resourceType": "Observation",
         "status": "final",
@@ -68,18 +68,18 @@ def _obs(device: str, code: str, when: dt.datetime, **value: Any) -> dict[str, A
     }
 
 
-def _bp(device: str, when: dt.datetime, systolic: float, diastolic: float) -> dict[str, Any]:
+def bp_panel(device: str, when: dt.datetime, systolic: float, diastolic: float) -> dict[str, Any]:
     parts = [("8480-6", systolic), ("8462-4", diastolic)]
-    component = [{"code": {"coding": [{"system": LOINC, "code": c}]}, "valueQuantity": _quantity(v, "mm[Hg]")}
+    component = [{"code": {"coding": [{"system": LOINC, "code": c}]}, "valueQuantity": quantity(v, "mm[Hg]")}
                  for c, v in parts]  # fmt: skip
-    return _obs(device, "85354-9", when, component=component)
+    return observation(device, "85354-9", when, component=component)
 
 
 def _rr(device: str, when: dt.datetime, intervals: list[float]) -> dict[str, Any]:
     data = " ".join(str(round(x)) for x in intervals)
     origin = {"value": 0, "unit": "ms", "system": UCUM, "code": "ms"}
     sampled = {"origin": origin, "period": 0, "dimensions": 1, "data": data}
-    return _obs(device, "8637-1", when, valueSampledData=sampled)
+    return observation(device, "8637-1", when, valueSampledData=sampled)
 
 
 def _patients(site_dir: Path) -> list[dict[str, Any]]:
@@ -111,19 +111,19 @@ def _stream(
                 systolic, diastolic = rng.uniform(188, 198), rng.uniform(112, 120)
             if episode == "atrial_fibrillation" and last_days:
                 heart = rng.uniform(112, 128)
-            out.append(_bp(device, when, systolic, diastolic))
-            out.append(_obs(device, "8867-4", when, valueQuantity=_quantity(heart, "/min")))
+            out.append(bp_panel(device, when, systolic, diastolic))
+            out.append(observation(device, "8867-4", when, valueQuantity=quantity(heart, "/min")))
         morning = base.replace(hour=7, minute=rng.randrange(30), second=rng.randrange(60), microsecond=0)
         weight = weight0 + rng.gauss(0, 0.25)
         if episode == "fluid_retention" and last_days:
             weight = weight0 + 1.1 * (day - (days - 4))  # +2.2 kg over the last two days alone
-        out.append(_obs(device, "29463-7", morning, valueQuantity=_quantity(weight, "kg")))
+        out.append(observation(device, "29463-7", morning, valueQuantity=quantity(weight, "kg")))
         saturation = min(99.0, max(95.0, rng.gauss(spo0, 0.6)))
         if episode == "desaturation" and last_days:
             saturation = rng.uniform(88, 90)
         out.append(
-            _obs(
-                device, "59408-5", morning + dt.timedelta(minutes=5), valueQuantity=_quantity(saturation, "%")
+            observation(
+                device, "59408-5", morning + dt.timedelta(minutes=5), valueQuantity=quantity(saturation, "%")
             )
         )
         if day % 7 == 6 or (episode == "atrial_fibrillation" and day == days - 1):

@@ -82,6 +82,11 @@ async def stream_alerts(
         float, Query(gt=0, le=3600, description="Close after this long (clients reconnect)")
     ] = 300,
 ) -> StreamingResponse:
+    return alert_stream(request, hub, severity, seconds)
+
+
+def alert_stream(request: Request, hub: Hub, severity: str | None, seconds: float) -> StreamingResponse:
+    """Alerts raised or changed from now on, as Server-Sent Events (for the API and the alert page)."""
     started = dt.datetime.now(dt.UTC)
 
     def poll(since: dt.datetime) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from hdhub.api.pages import (
     signed_in,
     to_login,
 )
+from hdhub.api.routes.monitoring import alert_stream
 from hdhub.errors import AuthenticationError
 from hdhub.hub import Hub
 from hdhub.monitoring import service
@@ -119,6 +120,19 @@ def alerts_page(request: Request, status: str = "open", severity: str = "") -> R
     can_ack = decide(principal, "alerts:ack").allowed
     return render(request, "alerts.html.j2", principal, alerts=alerts, status_filter=status,
                   severity_filter=severity, can_ack=can_ack)  # fmt: skip
+
+
+@router.get("/alerts/live")
+def alerts_live(
+    request: Request, severity: str = "", seconds: Annotated[float, Query(gt=0, le=300)] = 300
+) -> Response:
+    """The alert page's live feed: alerts raised or changed, as Server-Sent Events (for five
+    minutes at most; the browser reconnects)."""
+    principal = signed_in(request, "alerts:read")
+    if not isinstance(principal, Principal):
+        return principal
+    severity = severity if severity in ("urgent", "high", "medium", "low") else ""
+    return alert_stream(request, get_hub(request), severity or None, seconds)
 
 
 @router.post("/alerts/{alert_id}/ack")
