@@ -63,7 +63,7 @@ def stamp(moment: dt.datetime) -> str:
     """Fixed-width ISO 8601 UTC (sorts as text on both catalogs)."""
     if moment.tzinfo is not dt.UTC:
         moment = moment.astimezone(dt.UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def _at(text: str) -> dt.datetime:
@@ -94,17 +94,21 @@ def _insert_sql(dialect: str, rows: int) -> str:
 def _insert(s: Session, rows: list[tuple[Any, ...]]) -> list[tuple[int, str, float, str]]:
     """Insert, ignoring replays; returns the rows inserted (id, code, value, effective_at).
 
-    Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING, as the driver's own SQL (one text per
-    row count, cached): building it through SQLAlchemy cost more than running it (60 ms for
-    600 rows compiled per call; 3 ms with insertmanyvalues; under 1 ms this way)."""
+    Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING, as the driver's own SQL on its own
+    cursor (one text per row count, cached): building it through SQLAlchemy cost more than
+    running it (60 ms for 600 rows compiled per call; 3 ms with insertmanyvalues; under 1 ms
+    this way), and reading the returned rows through SQLAlchemy's result cost a fifth more."""
     connection = s.connection()
     dialect = connection.dialect.name
+    cursor = connection.connection.cursor()  # the driver's own: its rows, no per-row wrapping
     out: list[tuple[int, str, float, str]] = []
-    for i in range(0, len(rows), _CHUNK):
-        chunk = rows[i : i + _CHUNK]
-        params = tuple(value for row in chunk for value in row)
-        result = connection.exec_driver_sql(_insert_sql(dialect, len(chunk)), params)
-        out.extend(tuple(r) for r in result)  # type: ignore[misc]
+    try:
+        for i in range(0, len(rows), _CHUNK):
+            chunk = rows[i : i + _CHUNK]
+            cursor.execute(_insert_sql(dialect, len(chunk)), [value for row in chunk for value in row])
+            out += cursor.fetchall()
+    finally:
+        cursor.close()
     return out
 
 
@@ -122,7 +126,12 @@ def ingest(
     now = now or dt.datetime.now(dt.UTC)
     result = IngestResult()
     with Session(catalog) as s, s.begin():
-        device = s.scalar(select(MonitoringDevice).where(MonitoringDevice.device_id == device_id))
+        device = s.execute(
+            select(MonitoringDevice.person_key, MonitoringDevice.revoked_at,
+                   MonitoredPatient.thresholds, MonitoredPatient.heart_failure)
+            .outerjoin(MonitoredPatient, MonitoredPatient.person_key == MonitoringDevice.person_key)
+            .where(MonitoringDevice.device_id == device_id)
+        ).first()  # fmt: skip
         parsed = parse(body, device_id, now)
         reasons = Counter(r.reason for r in parsed.rejections)
         details = {r.reason: r.detail for r in reversed(parsed.rejections)}
@@ -135,8 +144,10 @@ def ingest(
             result.rejected = dict(reasons)
             return result
         unique: dict[tuple[str, str], Vital] = {}
+        stamps: dict[dt.datetime, str] = {}  # a panel's values share their time
         for v in parsed.vitals:
-            unique.setdefault((v.code, stamp(v.effective)), v)
+            at = stamps.get(v.effective) or stamps.setdefault(v.effective, stamp(v.effective))
+            unique.setdefault((v.code, at), v)
         received = _received(now, s.get_bind().dialect.name)
         rows = [
             (device.person_key, device_id, code, v.value, at, received, source)
@@ -150,7 +161,8 @@ def ingest(
         if inserted:
             new = [Value(i, code, value, unique[(code, at)].effective) for i, code, value, at in inserted]
             rr = {(v.code, stamp(v.effective)): v.rr for v in parsed.vitals if v.code == RR}
-            findings = _findings(s, device.person_key, new, rr)
+            config = thresholds(orjson.loads(device.thresholds) if device.thresholds else None)
+            findings = _findings(s, device.person_key, new, rr, config, bool(device.heart_failure))
             result.alerts = [_raise(s, device.person_key, f, now).id for f in findings]
     return result
 
@@ -158,9 +170,36 @@ def ingest(
 RRSeries = dict[tuple[str, str], tuple[float, ...]]
 
 
-def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries) -> list[Finding]:
-    patient = s.get(MonitoredPatient, person_key)
-    config = thresholds(orjson.loads(patient.thresholds) if patient else None)
+@functools.cache
+def _baseline_sql(dialect: str, codes: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    where = " AND ".join(
+        f"{c} {mark}" for c in ("person_key =", "code =", "id <", "effective_at >=", "effective_at <")
+    )
+    one = f"SELECT * FROM (SELECT code, value FROM vital_values WHERE {where} "  # noqa: S608 (placeholders)
+    one += f"ORDER BY effective_at DESC LIMIT {detectors.DRIFT_BASELINE}) AS b"
+    return " UNION ALL ".join(f"{one}{k}" for k in range(codes))
+
+
+def _baselines(s: Session, person_key: str, before: int, latest: list[Value]) -> dict[str, list[float]]:
+    """Each code's baseline, in one statement: the patient's values stored before this message
+    (a smaller id) in the ``DRIFT_DAYS`` before the code's latest new value, most recent first."""
+    if not latest:
+        return {}
+    connection = s.connection()
+    params: list[Any] = []
+    for v in latest:
+        since = v.at - dt.timedelta(days=detectors.DRIFT_DAYS)
+        params += [person_key, v.code, before, stamp(since), stamp(v.at)]
+    out: dict[str, list[float]] = {}
+    sql = _baseline_sql(connection.dialect.name, len(latest))
+    for code, value in connection.exec_driver_sql(sql, tuple(params)):
+        out.setdefault(code, []).append(value)
+    return out
+
+
+def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries, config: dict[str, Any],
+              heart_failure: bool) -> list[Finding]:  # fmt: skip
 
     def history(code: str, since: dt.datetime) -> list[Value]:
         rows = s.execute(
@@ -175,30 +214,17 @@ def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries) -> li
         )
         return [Value(i, code, value, _at(at)) for i, value, at in rows]
 
-    findings = evaluate(new, config, heart_failure=bool(patient and patient.heart_failure), history=history)
-    before = min(v.id for v in new)  # ids grow: stored earlier means a smaller id
-    for code in DRIFT_CODES:  # the latest new value of each code against the patient's baseline
-        values = [v for v in new if v.code == code]
-        if not values:
-            continue
-        latest = max(values, key=lambda v: v.at)
-        since = stamp(latest.at - dt.timedelta(days=detectors.DRIFT_DAYS))
-        baseline = s.scalars(
-            select(VitalValue.value)
-            .where(
-                VitalValue.person_key == person_key,
-                VitalValue.code == code,
-                VitalValue.id < before,
-                VitalValue.effective_at >= since,
-                VitalValue.effective_at < stamp(latest.at),
-            )
-            .order_by(VitalValue.effective_at.desc())
-            .limit(detectors.DRIFT_BASELINE)
-        ).all()
-        z = detectors.robust_z(latest.value, baseline)
+    findings = evaluate(new, config, heart_failure=heart_failure, history=history)
+    latest = {}  # the latest new value of each code, against the patient's baseline
+    for v in new:
+        if v.code in DRIFT_CODES and (v.code not in latest or v.at > latest[v.code].at):
+            latest[v.code] = v
+    baselines = _baselines(s, person_key, min(v.id for v in new), list(latest.values()))
+    for code, value in latest.items():
+        z = detectors.robust_z(value.value, baselines.get(code, []))
         if z is not None and abs(z) >= detectors.DRIFT_Z:
-            message = f"{latest.value:g} is far from this patient's usual values (robust z {z:+.1f})"
-            findings.append(Finding(f"drift_{code}", "low", message, (latest,)))
+            message = f"{value.value:g} is far from this patient's usual values (robust z {z:+.1f})"
+            findings.append(Finding(f"drift_{code}", "low", message, (value,)))
     for v in new:
         if v.code == RR:
             screen = detectors.screen_rr(rr.get((RR, stamp(v.at)), ()))
