@@ -1,4 +1,5 @@
-"""Small server-side charts: an inline SVG time series (no JavaScript, no third-party code).
+"""Small server-side charts: an inline SVG time series and horizontal bars (no JavaScript, no
+third-party code).
 
 Readable without scripts, printable, and accessible: each chart carries a title and a
 description, and its values are in a table next to it for screen readers.
@@ -75,5 +76,76 @@ def time_series(title: str, unit: str, series: Sequence[tuple[str, Sequence[Poin
                 )
                 parts.append(f'{circle} stroke-width="2"><title>{label}</title></circle>')
     parts.append("</svg>")
+    # Every text that reached the parts was escaped above; the rest are numbers and constants.
+    return Markup("".join(parts))  # noqa: S704
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    text: str | None = None  # shown instead of the value (e.g. "< 10")
+    upto: float = 0.0  # how much more the value may be (drawn dashed after the bar)
+
+
+BAR_HEIGHT, LABEL_WIDTH = 26, 190
+
+
+def _clip(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def bar_chart(title: str, unit: str, bars: Sequence[Bar], label_header: str) -> Markup:
+    """Horizontal bars, one per label, as an SVG followed by the same values in a table
+    (``label_header`` and ``unit`` head its columns). A bar with ``upto`` has a dashed part:
+    a value known only as a range (a hidden small count, a sum of such counts)."""
+    if not bars:
+        return Markup("")
+
+    def shown(b: Bar) -> str:
+        return b.text if b.text is not None else f"{b.value:,.0f}"
+
+    top = max(max(b.value + b.upto for b in bars), 1.0)
+    room = 12 + 8 * max(len(shown(b)) for b in bars)  # for the value written after the bar
+    span = WIDTH - LABEL_WIDTH - 2 * PAD - room
+    height = PAD + BAR_HEIGHT * len(bars) + 8
+
+    def w(value: float) -> float:
+        return span * max(value, 0.0) / top
+
+    parts = [
+        f'<figure class="bars"><svg role="img" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'style="max-width:{WIDTH}px" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
+        f"<desc>{escape(title)} ({escape(unit)}): {escape('; '.join(f'{b.label}: {shown(b)}' for b in bars))}"
+        "</desc>",
+        f'<text x="{LABEL_WIDTH + PAD}" y="{PAD - 12}" font-size="12" fill="#1a1a1a">{escape(unit)}</text>',
+    ]
+    x0 = LABEL_WIDTH + PAD
+    for k, b in enumerate(bars):
+        y = PAD + k * BAR_HEIGHT
+        mid = y + BAR_HEIGHT / 2 + 4
+        parts.append(
+            f"<g><title>{escape(b.label)}: {escape(shown(b))}</title>"
+            f'<text x="{x0 - 8}" y="{mid:.1f}" font-size="13" text-anchor="end" fill="#1a1a1a">'
+            f"{escape(_clip(b.label, 26))}</text>"
+            f'<rect x="{x0}" y="{y + 4}" width="{w(b.value):.1f}" height="{BAR_HEIGHT - 8}" fill="#0b5394"/>'
+        )
+        end = x0 + w(b.value)
+        if b.upto > 0:
+            parts.append(
+                f'<rect x="{end:.1f}" y="{y + 4}" width="{w(b.upto):.1f}" height="{BAR_HEIGHT - 8}" '
+                'fill="#fff" stroke="#4b5563" stroke-dasharray="4 3"/>'
+            )
+            end += w(b.upto)
+        parts.append(
+            f'<text x="{end + 6:.1f}" y="{mid:.1f}" font-size="13" fill="#1a1a1a">'
+            f"{escape(shown(b))}</text></g>"
+        )
+    parts.append(
+        f'</svg><table><thead><tr><th scope="col">{escape(label_header)}</th>'
+        f'<th scope="col">{escape(unit)}</th></tr></thead><tbody>'
+    )
+    parts += [f'<tr><th scope="row">{escape(b.label)}</th><td>{escape(shown(b))}</td></tr>' for b in bars]
+    parts.append("</tbody></table></figure>")
     # Every text that reached the parts was escaped above; the rest are numbers and constants.
     return Markup("".join(parts))  # noqa: S704

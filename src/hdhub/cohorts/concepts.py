@@ -120,3 +120,102 @@ def _mapped_from(con: Any, targets: set[int]) -> dict[int, set[int]]:
     ):
         out.setdefault(t, set()).add(src)
     return out
+
+
+# --- finding concepts: the cohort explorer's search -----------------------------------------
+
+SEARCH_LIMIT = 25
+MAX_SEARCH_LIMIT = 100
+MAX_QUERY_LENGTH = 200
+# The definition's domains as the vocabulary's domain_id (death and note events carry no
+# concept of their own domain: their search is not narrowed).
+OMOP_DOMAINS = {
+    "condition": "Condition",
+    "drug": "Drug",
+    "measurement": "Measurement",
+    "procedure": "Procedure",
+    "observation": "Observation",
+    "visit": "Visit",
+    "device": "Device",
+    "death": None,
+    "note": None,
+}
+_COLUMNS = (
+    "concept_id",
+    "concept_name",
+    "domain_id",
+    "vocabulary_id",
+    "concept_class_id",
+    "standard_concept",
+    "concept_code",
+    "invalid_reason",
+)
+_SELECT = (
+    "SELECT concept_id, concept_name, domain_id, vocabulary_id, concept_class_id, standard_concept, "
+    "concept_code, invalid_reason FROM concept "
+)
+_MATCH = (
+    "WHERE (concept_id = $id OR lower(concept_code) = $q OR starts_with(lower(concept_code), $q) "
+    "OR contains(lower(concept_name), $q)) AND ($domain IS NULL OR domain_id = $domain) "
+)
+_RANK = (
+    "ORDER BY (concept_id = $id OR lower(concept_code) = $q) DESC, "
+    "CASE standard_concept WHEN 'S' THEN 0 WHEN 'C' THEN 1 ELSE 2 END, invalid_reason IS NOT NULL, "
+    "starts_with(lower(concept_name), $q) DESC, length(concept_name), concept_id LIMIT $limit"
+)
+
+
+def search_concepts(
+    con: Any, query: str, *, domain: str | None = None, limit: int = SEARCH_LIMIT
+) -> list[dict[str, Any]]:
+    """Concepts of the loaded vocabulary whose id or code is ``query``, whose code starts with
+    it or whose name contains it (case-insensitive, no wildcards), at most ``limit``: exact id
+    or code first, then standard concepts, classification concepts, the others; valid before
+    invalid; then names starting with the query, shorter names. A non-standard concept lists
+    the standard concepts it 'Maps to' (``maps_to``). ValidationError for a query of fewer
+    than 2 characters (a concept id may be shorter) or too long, an unknown domain, a limit
+    outside 1-100."""
+    q = query.strip()
+    if len(q) < 2 and not (q.isascii() and q.isdigit()):
+        raise ValidationError("search: type at least 2 characters (or a concept id)")
+    if len(q) > MAX_QUERY_LENGTH:
+        raise ValidationError(f"search: at most {MAX_QUERY_LENGTH} characters")
+    if domain is not None and domain not in OMOP_DOMAINS:
+        raise ValidationError(f"search: unknown domain {domain!r} (one of {', '.join(OMOP_DOMAINS)})")
+    if not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise ValidationError(f"search: the limit is between 1 and {MAX_SEARCH_LIMIT}")
+    params = {
+        "id": int(q) if q.isascii() and q.isdigit() and len(q) <= 10 else -1,
+        "q": q.lower(),
+        "domain": OMOP_DOMAINS[domain] if domain else None,
+        "limit": limit,
+    }
+    rows = [
+        dict(zip(_COLUMNS, r, strict=True))
+        for r in con.con.execute(_SELECT + _MATCH + _RANK, params).fetchall()
+    ]
+    targets = _maps_to(con, {r["concept_id"] for r in rows if r["standard_concept"] != "S"})
+    for r in rows:
+        r["maps_to"] = targets.get(r["concept_id"], [])
+    return rows
+
+
+def describe_concepts(con: Any, ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The vocabulary's row of each of ``ids`` it holds (ids it does not hold are left out)."""
+    rows = _query(con, _SELECT + "WHERE concept_id IN (SELECT unnest(?))", ids)
+    return {r[0]: dict(zip(_COLUMNS, r, strict=True)) for r in rows}
+
+
+def _maps_to(con: Any, sources: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """source concept -> the standard concepts it 'Maps to' (id and name; valid relationships)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for src, target, name in _query(
+        con,
+        "SELECT r.concept_id_1, c.concept_id, c.concept_name FROM concept_relationship r "
+        "JOIN concept c ON c.concept_id = r.concept_id_2 "
+        "WHERE r.concept_id_1 IN (SELECT unnest(?)) AND r.relationship_id = 'Maps to' "
+        "AND r.invalid_reason IS NULL AND r.concept_id_1 <> r.concept_id_2 ORDER BY c.concept_id",
+        sources,
+    ):
+        out.setdefault(src, []).append({"concept_id": target, "concept_name": name})
+    return out

@@ -1,7 +1,10 @@
 """Cohorts over HTTP: counts with disclosure control, saved and versioned definitions.
 
 A count opens the warehouse read-only for the request (the API never takes DuckDB's write
-lock, so loads keep working); the caller's definitions are theirs alone.
+lock, so loads keep working); the caller's definitions are theirs alone. The cohort explorer
+pages (``cohort_pages``) count, save and load through the same functions as these routes
+(:func:`count_definition`, :func:`save_named`, :func:`load_saved`), so a page never shows
+more than the API would to the same user.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from hdhub.api.deps import audit_context, get_hub, read_body, require
-from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, NAME_PATTERN, parse_definition
+from hdhub.catalog.models import CohortDefinitionRecord
+from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, NAME_PATTERN, CohortDefinition, parse_definition
 from hdhub.cohorts.service import count_for, get_definition, list_definitions, record_summary, save_definition
 from hdhub.errors import ValidationError
 from hdhub.hub import Hub
@@ -22,6 +26,42 @@ from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import read_only
 
 router = APIRouter(prefix="/api/v1/cohorts", tags=["cohorts"])
+
+
+def count_definition(
+    request: Request, hub: Hub, principal: Principal, definition: CohortDefinition, *, breakdowns: bool = True
+) -> dict[str, Any]:
+    """What ``principal`` may see of the counts (exact, or obfuscated and rate-limited; the
+    opposition registry left out), the count named in the request's audit event."""
+    with read_only(hub.settings.warehouse_url_resolved) as con:
+        result = count_for(hub, con, principal, definition, breakdowns=breakdowns)
+    audit_context(
+        request,
+        resource_type="cohort",
+        resource_id=result["fingerprint"][:16],
+        detail={"exact": result["exact"], "persons": result["persons"]},
+    )
+    return result
+
+
+def save_named(
+    request: Request, hub: Hub, principal: Principal, name: Any, definition: CohortDefinition
+) -> CohortDefinitionRecord:
+    """A new version of the principal's definition ``name`` (none when unchanged)."""
+    if not isinstance(name, str) or re.fullmatch(NAME_PATTERN, name) is None:
+        raise ValidationError("name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    row = save_definition(hub.catalog, principal.name, name, definition)
+    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    return row
+
+
+def load_saved(
+    request: Request, hub: Hub, principal: Principal, name: str, version: int | None = None
+) -> CohortDefinitionRecord:
+    """One of the principal's saved definitions (the latest version without ``version``)."""
+    row = get_definition(hub.catalog, principal.name, name, version)
+    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    return row
 
 
 async def json_body(request: Request) -> Any:
@@ -72,15 +112,7 @@ def count(
     breakdowns = body.get("breakdowns", True)
     if not isinstance(breakdowns, bool):
         raise ValidationError("'breakdowns' is true or false")
-    with read_only(hub.settings.warehouse_url_resolved) as con:
-        result = count_for(hub, con, principal, definition, breakdowns=breakdowns)
-    audit_context(
-        request,
-        resource_type="cohort",
-        resource_id=result["fingerprint"][:16],
-        detail={"exact": result["exact"], "persons": result["persons"]},
-    )
-    return result
+    return count_definition(request, hub, principal, definition, breakdowns=breakdowns)
 
 
 @router.post("", status_code=201, summary="Save a definition as a new version of one of your named cohorts")
@@ -94,11 +126,7 @@ def save(
     if set(body) - {"name", "definition"} or "definition" not in body:
         raise ValidationError('the body is {"name": …, "definition": {…}}')
     definition = parse_definition(body["definition"])
-    name = body.get("name") or definition.name
-    if not isinstance(name, str) or re.fullmatch(NAME_PATTERN, name) is None:
-        raise ValidationError("name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    row = save_definition(hub.catalog, principal.name, name, definition)
-    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    row = save_named(request, hub, principal, body.get("name") or definition.name, definition)
     return JSONResponse(record_summary(row), status_code=201)
 
 
@@ -118,6 +146,5 @@ def one(
     name: str,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
-    row = get_definition(hub.catalog, principal.name, name, version)
-    audit_context(request, resource_type="cohort_definition", resource_id=f"{name}@{row.version}")
+    row = load_saved(request, hub, principal, name, version)
     return {**record_summary(row), "definition": orjson.loads(row.definition)}
