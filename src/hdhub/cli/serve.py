@@ -102,6 +102,7 @@ def register(app: typer.Typer) -> None:
         loaded into the warehouse (first run only), then serve it on 127.0.0.1."""
         from hdhub.catalog.migrate import upgrade
         from hdhub.cli.demo_data import demo_accounts, demo_monitoring, demo_projects, load_demo_data
+        from hdhub.cli.demo_imaging import demo_imaging
         from hdhub.config.deployment import init_deployment
         from hdhub.config.settings import CONFIG_FILE
         from hdhub.security import users as user_service
@@ -134,6 +135,7 @@ def register(app: typer.Typer) -> None:
             load_demo_data(st, patients)
             demo_projects(st)
             demo_monitoring(st)
+            demo_imaging(st)
         console.print("\n[bold]Demo accounts[/bold] (password reset at every `hdhub demo`):")
         console.print(
             f"  {DEMO_ADMIN:16} password: {password}   roles: admin, data_engineer, dpo", highlight=False

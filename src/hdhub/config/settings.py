@@ -139,6 +139,21 @@ class ImagingSettings(_Section):
         description="Storage policy per category: dicom (every DICOM instance), and the categories of "
         "non-DICOM objects (video, pathology, document, or any other name).",
     )
+    ohif_url: str | None = Field(
+        None,
+        description="The OHIF viewer's URL with {study} for the StudyInstanceUID, e.g. "
+        "https://viewer.example/viewer?StudyInstanceUIDs={study}; the imaging pages link each study "
+        "to it (no link when unset).",
+    )
+
+    @field_validator("ohif_url")
+    @classmethod
+    def _ohif_url(cls, value: str | None) -> str | None:
+        if value is not None and (
+            "{study}" not in value or not value.startswith(("https://", "http://", "/"))
+        ):
+            raise ValueError("an http(s):// or /path URL holding {study}")
+        return value
 
 
 class CohortSettings(_Section):
@@ -344,6 +359,9 @@ noise_sigma = 1.3
 # prefix = "videos/"
 # transition_after_days = 90
 # storage_class = "COLD"
+
+# [imaging]
+# ohif_url = "https://viewer.example-hospital.fr/viewer?StudyInstanceUIDs={study}"
 """
 
 

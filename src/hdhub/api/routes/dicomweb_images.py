@@ -16,7 +16,9 @@ from hdhub.imaging.store import instance_rows, read_object, study_patients
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
 
-def _instance_bytes(request: Request, hub: Hub, study: str, series: str, instance: str) -> bytes:
+def instance_bytes(request: Request, hub: Hub, study: str, series: str, instance: str) -> bytes:
+    """An instance's stored bytes (NotFound for an unknown or rejected one), its study and
+    patient named in the request's audit event. The web pages' images read through it too."""
     row = instance_rows(hub.catalog, study, series, instance)[0]
     audit_studies(request, [study], study_patients(hub.catalog, [study]))
     return read_object(hub.objects, row)
@@ -61,10 +63,10 @@ def _render(request: Request, data: bytes, number: int, viewport: tuple[int, int
         quality = int(params.get("quality", "90"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return _image(data, number, media, window, viewport, quality)
+    return image_response(data, number, media, window, viewport, quality)
 
 
-def _image(
+def image_response(
     data: bytes,
     number: int,
     media: str,
@@ -72,6 +74,7 @@ def _image(
     viewport: tuple[int, int] | None,
     quality: int,
 ) -> Response:
+    """Frame ``number`` of an instance's bytes rendered as ``media`` (image/jpeg or image/png)."""
     if not 1 <= quality <= 100:
         raise BadRequest("quality: from 1 to 100")
     image = render(data, number, media_type=media, window=window, viewport=viewport, quality=quality)
@@ -86,7 +89,7 @@ def retrieve_frames(
     request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str, frames: str
 ) -> Response:
     numbers = _numbers(frames)
-    data = _instance_bytes(request, hub, study, series, instance)
+    data = instance_bytes(request, hub, study, series, instance)
     decode = _wants_native(request.headers.get("accept", ""))
     found = frames_of(data, numbers, decode=decode)
     boundary = secrets.token_hex(16)
@@ -107,7 +110,7 @@ def retrieve_frames(
 def rendered_instance(
     request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
 ) -> Response:
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1)
+    return _render(request, instance_bytes(request, hub, study, series, instance), 1)
 
 
 @router.get(
@@ -120,10 +123,10 @@ def rendered_frame(
     numbers = _numbers(frames)
     if len(numbers) != 1:
         raise BadRequest("a rendered frame: one frame number")
-    return _render(request, _instance_bytes(request, hub, study, series, instance), numbers[0])
+    return _render(request, instance_bytes(request, hub, study, series, instance), numbers[0])
 
 
-def _first_image(hub: Hub, study: str, series: str | None = None) -> tuple[str, str]:
+def first_image(hub: Hub, study: str, series: str | None = None) -> tuple[str, str]:
     """The series and instance a study's or series' thumbnail shows (lowest instance number)."""
     rows = instance_rows(hub.catalog, study, series)
 
@@ -141,14 +144,14 @@ def _first_image(hub: Hub, study: str, series: str | None = None) -> tuple[str, 
 
 @router.get("/studies/{study}/thumbnail", summary="WADO-RS: thumbnail of a study")
 def study_thumbnail(request: Request, hub: HubDep, _: Reader, study: str) -> Response:
-    series, instance = _first_image(hub, study)
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
+    series, instance = first_image(hub, study)
+    return _render(request, instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: thumbnail of a series")
 def series_thumbnail(request: Request, hub: HubDep, _: Reader, study: str, series: str) -> Response:
-    _, instance = _first_image(hub, study, series)
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
+    _, instance = first_image(hub, study, series)
+    return _render(request, instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
 
 
 @router.get(
@@ -158,7 +161,7 @@ def series_thumbnail(request: Request, hub: HubDep, _: Reader, study: str, serie
 def instance_thumbnail(
     request: Request, hub: HubDep, _: Reader, study: str, series: str, instance: str
 ) -> Response:
-    return _render(request, _instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
+    return _render(request, instance_bytes(request, hub, study, series, instance), 1, THUMBNAIL)
 
 
 @router.get("/wado", summary="WADO-URI: an instance as stored (application/dicom) or rendered")
@@ -170,7 +173,7 @@ def wado_uri(request: Request, hub: HubDep, _: Reader) -> Response:
     if not all(uids):
         raise BadRequest("studyUID, seriesUID and objectUID are required")
     study, series, instance = uids  # type: ignore[misc]
-    data = _instance_bytes(request, hub, study, series, instance)  # type: ignore[arg-type]
+    data = instance_bytes(request, hub, study, series, instance)  # type: ignore[arg-type]
     content = (params.get("contentType") or "image/jpeg").split(",")[0].strip()
     if content == "application/dicom":
         return Response(data, media_type="application/dicom")
@@ -186,4 +189,4 @@ def wado_uri(request: Request, hub: HubDep, _: Reader) -> Response:
         quality = int(params.get("imageQuality", "90"))
     except ValueError as exc:
         raise BadRequest(f"WADO-URI parameters: {exc}") from None
-    return _image(data, number, content, window, viewport, quality)
+    return image_response(data, number, content, window, viewport, quality)
