@@ -113,3 +113,18 @@ def test_the_warehouse_overview(tmp_path: Path) -> None:
             assert c.get("/warehouse").status_code == 403
     finally:
         hub.close()
+
+
+def test_a_browser_gets_error_pages_and_a_client_gets_json(browser: TestClient) -> None:
+    sign_in(browser, "alice")
+    html = {"accept": "text/html,application/xhtml+xml"}
+    missing = browser.get("/projects/no-such-project", headers=html)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "<h1>404</h1>" in missing.text and 'href="/register"' in missing.text  # the layout and its menu
+    nowhere = browser.get("/no/such/page", headers=html)
+    assert nowhere.status_code == 404 and nowhere.headers["content-type"].startswith("text/html")
+    cross_site = browser.post("/logout", headers=html | {"origin": "https://evil.example"})
+    assert cross_site.status_code == 403 and "text/html" in cross_site.headers["content-type"]
+    api = browser.get("/api/v1/projects/no-such-project", headers=html)  # the API answers JSON, always
+    assert api.status_code in (401, 404) and api.json()["error"]["status"] == api.status_code
+    assert browser.get("/projects/no-such-project").json()["error"]["code"] == "not_found"

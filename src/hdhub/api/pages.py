@@ -131,7 +131,6 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-
 def add_texts(texts: dict[str, dict[str, str]]) -> None:
     """A page module's own texts, each in both languages; a key may be defined once only."""
     for key, value in texts.items():

@@ -86,13 +86,9 @@ def _check_data(items: tuple[DataItem, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def create_project(s: Session, request: ProjectRequest, created_by: str) -> Project:
-    """A draft project; the PI must be an enabled clinician, members existing users."""
-    r = request
-    if not SLUG.match(r.slug):
-        raise ValidationError("slug: 3-48 lowercase letters, digits or '-'")
-    if s.scalar(select(Project.id).where(Project.slug == r.slug)) is not None:
-        raise Conflict(f"a project {r.slug!r} already exists")
+def _checked(s: Session, r: ProjectRequest, owner: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The request's data items and members once every rule holds (the slug aside); ``owner``
+    is the author, whose saved cohort definition the request names."""
     for field, value, limit in (
         ("title", r.title, 300),
         ("purpose", r.purpose, 20_000),
@@ -117,29 +113,74 @@ def create_project(s: Session, request: ProjectRequest, created_by: str) -> Proj
         name, version = r.cohort
         found = s.scalar(
             select(CohortDefinitionRecord.id).where(
-                CohortDefinitionRecord.owner == created_by,
+                CohortDefinitionRecord.owner == owner,
                 CohortDefinitionRecord.name == name,
                 CohortDefinitionRecord.version == version,
             )
         )
         if found is None:
-            raise NotFound(f"no saved cohort definition {name!r} version {version} of {created_by}")
-    project = Project(
-        slug=r.slug, title=r.title.strip(), purpose=r.purpose.strip(), legal_basis=r.legal_basis.strip(),
-        pi=r.pi, status="draft", cohort_owner=created_by if r.cohort else None,
-        cohort_name=r.cohort[0] if r.cohort else None, cohort_version=r.cohort[1] if r.cohort else None,
-        data_request=orjson.dumps(data).decode(), date_from=r.date_from.isoformat() if r.date_from else None,
-        date_to=r.date_to.isoformat() if r.date_to else None, duration_months=r.duration_months,
-        created_by=created_by,
-    )  # fmt: skip
-    s.add(project)
-    s.flush()
+            raise NotFound(f"no saved cohort definition {name!r} version {version} of {owner}")
     members = (
         {r.pi: "pi"} | {m: "member" for m in r.members if m != r.pi} | {e: "external" for e in r.externals}
     )
+    return data, members
+
+
+def _fill(project: Project, r: ProjectRequest, data: list[dict[str, Any]], owner: str) -> None:
+    project.title, project.purpose = r.title.strip(), r.purpose.strip()
+    project.legal_basis, project.pi = r.legal_basis.strip(), r.pi
+    project.cohort_owner = owner if r.cohort else None
+    project.cohort_name = r.cohort[0] if r.cohort else None
+    project.cohort_version = r.cohort[1] if r.cohort else None
+    project.data_request = orjson.dumps(data).decode()
+    project.date_from = r.date_from.isoformat() if r.date_from else None
+    project.date_to = r.date_to.isoformat() if r.date_to else None
+    project.duration_months = r.duration_months
+
+
+def create_project(s: Session, request: ProjectRequest, created_by: str) -> Project:
+    """A draft project; the PI must be an enabled clinician, members existing users."""
+    r = request
+    if not SLUG.match(r.slug):
+        raise ValidationError("slug: 3-48 lowercase letters, digits or '-'")
+    if s.scalar(select(Project.id).where(Project.slug == r.slug)) is not None:
+        raise Conflict(f"a project {r.slug!r} already exists")
+    data, members = _checked(s, r, created_by)
+    project = Project(slug=r.slug, status="draft", created_by=created_by)
+    _fill(project, r, data, created_by)
+    s.add(project)
+    s.flush()
     s.add_all(ProjectMember(project_id=project.id, username=u, role=role) for u, role in members.items())
     s.flush()
     return project
+
+
+EDITABLE = ("draft", "changes_requested")
+
+
+def update_project(s: Session, project: Project, request: ProjectRequest, by: str) -> None:
+    """The author rewrites a draft, or a request the committee sent back, under the rules of
+    :func:`create_project` (the slug stays; the request's is ignored). Reviews are kept."""
+    if by != project.created_by:
+        raise Forbidden(f"{by}: only the author edits project {project.slug!r}")
+    if project.status not in EDITABLE:
+        raise Conflict(f"project {project.slug!r} is {project.status}: it can no longer be edited")
+    data, members = _checked(s, request, project.created_by)
+    _fill(project, request, data, project.created_by)
+    current = {
+        m.username: m for m in s.scalars(select(ProjectMember).where(ProjectMember.project_id == project.id))
+    }
+    for username, row in current.items():
+        if username not in members:
+            s.delete(row)
+        else:
+            row.role = members[username]
+    s.add_all(
+        ProjectMember(project_id=project.id, username=u, role=role)
+        for u, role in members.items()
+        if u not in current
+    )
+    s.flush()
 
 
 def get_project(s: Session, slug: str) -> Project:

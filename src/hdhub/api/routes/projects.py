@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-import jinja2
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -59,6 +58,17 @@ class ProjectIn(_Body):
     date_to: dt.date | None = None
     duration_months: int
 
+    def to_request(self) -> gov.ProjectRequest:
+        """The service's request (the API and the request form both send this)."""
+        return gov.ProjectRequest(
+            slug=self.slug, title=self.title, purpose=self.purpose, legal_basis=self.legal_basis,
+            pi=self.principal_investigator, duration_months=self.duration_months,
+            data=tuple(gov.DataItem(d.table, tuple(d.columns), d.justification) for d in self.data),
+            members=tuple(self.members), externals=tuple(self.externals),
+            cohort=(self.cohort.name, self.cohort.version) if self.cohort else None,
+            date_from=self.date_from, date_to=self.date_to,
+        )  # fmt: skip
+
 
 class ReviewIn(_Body):
     vote: str | None = Field(None, description="approve, reject or changes")
@@ -102,15 +112,7 @@ def readable(s: Session, principal: Principal, p: Project) -> None:
 @router.post("/projects", status_code=201, summary="Request a research project (a draft)")
 def create(request: Request, s: Db, principal: Annotated[Principal, Depends(require("projects:request"))],
            body: ProjectIn) -> JSONResponse:  # fmt: skip
-    req = gov.ProjectRequest(
-        slug=body.slug, title=body.title, purpose=body.purpose, legal_basis=body.legal_basis,
-        pi=body.principal_investigator, duration_months=body.duration_months,
-        data=tuple(gov.DataItem(d.table, tuple(d.columns), d.justification) for d in body.data),
-        members=tuple(body.members), externals=tuple(body.externals),
-        cohort=(body.cohort.name, body.cohort.version) if body.cohort else None,
-        date_from=body.date_from, date_to=body.date_to,
-    )  # fmt: skip
-    p = gov.create_project(s, req, created_by=principal.name)
+    p = gov.create_project(s, body.to_request(), created_by=principal.name)
     audit_context(request, resource_type="project", resource_id=p.slug, project_id=p.slug)
     return JSONResponse(view(s, p), status_code=201)
 
@@ -173,15 +175,16 @@ def public_register(s: Db) -> list[dict[str, Any]]:
     return gov.register(s)
 
 
-_pages = jinja2.Environment(
-    loader=jinja2.PackageLoader("hdhub.api", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
-)
 page_router = APIRouter(tags=["projects"])
 
 
 @page_router.get("/register", response_class=HTMLResponse, summary="The public register as a page (no login)")
-def register_page(s: Db) -> HTMLResponse:
-    return HTMLResponse(_pages.get_template("register.html.j2").render(projects=gov.register(s)))
+def register_page(request: Request, s: Db) -> HTMLResponse:
+    """Public: anyone reads it; a signed-in browser sees its menu around it (never required)."""
+    from hdhub.api.pages import render, session_principal
+
+    principal = session_principal(request)  # before the register's query: one SQLite writer at a time
+    return render(request, "register.html.j2", principal, projects=gov.register(s))
 
 
 @router.post("/projects/{slug}/count", summary="Exact counts of an approved project's cohort (its members)")
