@@ -89,3 +89,27 @@ def test_disabled_user_token_stops_working(hub: Hub) -> None:
         users.set_disabled(s, "erin", True)
     with Session(hub.catalog) as s, pytest.raises(AuthenticationError, match="disabled"):
         tokens.resolve_token(s, secret)
+
+
+def test_disabling_or_a_new_password_ends_every_session_for_good(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        user = users.create_user(s, "dr-roux", ["clinician"], password="first password, long")
+        first, _ = tokens.issue_token(s, user, name="web session", ttl=timedelta(hours=1))
+        users.update_user(s, "dr-roux", disabled=True)
+    with Session(hub.catalog) as s, s.begin():
+        users.update_user(s, "dr-roux", disabled=False)  # re-enabled: the old session stays dead
+        with pytest.raises(AuthenticationError):
+            tokens.resolve_token(s, first)
+        second, _ = tokens.issue_token(
+            s, users.get_user(s, "dr-roux"), name="web session", ttl=timedelta(hours=1)
+        )
+        users.update_user(s, "dr-roux", roles=["clinician", "researcher"])  # a role change keeps it
+        assert tokens.resolve_token(s, second).user.username == "dr-roux"
+        users.update_user(s, "dr-roux", password="second password, long")
+        with pytest.raises(AuthenticationError):
+            tokens.resolve_token(s, second)
+        users.create_user(s, "root-admin", ["admin"], password="x" * 20)
+        with pytest.raises(Conflict):
+            users.update_user(s, "root-admin", disabled=True, actor="root-admin")
+        with pytest.raises(Conflict):
+            users.update_user(s, "root-admin", roles=["dpo"], actor="root-admin")

@@ -70,7 +70,7 @@ def _set_disabled(ctx: typer.Context, username: str, disabled: bool) -> None:
     st = state(ctx)
     decision = st.authorize("users:manage")
     with Session(st.hub.catalog) as session, session.begin():
-        user_service.set_disabled(session, username, disabled)
+        user_service.update_user(session, username, disabled=disabled)
     action = "users.disable" if disabled else "users.enable"
     st.audit(action, decision, resource_type="user", resource_id=username)
     console.print(f"{username} {'disabled' if disabled else 'enabled'}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, aware
@@ -22,6 +23,7 @@ from hdhub.errors import AuthenticationError, Conflict, Forbidden, NotFound, Val
 
 TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+WEB_SESSION_NAME = "web session"  # the name /login gives a browser's session token
 
 
 def _digest(token: str) -> str:
@@ -119,3 +121,69 @@ def revoke_token(session: Session, ident: str) -> ApiToken:
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
     return row
+
+
+def revoke_token_id(session: Session, token_id: int) -> ApiToken:
+    """Revoke the token with this numeric id (already revoked: unchanged)."""
+    row = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None  # a BIGINT id, or none
+    if row is None:
+        raise NotFound(f"no token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+    return row
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What an administrator sees of a token: never its secret nor its hash."""
+
+    id: int
+    user: str
+    name: str
+    kind: str  # web (a browser's session) | project (a project token) | api
+    prefix: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    project: str | None  # the project's slug, for a project token
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= datetime.now(UTC) else "active"
+
+
+def _live(now: datetime) -> list[ColumnElement[bool]]:
+    return [ApiToken.revoked_at.is_(None), ApiToken.expires_at > now]
+
+
+def token_overview(session: Session, *, include_inactive: bool = False, limit: int = 500) -> list[TokenInfo]:
+    """The newest tokens first, with their user and project; by default only the live ones
+    (neither revoked nor expired)."""
+    stmt = (
+        select(ApiToken, User.username, Project.slug)
+        .join(User, ApiToken.user_id == User.id)
+        .outerjoin(Project, ApiToken.project_id == Project.id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        .limit(limit)
+    )
+    if not include_inactive:
+        stmt = stmt.where(*_live(datetime.now(UTC)))
+    result = []
+    for row, username, slug in session.execute(stmt):
+        kind = "project" if row.project_id is not None else "web" if row.name == WEB_SESSION_NAME else "api"
+        result.append(
+            TokenInfo(
+                id=row.id, user=username, name=row.name, kind=kind, prefix=row.prefix,
+                created_at=aware(row.created_at), expires_at=aware(row.expires_at),
+                last_used_at=aware(row.last_used_at) if row.last_used_at else None,
+                revoked_at=aware(row.revoked_at) if row.revoked_at else None, project=slug,
+            )
+        )  # fmt: skip
+    return result
+
+
+def count_live_tokens(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ApiToken).where(*_live(datetime.now(UTC)))) or 0

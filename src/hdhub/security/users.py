@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +15,9 @@ from hdhub.security.principal import Principal
 from hdhub.security.roles import ROLES
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
+DISPLAY_NAME_MAX, EMAIL_MAX = 200, 320  # the catalog's column widths
+# Roles a person's account may hold ("device" belongs to patients' devices, with their own tokens).
+PERSON_ROLES = tuple(r for r in ROLES if r != "device")
 
 
 def check_roles(roles: list[str] | set[str] | tuple[str, ...]) -> list[str]:
@@ -38,6 +42,10 @@ def create_user(
         raise ValidationError(
             f"invalid user name {username!r}: 2-150 characters, letters, digits and . _ @ - only"
         )
+    if display_name is not None and len(display_name) > DISPLAY_NAME_MAX:
+        raise ValidationError(f"display name too long: at most {DISPLAY_NAME_MAX} characters")
+    if email is not None and len(email) > EMAIL_MAX:
+        raise ValidationError(f"e-mail address too long: at most {EMAIL_MAX} characters")
     roles = check_roles(roles)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists")
@@ -83,6 +91,54 @@ def set_password(session: Session, username: str, password: str) -> User:
     user = get_user(session, username)
     user.password_hash = hash_password(password)
     return user
+
+
+def generate_password() -> str:
+    """A random password (20 URL-safe characters, 120 bits) for an administrator to hand over once."""
+    return secrets.token_urlsafe(15)
+
+
+def update_user(
+    session: Session,
+    username: str,
+    *,
+    disabled: bool | None = None,
+    roles: list[str] | None = None,
+    password: str | None = None,
+    actor: str | None = None,
+) -> User:
+    """Disable or enable, change the roles, set the password (each when given); disabling or a
+    new password revokes every token of the user (sessions included). With ``actor``,
+    the administrator doing it: they may neither disable their own account nor take their own
+    admin role away (no administrator locks the platform's administration out by a slip)."""
+    user = get_user(session, username)
+    if actor is not None and actor == user.username:
+        if disabled:
+            raise Conflict("you cannot disable your own account")
+        if roles is not None and "admin" in user.role_names and "admin" not in roles:
+            raise Conflict("you cannot remove your own admin role")
+    if disabled is not None:
+        user = set_disabled(session, username, disabled)
+    if roles is not None:
+        user = set_roles(session, username, roles)
+    if password is not None:
+        user = set_password(session, username, password)
+    if disabled or password is not None:  # re-enabling never revives sessions; a new password ends them
+        _revoke_all_tokens(session, user)
+    session.flush()
+    return user
+
+
+def _revoke_all_tokens(session: Session, user: User) -> None:
+    from sqlalchemy import update
+
+    from hdhub.catalog.models import ApiToken, utcnow
+
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def authenticate(session: Session, username: str, password: str) -> User:

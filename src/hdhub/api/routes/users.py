@@ -86,15 +86,15 @@ def update_user(
     username: str,
     body: UserUpdate,
     session: DbSession,
-    _: Annotated[Principal, Depends(require("users:manage"))],
+    principal: Annotated[Principal, Depends(require("users:manage"))],
 ) -> UserPublic:
     audit_context(request, resource_type="user", resource_id=username)
-    user = user_service.get_user(session, username)
-    if body.disabled is not None:
-        user = user_service.set_disabled(session, username, body.disabled)
-    if body.roles is not None:
-        user = user_service.set_roles(session, username, body.roles)
-    if body.password is not None:
-        user = user_service.set_password(session, username, body.password)
-    session.flush()
+    user = user_service.update_user(
+        session,
+        username,
+        disabled=body.disabled,
+        roles=body.roles,
+        password=body.password,
+        actor=principal.name,
+    )
     return UserPublic.of(user)
