@@ -122,6 +122,7 @@ def send(
             "decision": "under_review",
             "count": "approved",
             "close": "approved",
+            "PROJECT": "approved",  # reading: data engineers and admins read approved projects only
         }.get(ending, "draft")
         slug = active_project(api) if ending == "tokens" else fresh_project(api, status)
         path = path.replace("PROJECT", slug)

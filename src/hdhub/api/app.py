@@ -29,6 +29,7 @@ from hdhub.api.routes import (
     projects,
     users,
     warehouse_pages,
+    workspace_pages,
     workspaces,
 )
 from hdhub.hub import Hub
@@ -84,6 +85,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(oidc_login.router)
     app.include_router(project_pages.router)
+    app.include_router(workspace_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(monitoring_pages.router)
     app.include_router(warehouse_pages.router)

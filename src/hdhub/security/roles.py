@@ -37,7 +37,8 @@ POLICY: dict[str, frozenset[str]] = {
     "oppositions:manage": frozenset({"admin", "dpo"}),
     # research projects: clinicians and researchers request, the committee reviews and decides
     "projects:request": frozenset({"clinician", "researcher"}),
-    "projects:read": frozenset({"clinician", "committee", "dpo", "researcher"}),
+    # data engineers and admins read approved projects only (the perimeter they provision)
+    "projects:read": frozenset({"admin", "clinician", "committee", "data_engineer", "dpo", "researcher"}),
     "projects:review": frozenset({"committee"}),
     "projects:count": frozenset({"clinician", "researcher"}),  # members of an approved project
     # project workspaces: data engineers provision an approved perimeter; members take project

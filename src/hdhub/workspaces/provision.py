@@ -297,7 +297,7 @@ def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
     """Build (or rebuild) the workspace of an approved project; see the module docstring."""
     started = time.perf_counter()
     with Session(hub.catalog) as s, s.begin():
-        project = _provisionable(s, slug)
+        project = check_provisionable(s, slug)
         key = project_key(hub, s, project, create=True)
         perimeter = orjson.loads(project.perimeter)  # type: ignore[arg-type]
         version = (project.extract_version or 0) + 1
@@ -378,7 +378,7 @@ def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
     store.put(prefix + "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
               content_type="application/json")  # fmt: skip
     with Session(hub.catalog) as s, s.begin():
-        project = _provisionable(s, slug)
+        project = check_provisionable(s, slug)
         s.add(
             ProjectExtract(
                 project_id=project.id, version=version, prefix=prefix, persons=persons.num_rows,
@@ -394,7 +394,8 @@ def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
                          time.perf_counter() - started, notes, images["instances"])  # fmt: skip
 
 
-def _provisionable(s: Session, slug: str) -> Project:
+def check_provisionable(s: Session, slug: str) -> Project:
+    """The project, if it may be provisioned now (approved or active, not expired or frozen)."""
     from hdhub.governance.projects import get_project
 
     project = get_project(s, slug)

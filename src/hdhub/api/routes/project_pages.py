@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hdhub.api.deps import audit_context, get_hub, read_body
 from hdhub.api.pages import add_texts, forbidden_page, language, render, same_origin, signed_in
-from hdhub.api.routes.projects import ProjectIn, readable, view
+from hdhub.api.routes.projects import DECIDED, ProjectIn, readable, view
+from hdhub.api.routes.workspace_pages import provisioning
 from hdhub.catalog.models import Project, ProjectMember, ProjectReview
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.governance import projects as gov
@@ -207,6 +208,9 @@ def projects_page(request: Request) -> Response:
         if principal.roles & {"committee", "dpo"}:
             rows = sorted(s.scalars(select(Project).where(Project.status != "draft")),
                           key=lambda p: (QUEUE_FIRST.get(p.status, 9), p.slug))  # fmt: skip
+            queue = [_row(p) for p in rows]
+        elif decide(principal, "workspaces:provision").allowed:  # the approved projects, to provision
+            rows = s.scalars(select(Project).where(Project.status.in_(DECIDED)).order_by(Project.slug))
             queue = [_row(p) for p in rows]
         if can_request or queue is None:
             parts = dict(
@@ -402,7 +406,7 @@ def edit_project_page(request: Request, slug: str) -> Response:
             return forbidden_page(request, principal)
         if p.status not in gov.EDITABLE:
             error = f"project {slug!r} is {p.status}: it can no longer be edited"
-            return _project_page(request, principal, slug, status=409, error=error)
+            return render_project_page(request, principal, slug, status=409, error=error)
         members = gov.members_of(s, p)
         values = {
             "title": p.title, "slug": p.slug, "purpose": p.purpose, "legal_basis": p.legal_basis, "pi": p.pi,
@@ -433,8 +437,9 @@ async def edit_project_post(request: Request, slug: str) -> Response:
 # --- a project's page --------------------------------------------------------------------------
 
 
-def _project_page(request: Request, principal: Principal, slug: str, error: str | None = None,
-                  status: int = 200, token: str | None = None) -> Response:  # fmt: skip
+def render_project_page(request: Request, principal: Principal, slug: str, error: str | None = None,
+                            status: int = 200, token: str | None = None) -> Response:  # fmt: skip
+    """The project's page, with an error (or a new project token) to show."""
     from hdhub.workspaces import airlock
 
     hub = get_hub(request)
@@ -464,7 +469,13 @@ def _project_page(request: Request, principal: Principal, slug: str, error: str 
         requester = decide(principal, "projects:request").allowed and p.status in gov.EDITABLE
         can_submit = requester and principal.name in (p.pi, p.created_by)
         can_edit = requester and principal.name == p.created_by
+        can_provision = decide(principal, "workspaces:provision").allowed and p.status in (
+            "approved",
+            "active",
+        )
+        can_release = member and workspace and decide(principal, "workspaces:release").allowed
         return render(request, "project.html.j2", principal, status=status, p=view(s, p), reviews=reviews,
+                      can_provision=can_provision, run=provisioning(slug), can_release=can_release,
                       can_review=can_review, can_decide=can_review and p.status == "under_review",
                       error=error, can_token=can_token, token=token, releases=releases,
                       checker=checker, can_submit=can_submit, can_edit=can_edit,
@@ -478,7 +489,7 @@ def project_page(request: Request, slug: str) -> Response:
     if not isinstance(principal, Principal):
         return principal
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
-    return _project_page(request, principal, slug)
+    return render_project_page(request, principal, slug)
 
 
 @router.post("/projects/{slug}/submit")
@@ -495,7 +506,7 @@ def submit_page(request: Request, slug: str) -> Response:
             readable(s, principal, p)
             gov.submit(s, p, by=principal.name)
     except HdhubError as exc:
-        return _project_page(request, principal, slug, error=str(exc), status=exc.status)
+        return render_project_page(request, principal, slug, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{slug}", status_code=303)
 
 
@@ -519,7 +530,7 @@ def review_page(
                 gov.start_review(s, p, principal.name)
             gov.review(s, p, principal.name, vote=vote or None, text=text or None)
     except HdhubError as exc:
-        return _project_page(request, principal, slug, error=str(exc), status=exc.status)
+        return render_project_page(request, principal, slug, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{slug}", status_code=303)
 
 
@@ -536,7 +547,7 @@ def decision_page(request: Request, slug: str, outcome: Annotated[str, Form(max_
         with Session(get_hub(request).catalog) as s, s.begin():
             gov.decide(s, gov.get_project(s, slug), principal.name, outcome)
     except HdhubError as exc:
-        return _project_page(request, principal, slug, error=str(exc), status=exc.status)
+        return render_project_page(request, principal, slug, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{slug}", status_code=303)
 
 
@@ -558,8 +569,8 @@ def token_page(request: Request, slug: str) -> Response:
             user, project = get_user(s, principal.name), gov.get_project(s, slug)
             secret, _ = issue_token(s, user, name=f"project {slug}", ttl=timedelta(days=30), project=project)
     except HdhubError as exc:
-        return _project_page(request, principal, slug, error=str(exc), status=exc.status)
-    response = _project_page(request, principal, slug, token=secret)
+        return render_project_page(request, principal, slug, error=str(exc), status=exc.status)
+    response = render_project_page(request, principal, slug, token=secret)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -579,5 +590,5 @@ def release_review_page(request: Request, release_id: int, vote: Annotated[str, 
     try:
         airlock.review_release(get_hub(request), release_id, principal.name, vote, text or None)
     except HdhubError as exc:
-        return _project_page(request, principal, release.project, error=str(exc), status=exc.status)
+        return render_project_page(request, principal, release.project, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{release.project}", status_code=303)

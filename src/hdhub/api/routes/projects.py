@@ -21,6 +21,7 @@ from hdhub.catalog.models import Project
 from hdhub.errors import Forbidden
 from hdhub.governance import projects as gov
 from hdhub.hub import Hub
+from hdhub.security.authz import decide
 from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import read_only
 
@@ -101,9 +102,15 @@ def view(s: Session, p: Project) -> dict[str, Any]:
     }
 
 
+DECIDED = ("approved", "active", "expired", "closed")
+
+
 def readable(s: Session, principal: Principal, p: Project) -> None:
-    """Members and the author read their project; the committee and the DPO read any."""
+    """Members and the author read their project; the committee and the DPO read any; those
+    who provision workspaces read the approved ones (their perimeter)."""
     if principal.roles & {"committee", "dpo"}:
+        return
+    if p.status in DECIDED and decide(principal, "workspaces:provision").allowed:
         return
     if principal.name not in gov.members_of(s, p) and principal.name != p.created_by:
         raise Forbidden(f"{principal.name}: not a member of project {p.slug!r}")

@@ -1,0 +1,144 @@
+"""A project's workspace from its page: a data engineer provisions it, a member asks for a
+release through the airlock.
+
+Provisioning takes seconds to minutes, longer than a page may: the button starts it in the
+background (one run per project at a time) and the project's page says how it went. Both are
+audited like their commands (``project.provision``; the release request's route event).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from hdhub.api.deps import audit_context, get_hub
+from hdhub.api.pages import add_texts, same_origin, signed_in
+from hdhub.errors import Forbidden, HdhubError, PayloadTooLarge
+from hdhub.governance import projects as gov
+from hdhub.hub import Hub
+from hdhub.security.principal import Principal
+
+router = APIRouter(include_in_schema=False)
+MAX_RELEASE_BYTES = 20 * 1024 * 1024  # as the workspace API
+
+add_texts({
+    "ws_provision": {"fr": "Préparer l'espace de travail", "en": "Provision the workspace"},
+    "ws_reprovision": {"fr": "Reconstruire l'espace de travail", "en": "Rebuild the workspace"},
+    "ws_running": {"fr": "Préparation en cours depuis", "en": "Provisioning since"},
+    "ws_done": {"fr": "Espace de travail prêt : extraction", "en": "Workspace ready: extract"},
+    "ws_failed": {"fr": "La préparation a échoué :", "en": "Provisioning failed:"},
+    "ws_persons": {"fr": "patients", "en": "persons"},
+    "ws_release": {"fr": "Demander la sortie d'un résultat", "en": "Ask to release a result"},
+    "ws_release_help": {
+        "fr": "Un tableau agrégé (CSV) issu de l'espace de travail : il est contrôlé automatiquement, "
+        "puis deux membres du comité le relisent avant qu'il ne sorte.",
+        "en": "An aggregate table (CSV) from the workspace: it is checked automatically, then two "
+        "committee members review it before it leaves.",
+    },
+    "ws_file": {"fr": "Fichier de résultat", "en": "Result file"},
+    "ws_ask": {"fr": "Demander la sortie", "en": "Ask for release"},
+})  # fmt: skip
+
+
+@dataclass
+class Run:
+    by: str
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    version: int | None = None
+    persons: int | None = None
+    error: str | None = None
+
+
+_runs: dict[str, Run] = {}  # per project, in this process
+_lock = threading.Lock()
+
+
+def provisioning(slug: str) -> Run | None:
+    """This process's latest provisioning run of ``slug``, if any (for the project page)."""
+    with _lock:
+        return _runs.get(slug)
+
+
+def _provision(hub: Hub, slug: str, principal: Principal, run: Run) -> None:
+    from hdhub.workspaces.provision import provision
+
+    try:
+        result = provision(hub, slug, by=principal.name)
+        run.version, run.persons = result.version, result.persons
+        detail = {"version": result.version, "persons": result.persons, "tables": result.tables,
+                  "excluded_by_opposition": result.excluded_by_opposition}  # fmt: skip
+        hub.audit.record(principal, "project.provision", resource_type="project", resource_id=slug,
+                         project_id=slug, detail=detail)  # fmt: skip
+    except Exception as exc:  # shown on the project's page; the extract is left as it was
+        run.error = str(exc) if isinstance(exc, HdhubError) else f"{type(exc).__name__}: {exc}"
+        hub.audit.record(principal, "project.provision", outcome="failure", resource_type="project",
+                         resource_id=slug, project_id=slug, detail={"error": run.error[:500]})  # fmt: skip
+    finally:
+        run.finished = dt.datetime.now(dt.UTC)
+
+
+@router.post("/projects/{slug}/provision")
+def provision_page(request: Request, slug: str) -> Response:
+    same_origin(request)
+    principal = signed_in(request, "workspaces:provision")
+    if not isinstance(principal, Principal):
+        return principal
+    audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
+    hub = get_hub(request)
+    from hdhub.api.routes.project_pages import render_project_page
+    from hdhub.workspaces.provision import check_provisionable
+
+    try:
+        with Session(hub.catalog) as s:
+            check_provisionable(s, slug)
+    except HdhubError as exc:
+        return render_project_page(request, principal, slug, str(exc), exc.status)
+    with _lock:
+        current = _runs.get(slug)
+        if current is not None and current.finished is None:
+            return RedirectResponse(f"/projects/{slug}", status_code=303)  # already running
+        run = _runs[slug] = Run(principal.name, dt.datetime.now(dt.UTC))
+    threading.Thread(target=_provision, args=(hub, slug, principal, run), name=f"provision-{slug}",
+                     daemon=True).start()  # fmt: skip
+    return RedirectResponse(f"/projects/{slug}", status_code=303)
+
+
+@router.post("/projects/{slug}/releases")
+def release_page(
+    request: Request,
+    slug: str,
+    file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form(max_length=255)] = "",
+) -> Response:
+    """A member asks to release a result file from the workspace (the airlock's checks run)."""
+    same_origin(request)
+    principal = signed_in(request, "workspaces:release")
+    if not isinstance(principal, Principal):
+        return principal
+    audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
+    from hdhub.api.routes.project_pages import render_project_page
+    from hdhub.workspaces import airlock
+
+    hub = get_hub(request)
+    data = file.file.read(MAX_RELEASE_BYTES + 1)
+    filename = (name or file.filename or "").strip()
+    try:
+        if len(data) > MAX_RELEASE_BYTES:
+            raise PayloadTooLarge(f"a release request holds at most {MAX_RELEASE_BYTES} bytes")
+        with Session(hub.catalog) as s:
+            p = gov.get_project(s, slug)
+            if principal.name not in gov.members_of(s, p):
+                raise Forbidden(f"{principal.name}: not a member of project {slug!r}")
+        release = airlock.request_release(hub, slug, principal.name, filename, data)
+    except HdhubError as exc:
+        return render_project_page(request, principal, slug, str(exc), exc.status)
+    detail = {"file": release.name, "sha256": release.sha256, "checks": release.check_status}
+    audit_context(request, resource_type="release", resource_id=str(release.id), detail=detail)
+    return RedirectResponse(f"/projects/{slug}#releases", status_code=303)
