@@ -587,8 +587,10 @@ def release_review_page(request: Request, release_id: int, vote: Annotated[str, 
         return principal
     audit_context(request, resource_type="release", resource_id=str(release_id), detail={"vote": vote})
     release = airlock.get_release(get_hub(request), release_id)
+    audit_context(request, project_id=release.project)  # the DPO finds it under the project
     try:
-        airlock.review_release(get_hub(request), release_id, principal.name, vote, text or None)
+        release = airlock.review_release(get_hub(request), release_id, principal.name, vote, text or None)
+        audit_context(request, detail={"vote": vote, "status": release.status})
     except HdhubError as exc:
         return render_project_page(request, principal, release.project, error=str(exc), status=exc.status)
     return RedirectResponse(f"/projects/{release.project}", status_code=303)
