@@ -101,5 +101,5 @@ def test_a_data_engineer_reads_approved_projects_only(ws_hub: Hub) -> None:
     listed = engineer.get("/projects")
     assert "study-a" in listed.text and "draft-x" not in listed.text
     assert engineer.get("/projects/draft-x").status_code == 403
-    assert engineer.post("/projects/draft-x/provision").status_code == 403  # not approved: unseen, not started
+    assert engineer.post("/projects/draft-x/provision").status_code == 403  # unseen, nothing started
     assert provisioning("draft-x") is None
