@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,10 @@ def test_the_warehouse_overview(tmp_path: Path) -> None:
 
     home = build_population(tmp_path, 40, seed=3)
     hdhub_ok("--home", str(home), "dq")
+    bad = tmp_path / "bad" / "Condition.ndjson"
+    bad.parent.mkdir()
+    bad.write_text('{"resourceType": "Condition", "id": "c1"\nnot json at all\n')
+    hdhub_ok("--home", str(home), "ingest", "fhir", str(bad), "--site", "chu-nord")
     from hdhub.hub import Hub
     from hdhub.security import users
 
@@ -109,8 +115,16 @@ def test_the_warehouse_overview(tmp_path: Path) -> None:
             page = c.get("/warehouse")
             assert page.status_code == 200 and "condition_occurrence" in page.text
             assert "chu-nord" in page.text and "<svg" in page.text and "dq-" in page.text
+            link = re.search(r'href="(/warehouse/loads/[^"]+/errors.ndjson)"', page.text)
+            assert link and "Derniers chargements" in page.text
+            report = c.get(link.group(1))
+            lines = [json.loads(line) for line in report.text.splitlines()]
+            assert report.status_code == 200 and len(lines) == 2
+            assert {e["file"] for e in lines} == {"Condition.ndjson"} and all(e["reason"] for e in lines)
+            assert c.get("/warehouse/loads/no-such-load/errors.ndjson").status_code == 404
             sign_in(c, "bob")
             assert c.get("/warehouse").status_code == 403
+            assert c.get(link.group(1)).status_code == 403
     finally:
         hub.close()
 

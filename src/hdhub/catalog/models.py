@@ -100,6 +100,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_patient_ts", "patient_id", "ts"),
         Index("ix_audit_events_actor_ts", "actor", "ts"),
         Index("ix_audit_events_project_ts", "project_id", "ts"),
+        Index("ix_audit_events_action_ts", "action", "ts"),  # e.g. the latest warehouse loads
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

@@ -128,7 +128,13 @@ def load_site(
         decision,
         resource_type="fhir",
         resource_id=site,
-        detail={"load_id": report.load_id, "tables": report.tables, "rejected": len(report.errors)},
+        detail={
+            "load_id": report.load_id,
+            "tables": report.tables,
+            "rejected": len(report.errors),
+            "read": sum(c.read for c in report.types.values()),
+            "error_report": report.error_report,
+        },
     )
     return report
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hdhub.api.charts import Point, time_series
-from hdhub.api.deps import get_hub
-from hdhub.api.pages import TEXT, language, render, signed_in
+from hdhub.api.deps import audit_context, get_hub
+from hdhub.api.pages import TEXT, add_texts, language, render, signed_in
+from hdhub.errors import NotFound
 from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import read_only
 
@@ -31,6 +32,34 @@ TABLES = (
     ("device_exposure", "device_concept_id", "device_source_value"),
     ("note", None, None),
 )
+
+
+LOAD_ACTION = "warehouse.load-fhir"
+
+add_texts({
+    "wh_loads": {"fr": "Derniers chargements", "en": "Latest loads"},
+    "wh_site": {"fr": "Site", "en": "Site"},
+    "wh_read": {"fr": "Ressources lues", "en": "Resources read"},
+    "wh_loaded": {"fr": "Lignes OMOP ajoutées", "en": "OMOP rows added"},
+    "wh_rejected": {"fr": "Rejetées", "en": "Rejected"},
+    "wh_report": {"fr": "Rapport d'erreurs", "en": "Error report"},
+    "wh_no_loads": {"fr": "Aucun chargement : lancer hdhub ingest fhir.",
+                    "en": "No load yet: run hdhub ingest fhir."},
+})  # fmt: skip
+
+
+def _latest_loads(hub: Any, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest FHIR loads, from their audit events (who, when, what came in, the error report)."""
+    loads = []
+    for event in hub.audit.search(action=LOAD_ACTION, limit=limit):
+        detail = orjson.loads(event.detail) if event.detail else {}
+        loads.append({
+            "when": event.ts[:16].replace("T", " "), "site": event.resource_id or "", "by": event.actor,
+            "outcome": event.outcome, "load_id": detail.get("load_id", ""), "read": detail.get("read"),
+            "rows": sum((detail.get("tables") or {}).values()), "rejected": detail.get("rejected", 0),
+            "report": bool(detail.get("error_report")), "error": detail.get("error"),
+        })  # fmt: skip
+    return loads
 
 
 def _latest_dq(home: Any) -> dict[str, Any] | None:
@@ -85,4 +114,23 @@ def warehouse_page(request: Request) -> Response:
         else ""
     )
     return render(request, "warehouse.html.j2", principal, tables=tables, unmapped=unmapped[:25], sites=sites,
-                  visits_chart=chart, dq=_latest_dq(hub.settings.home))  # fmt: skip
+                  visits_chart=chart, dq=_latest_dq(hub.settings.home), loads=_latest_loads(hub))  # fmt: skip
+
+
+@router.get("/warehouse/loads/{load_id}/errors.ndjson")
+def load_errors(request: Request, load_id: str) -> Response:
+    """A load's error report (file, line, resource type, reason per rejected resource), as stored
+    in the landing zone next to the files received."""
+    principal = signed_in(request, "warehouse:read")
+    if not isinstance(principal, Principal):
+        return principal
+    hub = get_hub(request)
+    for event in hub.audit.search(action=LOAD_ACTION, limit=1000):
+        detail = orjson.loads(event.detail) if event.detail else {}
+        if detail.get("load_id") == load_id and detail.get("error_report"):
+            audit_context(request, resource_type="fhir-load", resource_id=load_id)
+            body = hub.objects.get_bytes(detail["error_report"])
+            return Response(body, media_type="application/x-ndjson", headers={
+                "Content-Disposition": f'attachment; filename="errors-{load_id}.ndjson"',
+                "Cache-Control": "no-store"})  # fmt: skip
+    raise NotFound(f"no error report for load {load_id[:80]!r}")
