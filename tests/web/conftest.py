@@ -45,4 +45,6 @@ def site(local_hub: Hub) -> Iterator[Site]:
         register_device(s, "CUFF-9", "ab" * 20)
     result = ingest(local_hub.catalog, "CUFF-9", [crisis()], "http")
     yield Site(local_hub, result.alerts[0])
+
+
 from tests.workspaces.conftest import workspace_template, ws_home, ws_hub  # noqa: E402, F401 (their fixtures, for the workspace pages)
