@@ -13,6 +13,7 @@ from hdhub.hub import Hub
 from hdhub.monitoring.devices import register_device
 from hdhub.monitoring.service import ingest
 from hdhub.security import users
+from tests.workspaces.conftest import workspace_template, ws_home, ws_hub  # noqa: F401 (for the workspace pages)
 
 PASSWORD = "correct horse battery staple"
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
@@ -46,5 +47,3 @@ def site(local_hub: Hub) -> Iterator[Site]:
     result = ingest(local_hub.catalog, "CUFF-9", [crisis()], "http")
     yield Site(local_hub, result.alerts[0])
 
-
-from tests.workspaces.conftest import workspace_template, ws_home, ws_hub  # noqa: E402, F401 (their fixtures, for the workspace pages)

@@ -106,7 +106,7 @@ def chromium() -> Iterator[Any]:
 
 
 def check_page(demo: Demo, page: Any, name: str) -> None:
-    """axe-core on the page as it is now, then its screenshot."""
+    """axe-core on the page as it is now, its screenshot, and its width at 1280 px and on a tablet."""
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
@@ -116,6 +116,30 @@ def check_page(demo: Demo, page: Any, name: str) -> None:
             demo.violations.append(f"{name} ({page.url}): {violation['id']} {targets}")
     demo.count += 1
     page.screenshot(path=str(demo.shots / f"{demo.count:02d}-{name}.png"))
+    if page.evaluate(SIDEWAYS):
+        demo.violations.append(f"{name} ({page.url}): scrolls sideways at {page.viewport_size['width']} px")
+    # The same document on a tablet, in a page of its own (resizing this one upsets later clicks).
+    tablet = page.context.new_page()
+    tablet.set_viewport_size({"width": 768, "height": 1024})
+    tablet.set_content(page.content().replace("<head>", f'<head><base href="{demo.url}/">', 1))
+    if tablet.evaluate(SIDEWAYS):
+        demo.violations.append(f"{name} ({page.url}): scrolls sideways on a tablet (768 px)")
+    tablet.close()
+
+
+SIDEWAYS = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+INVALID_FIELDS = """b => b.form ? [...b.form.elements].filter(e => e.willValidate && !e.checkValidity())
+                                   .map(e => `${e.name}: ${e.validationMessage}`) : []"""
+
+
+def submit(page: Any, selector: str, expected: str | re.Pattern[str]) -> None:
+    """Click a form's button and wait for the page it leads to; an error page fails with its text."""
+    invalid = page.eval_on_selector(selector, INVALID_FIELDS)
+    assert invalid == [], invalid  # the browser would refuse to send the form
+    with page.expect_navigation():
+        page.click(selector)
+    ok = expected.fullmatch(page.url) if isinstance(expected, re.Pattern) else page.url == expected
+    assert ok, (page.url, page.inner_text("main")[:1000])
 
 
 class Session:
@@ -124,6 +148,7 @@ class Session:
     def __init__(self, demo: Demo, chromium: Any, user: str) -> None:
         self.demo = demo
         self.context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+        self.context.set_default_timeout(60_000)  # a loaded CI machine
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -131,8 +156,7 @@ class Session:
         self.page.goto(f"{demo.url}/login")
         self.page.fill("#username", user)
         self.page.fill("#password", demo.passwords[user])
-        self.page.click("form[action='/login'] button[type=submit]")
-        self.page.wait_for_url(f"{demo.url}/")
+        submit(self.page, "form[action='/login'] button[type=submit]", f"{demo.url}/")
 
     def _timed(self, request: Any) -> None:
         """Every request the UI makes (pages, form posts, images), by its route: the slowest time."""
@@ -168,15 +192,12 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     page.press("#q", "Enter")
     page.wait_for_selector("button[name=add_entry][value='201826']")
     researcher.check("cohorts-search")
-    page.click("button[name=add_entry][value='201826']")
+    submit(page, "button[name=add_entry][value='201826']", re.compile(".*/cohorts\\?.*"))
     page.wait_for_selector("input[name=entry_concept][value='201826']", state="attached")
-    page.click("button[formaction='/cohorts/count']")
-    page.wait_for_load_state()
-    assert "/cohorts/count" in page.url
+    submit(page, "button[formaction='/cohorts/count']", f"{demo.url}/cohorts/count")
     researcher.check("cohorts-count")
     page.fill("#name", "walk-t2dm")
-    page.click("button[formaction='/cohorts/save']")
-    page.wait_for_url(re.compile(r".*/cohorts\?.*load=walk-t2dm.*"))
+    submit(page, "button[formaction='/cohorts/save']", re.compile(r".*/cohorts\?.*load=walk-t2dm.*"))
     researcher.check("cohorts-saved")
     researcher.visit("/projects/new")
     page.fill("#title", "Walk-through: type 2 diabetes in the group")
@@ -191,8 +212,7 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     page.fill("#just-person", "Age and sex describe the cohort.")
     page.fill("#duration_months", "12")
     researcher.check("project-new")
-    page.click("button[name=action][value=submit]")
-    page.wait_for_url(f"{demo.url}/projects/{SLUG}")
+    submit(page, "button[name=action][value=submit]", f"{demo.url}/projects/{SLUG}")
     researcher.check("project-submitted")
     researcher.visit("/projects")
     assert SLUG in page.content()
@@ -206,20 +226,26 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
         committee.visit(f"/projects/{SLUG}")
         committee.page.fill("#text", f"{member}: the perimeter is proportionate.")
         committee.page.select_option("#vote", "approve")
-        committee.page.click(f"form[action='/projects/{SLUG}/review'] button[type=submit]")
-        committee.page.wait_for_url(f"{demo.url}/projects/{SLUG}")
+        submit(
+            committee.page,
+            f"form[action='/projects/{SLUG}/review'] button[type=submit]",
+            f"{demo.url}/projects/{SLUG}",
+        )
         if n == 1:
             committee.check("project-review")
             committee.page.select_option("#outcome", "approved")
-            committee.page.click(f"form[action='/projects/{SLUG}/decision'] button[type=submit]")
-            committee.page.wait_for_url(f"{demo.url}/projects/{SLUG}")
+            submit(
+                committee.page,
+                f"form[action='/projects/{SLUG}/decision'] button[type=submit]",
+                f"{demo.url}/projects/{SLUG}",
+            )
             assert "approved" in committee.page.content()
         committee.close()
 
     # 3. A data engineer provisions the workspace from the project's page.
     engineer = Session(demo, chromium, "demo-admin")
     engineer.visit(f"/projects/{SLUG}")
-    engineer.page.click(f"form[action='/projects/{SLUG}/provision'] button")
+    submit(engineer.page, f"form[action='/projects/{SLUG}/provision'] button", f"{demo.url}/projects/{SLUG}")
     deadline = time.monotonic() + 120
     while "Espace de travail prêt" not in engineer.page.content():
         assert "La préparation a échoué" not in engineer.page.content()
@@ -230,7 +256,7 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
 
     # 4. The researcher works in the workspace and asks to release a table.
     researcher.visit(f"/projects/{SLUG}")
-    page.click(f"form[action='/projects/{SLUG}/token'] button")
+    submit(page, f"form[action='/projects/{SLUG}/token'] button", f"{demo.url}/projects/{SLUG}/token")
     snippet = page.locator("pre code").inner_text()
     token = re.search(r'ws\.connect\("[^"]+", "([^"]+)"\)', snippet)
     assert token, snippet
@@ -247,15 +273,19 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
             writer.writerow([sex, max(int(n), 10)])  # as published: no cell under 10
     researcher.visit(f"/projects/{SLUG}")
     page.set_input_files("#release-file", str(table))
-    page.click(f"form[action='/projects/{SLUG}/releases'] button[type=submit]")
-    page.wait_for_selector("#releases")
+    submit(
+        page,
+        f"form[action='/projects/{SLUG}/releases'] button[type=submit]",
+        f"{demo.url}/projects/{SLUG}#releases",
+    )
     assert "sex.csv" in page.content()
     researcher.check("project-release-requested")
     for member in ("demo-committee", "demo-committee-2"):
         checker = Session(demo, chromium, member)
         checker.visit(f"/projects/{SLUG}")
-        checker.page.click("form[action^='/releases/'] button[value=approve]")
-        checker.page.wait_for_url(f"{demo.url}/projects/{SLUG}")
+        submit(
+            checker.page, "form[action^='/releases/'] button[value=approve]", f"{demo.url}/projects/{SLUG}"
+        )
         checker.close()
     researcher.visit(f"/projects/{SLUG}")
     assert "released (demo-committee, demo-committee-2)" in page.locator("#releases ~ table").inner_text()
@@ -279,7 +309,7 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     page = clinician.page
     clinician.visit("/imaging")
     page.fill("#identifier", demo.ipp)
-    page.click("form[action='/imaging'] button[type=submit]")
+    submit(page, "form[action='/imaging'] button[type=submit]", re.compile(r".*/imaging\?.*"))
     page.wait_for_selector("a[href^='/imaging/patients/']")
     clinician.check("imaging-search")
     page.click("a[href^='/imaging/patients/']")
@@ -297,8 +327,9 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     first = page.locator("tr[id^='alert-']").first
     alert_id = first.get_attribute("id")
     patient_link = first.locator("a[href^='/monitoring/patients/']").get_attribute("href")
-    first.locator("button").click()
-    page.wait_for_url(f"{demo.url}/alerts")
+    with page.expect_navigation():
+        first.locator("button").click()
+    assert page.url.startswith(f"{demo.url}/alerts"), page.url
     assert page.locator(f"#{alert_id}").count() == 0
     clinician.visit(patient_link)
     clinician.check("patient-vitals")

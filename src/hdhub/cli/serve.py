@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, help="TCP port."),
         serve_: bool = typer.Option(True, "--serve/--no-serve", help="Serve after setting up."),
         patients: int = typer.Option(
-            2000, "--patients", min=0, help="Synthetic patients loaded into an empty warehouse (0: none)."
+            3000, "--patients", min=0, help="Synthetic patients loaded into an empty warehouse (0: none)."
         ),
         live: bool = typer.Option(
             True, "--live/--no-live", help="While serving, home devices keep sending readings (new alerts)."
