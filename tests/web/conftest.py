@@ -46,4 +46,3 @@ def site(local_hub: Hub) -> Iterator[Site]:
         register_device(s, "CUFF-9", "ab" * 20)
     result = ingest(local_hub.catalog, "CUFF-9", [crisis()], "http")
     yield Site(local_hub, result.alerts[0])
-
