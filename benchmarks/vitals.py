@@ -14,6 +14,10 @@ its own process; this process is the devices.
    takes them; the rate is the values stored per second, from the first publish to the last
    value stored.
 
+The devices' HTTP load comes from wrk (``bash scripts/debian-packages.sh wrk``) when it is
+installed, else from Python threads (``--client``); ``--catalog postgresql`` runs on a
+throwaway database of the local PostgreSQL instead of the embedded SQLite catalog.
+
 Targets: >= 50,000 observations/s over HTTP on 2 cores; alert latency p99 <= 1 s.
 
     python benchmarks/vitals.py [--seconds 20] [--batch 500] [--skip-mqtt]
@@ -24,7 +28,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -32,6 +38,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +106,30 @@ class Clock:
         return [self.start + dt.timedelta(seconds=first + k) for k in range(size)]
 
 
-def setup(home: Path) -> tuple[list[str], dict[str, str], str]:
+@contextmanager
+def catalog(kind: str) -> Iterator[str | None]:
+    """None for the embedded SQLite catalog; for ``postgresql``, a throwaway database on the
+    local server (127.0.0.1:5432, user postgres), dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    import sqlalchemy as sa
+
+    name = "hdhub_bench_" + secrets.token_hex(4)
+    admin = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def setup(home: Path, catalog_url: str | None = None) -> tuple[list[str], dict[str, str], str]:
     """The deployment: devices (their ids and tokens), a clinician's token, a probe device."""
     from datetime import timedelta
 
@@ -110,7 +141,7 @@ def setup(home: Path) -> tuple[list[str], dict[str, str], str]:
     from hdhub.monitoring.devices import register_device
     from hdhub.security import tokens, users
 
-    init_deployment(home)
+    init_deployment(home, **({"catalog_url": catalog_url} if catalog_url else {}))
     hub = Hub.open(home)
     upgrade(hub.catalog)
     devices, secrets_by_device = [], {}
@@ -141,8 +172,60 @@ def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
+# wrk (C, from Debian) as the devices: each request is built in LuaJIT as it is sent — a new
+# stretch of seconds of one device, the same mix of readings as reading() — so the load
+# generator takes a small share of the two cores the server runs on.
+WRK_SCRIPT = r"""
+local tokens = {%(tokens)s}
+local batch, base, counter, nexts = %(batch)d, %(base)d, 0, {}
+local hr = '{"resourceType":"Observation","status":"final","effectiveDateTime":"%%s","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":%%d,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}'
+local spo2 = '{"resourceType":"Observation","status":"final","effectiveDateTime":"%%s","code":{"coding":[{"system":"http://loinc.org","code":"59408-5"}]},"valueQuantity":{"value":%%d,"unit":"%%%%","system":"http://unitsofmeasure.org","code":"%%%%"}}'
+local kg = '{"resourceType":"Observation","status":"final","effectiveDateTime":"%%s","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"valueQuantity":{"value":%%.1f,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}'
+local bp = '{"resourceType":"Observation","status":"final","effectiveDateTime":"%%s","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":%%d,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":%%d,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}'
+request = function()
+  counter = counter + 1
+  local d = (counter %% #tokens) + 1
+  local first = nexts[d] or 0
+  nexts[d] = first + batch
+  local parts = {}
+  for i = 0, batch - 1 do
+    local when = os.date("!%%Y-%%m-%%dT%%H:%%M:%%S+00:00", base + first + i)
+    local kind = i %% 4
+    if kind == 0 then parts[#parts + 1] = string.format(hr, when, 60 + i %% 25)
+    elseif kind == 1 then parts[#parts + 1] = string.format(spo2, when, 95 + i %% 4)
+    elseif kind == 2 then parts[#parts + 1] = string.format(kg, when, 70 + (i %% 50) / 10)
+    else parts[#parts + 1] = string.format(bp, when, 118 + i %% 15, 76 + i %% 10) end
+  end
+  return wrk.format("POST", "/api/v1/vitals",
+    {["Authorization"] = "Bearer " .. tokens[d], ["Content-Type"] = "application/json"},
+    "[" .. table.concat(parts, ",") .. "]")
+end
+"""
+
+
+def wrk_load(url: str, devices: list[str], tokens: dict[str, str], seconds: float, batch: int,
+             stop_at: float) -> float:  # fmt: skip
+    """Observations/s that wrk got accepted (every request must answer 200, none a duplicate)."""
+    base = int((dt.datetime.now(dt.UTC) - dt.timedelta(days=20)).timestamp())
+    script = WRK_SCRIPT % {
+        "tokens": ", ".join(f'"{tokens[d]}"' for d in devices),
+        "batch": batch,
+        "base": base,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    duration = max(1, int(stop_at - time.monotonic()))
+    command = ["wrk", "-t1", f"-c{CLIENTS // 2}", f"-d{duration}s", "--timeout", "30s", "-s", fh.name, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(fh.name)
+    requests, elapsed, unit = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).groups()
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk: some requests failed\n{out}")
+    return int(requests) * batch / (float(elapsed) / (1000 if unit == "ms" else 1))
+
+
 def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: str, seconds: float,
-               batch: int) -> tuple[float, list[float]]:  # fmt: skip
+               batch: int, client_kind: str = "python") -> tuple[float, list[float]]:  # fmt: skip
     clock = Clock()
     accepted = [0]
     lock = threading.Lock()
@@ -151,7 +234,7 @@ def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: 
 
     # The devices' requests are made before the clock starts: this process should spend its
     # core sending, not building JSON.
-    per_client = int(seconds * 60_000 / batch / CLIENTS) + 10
+    per_client = 0 if client_kind == "wrk" else int(seconds * 60_000 / batch / CLIENTS) + 10
     bodies = [[] for _ in range(CLIENTS)]
     for k in range(CLIENTS):
         for n in range(per_client):
@@ -200,17 +283,19 @@ def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: 
     time.sleep(0.5)
     stop = time.monotonic() + seconds
     started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)] + [
-        threading.Thread(target=probing)
-    ]
+    senders = (
+        [] if client_kind == "wrk" else [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    )
+    threads = [*senders, threading.Thread(target=probing)]
     for t in threads:
         t.start()
+    rate = wrk_load(url, workers, tokens, seconds, batch, stop) if client_kind == "wrk" else None
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
     time.sleep(1.0)
     latencies = [arrivals[n] - sent[n] for n in sent if n in arrivals]
-    return accepted[0] / elapsed, latencies
+    return (rate if rate is not None else accepted[0] / elapsed), latencies
 
 
 def mqtt_phase(home: Path, devices: list[str], batch: int, messages: int) -> float | None:
@@ -271,15 +356,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--mqtt-messages", type=int, default=400)
     parser.add_argument("--skip-mqtt", action="store_true")
+    parser.add_argument(
+        "--catalog",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="The catalog: embedded SQLite, or a throwaway database on the local PostgreSQL.",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("python", "wrk"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="The devices' load generator: wrk (C, Debian; the default when installed) or Python threads.",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hdhub-bench-vitals-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hdhub-bench-vitals-") as tmp, catalog(args.catalog) as url:
         home = Path(tmp) / "home"
-        devices, tokens, clinician = setup(home)
+        devices, tokens, clinician = setup(home, url)
         port = free_port()
         server = serve(home, port)
         try:
             rate, latencies = http_phase(f"http://127.0.0.1:{port}", devices, tokens, clinician, args.seconds,
-                                         args.batch)  # fmt: skip
+                                         args.batch, args.client)  # fmt: skip
         finally:
             server.terminate()
             server.wait(20)
@@ -287,7 +384,11 @@ def main() -> None:
     latencies.sort()
     p50 = statistics.median(latencies) if latencies else float("nan")
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
-    print(f"{DEVICES} devices, batches of {args.batch} observations, {args.seconds:g} s")
+    print(
+        f"{DEVICES} devices, batches of {args.batch} observations, {args.seconds:g} s, "
+        f"{args.catalog} catalog, {os.environ.get('BENCH_SERVER_WORKERS', '1')} server worker(s), "
+        f"load: {args.client}"
+    )
     print("| measure | figure | target |")
     print("|---|---|---|")
     print(f"| HTTP ingest, sustained | {rate:,.0f} observations/s | >= 50,000 |")

@@ -3,6 +3,7 @@
 #   (default)  dcmtk (storescu, findscu, movescu, storescp): the DICOM peer of the tests;
 #              chromium: the browser of the OHIF viewer test (driven by Playwright)
 #   orthanc    orthanc + orthanc-dicomweb: the peer of benchmarks/dicom.py
+#   wrk        wrk: the devices' load generator of benchmarks/vitals.py
 set -euo pipefail
 
 install() {
@@ -21,4 +22,8 @@ fi
 if [ "${1:-}" = "orthanc" ] && [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
   echo "installing orthanc and orthanc-dicomweb (Debian) for the imaging benchmark" >&2
   install orthanc orthanc-dicomweb
+fi
+if [ "${1:-}" = "wrk" ] && ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (Debian) for the vitals benchmark" >&2
+  install wrk
 fi
