@@ -15,14 +15,14 @@ DEMO_IMAGING_SEED = 1
 def demo_imaging(st: CliState, patients: int = DEMO_IMAGING_PATIENTS) -> None:
     """After the demo's FHIR loads: studies for ``patients`` patients of the first synthetic
     site (by name, the site whose patients have home devices), written under
-    ``<home>/synth/dicom`` and stored through ``import_tree``, the `hdhub ingest dicom` path.
+    ``<home>/synth/dicom`` and stored through ``import_dicom``, the `hdhub ingest dicom` path.
     Does nothing when the archive already holds them (a second `hdhub demo`)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from hdhub.catalog.models import DicomStudy
-    from hdhub.imaging.migration import import_tree, journal_path
-    from hdhub.imaging.reach import reached
+    from hdhub.cli.ingest import import_dicom
+    from hdhub.imaging.migration import journal_path
     from hdhub.synth.dicom import site_patients, write_studies
 
     hub: Any = st.hub
@@ -39,25 +39,10 @@ def demo_imaging(st: CliState, patients: int = DEMO_IMAGING_PATIENTS) -> None:
         stored = s.scalar(select(DicomStudy.study_uid).where(DicomStudy.patient_id.in_(ids)).limit(1))
     if stored and not journal_path(hub.settings.home, [out]).exists():
         return  # stored by an earlier run (an interrupted one left its journal: it resumes)
-    decision = st.authorize("imaging:write")
     started = time.perf_counter()
     made = write_studies(out, chosen, seed=DEMO_IMAGING_SEED)
-    report = import_tree(hub, [out])
+    report = import_dicom(st, [out], demo=True)
     refused = sum(report.refused.values())
-    st.audit(
-        "imaging.store",
-        decision,
-        **reached(
-            report.studies,
-            report.patients,
-            files=report.files,
-            stored=report.stored,
-            already=report.already,
-            refused=refused,
-            error_report=report.error_report,
-            demo=True,
-        ),
-    )
     example = chosen[0]
     console.print(
         f"imaging: {report.stored:,} synthetic CT and MR images stored ({made.studies} studies, "

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -182,6 +182,31 @@ def fhir(
         )
 
 
+def import_dicom(st: CliState, paths: list[Path], *, restart: bool = False, progress: Any = None,
+                 **detail: Any) -> Any:  # fmt: skip
+    """One audited DICOM folder import (``hdhub ingest dicom`` and the demo's images)."""
+    from hdhub.imaging.migration import import_tree
+    from hdhub.imaging.reach import reached
+
+    decision = st.authorize("imaging:write")
+    report = import_tree(st.hub, paths, restart=restart, progress=progress)
+    st.audit(
+        "imaging.store",
+        decision,
+        **reached(
+            report.studies,
+            report.patients,
+            files=report.files,
+            stored=report.stored,
+            already=report.already,
+            refused=sum(report.refused.values()),
+            error_report=report.error_report,
+            **detail,
+        ),
+    )
+    return report
+
+
 @app.command()
 def dicom(
     ctx: typer.Context,
@@ -194,28 +219,10 @@ def dicom(
 
     Parallel; an interrupted run resumes where it stopped; refused files are listed in a
     CSV report kept in the object store."""
-    from hdhub.imaging.migration import import_tree
-    from hdhub.imaging.reach import reached
-
     st = state(ctx)
-    decision = st.authorize("imaging:write")
-    hub = st.hub
     with load_progress() as progress:
-        report = import_tree(hub, paths, restart=restart, progress=progress)
+        report = import_dicom(st, paths, restart=restart, progress=progress)
     refused = sum(report.refused.values())
-    st.audit(
-        "imaging.store",
-        decision,
-        **reached(
-            report.studies,
-            report.patients,
-            files=report.files,
-            stored=report.stored,
-            already=report.already,
-            refused=refused,
-            error_report=report.error_report,
-        ),
-    )
     if report.resumed:
         console.print(f"resumed: {report.resumed} files done by the interrupted run", highlight=False)
     for o in report.examples:
