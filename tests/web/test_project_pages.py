@@ -88,7 +88,7 @@ def test_the_workspace_and_the_airlock_on_the_project_page(queue: Site) -> None:
     with client(queue) as alice, client(queue) as c1, client(queue) as c2:
         sign_in(alice, "alice")
         page = alice.get("/projects/etude-hta")
-        assert "table1.csv" in page.text and "pass" in page.text and 'value="approve"' not in page.text
+        assert "table1.csv" in page.text and "conforme" in page.text and 'value="approve"' not in page.text
         shown = alice.post("/projects/etude-hta/token")
         assert shown.status_code == 200 and 'ws.connect("etude-hta", "hdh_' in shown.text
         assert shown.headers["cache-control"] == "no-store"

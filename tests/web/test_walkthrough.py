@@ -288,7 +288,7 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
         )
         checker.close()
     researcher.visit(f"/projects/{SLUG}")
-    assert "released (demo-committee, demo-committee-2)" in page.locator("#releases ~ table").inner_text()
+    assert "publié (demo-committee, demo-committee-2)" in page.locator("#releases ~ table").inner_text()
     researcher.close()
 
     # 5. The DPO finds all of it in the audit log; the chain verifies.

@@ -43,6 +43,13 @@ add_texts({
     },
     "ws_file": {"fr": "Fichier de résultat", "en": "Result file"},
     "ws_ask": {"fr": "Demander la sortie", "en": "Ask for release"},
+    # a release request's status, and its checks' outcomes
+    "rel_pending": {"fr": "en attente", "en": "pending"},
+    "rel_released": {"fr": "publié", "en": "released"},
+    "rel_rejected": {"fr": "refusé", "en": "rejected"},
+    "chk_pass": {"fr": "conforme", "en": "pass"},
+    "chk_review": {"fr": "à examiner", "en": "review"},
+    "chk_fail": {"fr": "non conforme", "en": "fail"},
 })  # fmt: skip
 
 
