@@ -350,6 +350,15 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     tab.goto(f"{demo.url}/login?lang=fr")
     check_page(demo, tab, "login-tablet")
     public.close()
+    again = Session(demo, chromium, "demo-researcher")  # "my projects", and an error page
+    again.visit("/projects")
+    assert SLUG in again.page.content()
+    again.check("projects-mine")
+    missing = again.page.goto(f"{demo.url}/projects/no-such-project")
+    assert missing is not None and missing.status == 404
+    again.check("error-page")
+    again.errors.remove("Failed to load resource: the server responded with a status of 404 (Not Found)")
+    again.close()
 
     (tmp_path / "timings.json").write_text(json.dumps(demo.timings, indent=1, sort_keys=True))
     slowest = max(demo.timings.items(), key=lambda item: item[1])
