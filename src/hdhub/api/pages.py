@@ -167,6 +167,12 @@ def language(request: Request) -> str:
     return "en" if accept.startswith("en") else "fr"
 
 
+def say(lang: str, key: str, **values: Any) -> str:
+    """One page text in ``lang`` (``fr`` or ``en``), its ``{placeholders}`` filled."""
+    text = TEXT[key][lang]
+    return text.format(**values) if values else text
+
+
 def session_principal(request: Request) -> Principal | None:
     """The signed-in user of this browser, or None (an expired or revoked session counts as none)."""
     secret = request.cookies.get(SESSION_COOKIE)
@@ -217,7 +223,7 @@ def to_login(request: Request) -> RedirectResponse:
 
 def forbidden_page(request: Request, principal: Principal) -> Response:
     return render(request, "message.html.j2", principal, status=403, heading="403",
-                  text=TEXT["forbidden"][language(request)])  # fmt: skip
+                  text=say(language(request), "forbidden"))  # fmt: skip
 
 
 def signed_in(request: Request, action: str) -> Principal | Response:

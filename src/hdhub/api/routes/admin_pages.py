@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import audit_context, get_hub
-from hdhub.api.pages import TEXT, add_texts, forbidden_page, language, render, same_origin, signed_in
+from hdhub.api.pages import add_texts, forbidden_page, language, render, same_origin, say, signed_in
 from hdhub.catalog.models import MonitoringDevice, User, aware
 from hdhub.config.settings import CONFIG_FILE
 from hdhub.errors import HdhubError
@@ -208,10 +208,6 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _text(request: Request, key: str) -> str:
-    return TEXT[key][language(request)]
-
-
 # ---------------------------------------------------------------------------------------- overview
 
 
@@ -275,16 +271,16 @@ def _checked_roles(request: Request, roles: list[str] | None) -> tuple[list[str]
     wanted = sorted({r for r in roles or [] if r})
     unknown = [r for r in wanted if r not in PERSON_ROLES]
     if unknown:
-        return wanted, f"{_text(request, 'adm_bad_role')} {', '.join(r[:40] for r in unknown[:5])}"
+        return wanted, f"{say(language(request), 'adm_bad_role')} {', '.join(r[:40] for r in unknown[:5])}"
     if not wanted:
-        return wanted, _text(request, "adm_no_role")
+        return wanted, say(language(request), "adm_no_role")
     return wanted, None
 
 
 def _refused(request: Request, principal: Principal, status: int, message: str,
              form: dict[str, Any] | None = None) -> Response:  # fmt: skip
     return _users_page(request, principal, status=status, form=form,
-                       error=f"{message} {_text(request, 'adm_nothing_stored')}")  # fmt: skip
+                       error=f"{message} {say(language(request), 'adm_nothing_stored')}")  # fmt: skip
 
 
 @router.post("/admin/users")
@@ -308,7 +304,7 @@ def create_user_page(
     if problem:
         return _refused(request, principal, 422, problem, form)
     if len(password) > PASSWORD_MAX:
-        return _refused(request, principal, 422, _text(request, "adm_password_long"), form)
+        return _refused(request, principal, 422, say(language(request), "adm_password_long"), form)
     generated = password == ""
     password = password or user_service.generate_password()
     try:
@@ -338,9 +334,9 @@ def _update(
         return _refused(request, principal, 422, problem)
     own = username == principal.name
     if own and change.get("disabled"):
-        return _refused(request, principal, 409, _text(request, "adm_self_disable"))
+        return _refused(request, principal, 409, say(language(request), "adm_self_disable"))
     if own and roles is not None and "admin" in principal.roles and "admin" not in roles:
-        return _refused(request, principal, 409, _text(request, "adm_self_admin"))
+        return _refused(request, principal, 409, say(language(request), "adm_self_admin"))
     try:
         with Session(get_hub(request).catalog) as s, s.begin():
             user_service.update_user(s, username, actor=principal.name, **change)

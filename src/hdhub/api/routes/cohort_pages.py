@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hdhub.api.charts import Bar, bar_chart
 from hdhub.api.deps import get_hub, read_body
-from hdhub.api.pages import TEXT, add_texts, forbidden_page, language, render, same_origin, signed_in
+from hdhub.api.pages import TEXT, add_texts, forbidden_page, language, render, same_origin, say, signed_in
 from hdhub.api.routes.cohorts import count_definition, load_saved, save_named
 from hdhub.cohorts.concepts import MAX_QUERY_LENGTH, describe_concepts, resolve_concept_sets, search_concepts
 from hdhub.cohorts.definition import (
@@ -224,13 +224,9 @@ class Builder:
     add_desc: bool = True
 
 
-def _say(lang: str, key: str, **values: Any) -> str:
-    return TEXT[key][lang].format(**values)
-
-
 def _fields(pairs: list[tuple[str, str]], lang: str) -> dict[str, list[str]]:
     if len(pairs) > MAX_FIELDS:
-        raise ValidationError(_say(lang, "co_too_many_fields"))
+        raise ValidationError(say(lang, "co_too_many_fields"))
     out: dict[str, list[str]] = defaultdict(list)
     for key, value in pairs:
         out[key].append(value)
@@ -245,7 +241,7 @@ def _digits(value: str, length: int) -> bool:
 def concept_id(value: str, lang: str) -> int:
     v = value.strip()
     if not _digits(v, 10) or not 0 < int(v) <= MAX_CONCEPT_ID:
-        raise ValidationError(_say(lang, "co_bad_id", value=v[:20]))
+        raise ValidationError(say(lang, "co_bad_id", value=v[:20]))
     return int(v)
 
 
@@ -260,21 +256,21 @@ def parse_builder(pairs: list[tuple[str, str]], lang: str) -> Builder:
     def choice(key: str, allowed: tuple[str, ...], default: str, label: str) -> str:
         value = text(key) or default
         if value not in allowed:
-            raise ValidationError(_say(lang, "co_choice", field=TEXT[label][lang]))
+            raise ValidationError(say(lang, "co_choice", field=TEXT[label][lang]))
         return value
 
     def ids(key: str) -> list[int]:
         out = dict.fromkeys(concept_id(v, lang) for v in f.get(key, []))
         if len(out) > MAX_CONCEPT_SET_ITEMS:
-            raise ValidationError(_say(lang, "co_too_many", n=len(out), limit=MAX_CONCEPT_SET_ITEMS))
+            raise ValidationError(say(lang, "co_too_many", n=len(out), limit=MAX_CONCEPT_SET_ITEMS))
         return list(out)
 
     sexes = [s for s in SEXES if s in f.get("sex", [])]
     if len(set(f.get("sex", []))) != len(sexes):
-        raise ValidationError(_say(lang, "co_choice", field=TEXT["co_sex"][lang]))
+        raise ValidationError(say(lang, "co_choice", field=TEXT["co_sex"][lang]))
     sites = list(dict.fromkeys(v.strip() for v in f.get("site", [])))
     if len(sites) > MAX_SITES or any(re.fullmatch(NAME_PATTERN, s) is None for s in sites):
-        raise ValidationError(_say(lang, "co_choice", field=TEXT["co_sites"][lang]))
+        raise ValidationError(say(lang, "co_choice", field=TEXT["co_sites"][lang]))
     submitted = "b" in f  # the builder's own form: unticked boxes are absent, not defaults
     return Builder(
         entry_domain=choice("entry_domain", DOMAINS, "condition", "co_domain"),
@@ -315,7 +311,7 @@ def apply_actions(b: Builder, pairs: list[tuple[str, str]], lang: str) -> None:
             if cid not in concepts:
                 if len(concepts) >= MAX_CONCEPT_SET_ITEMS:
                     raise ValidationError(
-                        _say(lang, "co_too_many", n=len(concepts) + 1, limit=MAX_CONCEPT_SET_ITEMS)
+                        say(lang, "co_too_many", n=len(concepts) + 1, limit=MAX_CONCEPT_SET_ITEMS)
                     )
                 concepts.append(cid)
                 if b.add_desc:
@@ -330,7 +326,7 @@ def _whole(value: str, label: str, lang: str) -> int | None:
     if not value:
         return None
     if not _digits(value, 6):
-        raise ValidationError(_say(lang, "co_whole", field=TEXT[label][lang]))
+        raise ValidationError(say(lang, "co_whole", field=TEXT[label][lang]))
     return int(value)
 
 
@@ -342,7 +338,7 @@ def _number(value: str, label: str, lang: str) -> float | None:
     except ValueError:
         number = float("nan")
     if number != number or number in (float("inf"), float("-inf")):
-        raise ValidationError(_say(lang, "co_number", field=TEXT[label][lang]))
+        raise ValidationError(say(lang, "co_number", field=TEXT[label][lang]))
     return number
 
 
@@ -398,7 +394,7 @@ def to_definition(b: Builder, lang: str, names: tuple[str, str] = ("entry", "cri
                 "end": {"days": after, "direction": "after"},
             }
         auto = "co_auto_none" if b.crit_mode == "none" else "co_auto_at_least"
-        name = b.crit_name or _say(lang, auto, n=n, domain=b.crit_domain)
+        name = b.crit_name or say(lang, auto, n=n, domain=b.crit_domain)
         data["inclusion_rules"] = [{"name": name, "criteria": {"type": "all", "items": [criterion]}}]
     return parse_definition(data)
 
@@ -564,7 +560,7 @@ def show(
             unknown = sorted(wanted - set(concepts))
             if unknown and error is None:
                 shown = ", ".join(map(str, unknown[:10])) + (" …" if len(unknown) > 10 else "")
-                error, status = _say(lang, "co_unknown_ids", ids=shown), 422
+                error, status = say(lang, "co_unknown_ids", ids=shown), 422
             if b.q:
                 search = search_concepts(con, b.q, domain=b.q_domain or None)
     except HdhubError as exc:
@@ -582,15 +578,11 @@ def show(
         context["cross"] = cross_table(result, lang)
         threshold = result["threshold"]
         context["note"] = (
-            TEXT["co_exact"][lang] if result["exact"] else _say(lang, "co_obfuscated", threshold=threshold)
+            TEXT["co_exact"][lang] if result["exact"] else say(lang, "co_obfuscated", threshold=threshold)
         )
-        context["hidden_note"] = (
-            None if result["exact"] else _say(lang, "co_hidden_bars", threshold=threshold)
-        )
+        context["hidden_note"] = None if result["exact"] else say(lang, "co_hidden_bars", threshold=threshold)
         seconds = f"{result['seconds']:.2f}"
-        context["seconds"] = _say(
-            lang, "co_seconds", s=seconds.replace(".", ",") if lang == "fr" else seconds
-        )
+        context["seconds"] = say(lang, "co_seconds", s=seconds.replace(".", ",") if lang == "fr" else seconds)
     response = render(request, "cohorts.html.j2", principal, status=status, **context)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -614,14 +606,14 @@ def cohorts_page(request: Request) -> Response:
                 return forbidden_page(request, principal)
             version = request.query_params.get("version") or None
             if version is not None and not _digits(version, 9):
-                raise ValidationError(_say(lang, "co_whole", field=TEXT["co_version"][lang]))
+                raise ValidationError(say(lang, "co_whole", field=TEXT["co_version"][lang]))
             row = load_saved(request, hub, principal, load[:64], int(version) if version else None)
             definition = parse_definition(row.definition)
             b = from_definition(definition, lang)
             if b is not None:
                 b.name = row.name  # saving again makes its next version
             key = "co_saved_as" if request.query_params.get("saved") else "co_loaded"
-            notice = _say(lang, key, name=row.name, version=row.version)
+            notice = say(lang, key, name=row.name, version=row.version)
             return show(request, principal, b, text=pretty(definition), notice=notice)
         b = parse_builder(pairs, lang)
         apply_actions(b, pairs, lang)
@@ -644,7 +636,7 @@ async def _posted(request: Request, action: str) -> tuple[Principal | Response, 
         return principal, []
     lang = language(request)
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return principal, ValidationError(_say(lang, "co_form_type"))
+        return principal, ValidationError(say(lang, "co_form_type"))
     try:
         body = await read_body(request, MAX_FORM_BYTES, "the form is too large")
         return principal, parse_qsl(
@@ -653,7 +645,7 @@ async def _posted(request: Request, action: str) -> tuple[Principal | Response, 
     except HdhubError as exc:
         return principal, exc
     except ValueError:
-        return principal, ValidationError(_say(lang, "co_too_many_fields"))
+        return principal, ValidationError(say(lang, "co_too_many_fields"))
 
 
 def _definition(pairs: list[tuple[str, str]], lang: str) -> tuple[CohortDefinition, Builder | None, str]:

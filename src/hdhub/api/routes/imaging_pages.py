@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hdhub.api.deps import audit_context, get_hub
-from hdhub.api.pages import TEXT, add_texts, language, render, signed_in
+from hdhub.api.pages import add_texts, language, render, say, signed_in
 from hdhub.api.routes.dicomweb_images import first_image, image_response, instance_bytes
 from hdhub.catalog.db import in_chunks
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
@@ -136,14 +136,9 @@ def _valid_patient_id(value: str) -> bool:
     return 0 < len(value) <= 64 and value.isprintable() and "\\" not in value
 
 
-def _texts(request: Request) -> dict[str, str]:
-    lang = language(request)
-    return {key: value[lang] for key, value in TEXT.items()}
-
-
 def _not_found(request: Request, principal: Principal) -> Response:
     return render(request, "message.html.j2", principal, status=404, heading="404",
-                  text=_texts(request)["img_not_found"])  # fmt: skip
+                  text=say(language(request), "img_not_found"))  # fmt: skip
 
 
 def _image(data: bytes, media: str, viewport: tuple[int, int] | None) -> Response:
@@ -271,7 +266,7 @@ def imaging_page(request: Request) -> Response:
     principal = signed_in(request, ACTION)
     if not isinstance(principal, Principal):
         return principal
-    hub, t = get_hub(request), _texts(request)
+    hub, lang = get_hub(request), language(request)
     identifier = request.query_params.get("identifier", "").strip()
     name = request.query_params.get("name", "").strip()
     form = {"identifier": identifier[:MAX_QUERY], "name": name[:MAX_QUERY]}
@@ -279,9 +274,9 @@ def imaging_page(request: Request) -> Response:
     ids: list[str] = []
     persons: list[str] = []
     if len(identifier) > MAX_QUERY or len(name) > MAX_QUERY:
-        error, status = t["img_too_long"], 400
+        error, status = say(lang, "img_too_long"), 400
     elif name and len(name.replace("*", "").replace("?", "").strip()) < 2:
-        error, status = t["img_too_short"], 400
+        error, status = say(lang, "img_too_short"), 400
     else:
         try:
             if identifier:
@@ -378,7 +373,7 @@ def series_page(request: Request, study_uid: str, series_uid: str) -> Response:
     raw = request.query_params.get("i", "1").strip()
     if not raw.isdigit() or len(raw) > 9:
         return render(request, "message.html.j2", principal, status=400, heading="400",
-                      text=_texts(request)["img_bad_number"])  # fmt: skip
+                      text=say(language(request), "img_bad_number"))  # fmt: skip
     with Session(get_hub(request).catalog) as s:
         study = _visible_study(s, study_uid)
         se = s.get(DicomSeries, series_uid)
