@@ -15,6 +15,7 @@ from hdhub.catalog.models import AuditEvent, Project
 from hdhub.hub import Hub
 from hdhub.security import users
 from hdhub.workspaces import airlock
+from hdhub.workspaces.output_checks import MAX_RELEASE_BYTES
 
 PASSWORD = "a long enough password"
 TABLE = b"age_band,sex,n\n40-49,F,12\n40-49,M,15\n50-59,F,21\n50-59,M,18\n"
@@ -76,7 +77,7 @@ def test_a_member_asks_for_a_release_from_the_page(ws_hub: Hub) -> None:
     bob = browser_for(ws_hub, "bob")
     assert bob.post("/projects/study-a/releases", files=files).status_code == 403
     assert alice.post("/projects/study-b/releases", files=files).status_code == 409
-    big = {"file": ("big.csv", b"x" * (20 * 1024 * 1024 + 1), "text/csv")}
+    big = {"file": ("big.csv", b"x" * (MAX_RELEASE_BYTES + 1), "text/csv")}
     assert alice.post("/projects/study-a/releases", files=big).status_code == 413
     assert (
         alice.post(

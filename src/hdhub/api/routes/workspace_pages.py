@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 
 from hdhub.api.deps import audit_context, get_hub
 from hdhub.api.pages import add_texts, same_origin, signed_in
-from hdhub.errors import Forbidden, HdhubError, PayloadTooLarge
+from hdhub.errors import Forbidden, HdhubError
 from hdhub.governance import projects as gov
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
+from hdhub.workspaces.output_checks import MAX_RELEASE_BYTES
 
 router = APIRouter(include_in_schema=False)
-MAX_RELEASE_BYTES = 20 * 1024 * 1024  # as the workspace API
 
 add_texts({
     "ws_provision": {"fr": "Préparer l'espace de travail", "en": "Provision the workspace"},
@@ -134,11 +134,9 @@ def release_page(
     from hdhub.workspaces import airlock
 
     hub = get_hub(request)
-    data = file.file.read(MAX_RELEASE_BYTES + 1)
+    data = file.file.read(MAX_RELEASE_BYTES + 1)  # the airlock's checks refuse anything larger (413)
     filename = (name or file.filename or "").strip()
     try:
-        if len(data) > MAX_RELEASE_BYTES:
-            raise PayloadTooLarge(f"a release request holds at most {MAX_RELEASE_BYTES} bytes")
         with Session(hub.catalog) as s:
             p = gov.get_project(s, slug)
             if principal.name not in gov.members_of(s, p):
