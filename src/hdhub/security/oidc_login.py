@@ -30,10 +30,11 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import User, UserRole
+from hdhub.catalog.models import User
 from hdhub.config.settings import OidcSettings
 from hdhub.errors import AuthenticationError, ConfigError, Forbidden
 from hdhub.security.oidc import OidcVerifier
+from hdhub.security.users import set_roles
 
 STATE_TTL_S = 600
 _TIMEOUT = httpx.Timeout(10.0)
@@ -187,8 +188,5 @@ def oidc_account(session: Session, who: SignedIn) -> User:
         raise Forbidden("a local account holds this name")
     user.display_name = who.display_name or user.display_name
     user.email = who.email or user.email
-    user.roles = [r for r in user.roles if r.role in who.roles]
-    have = {r.role for r in user.roles}
-    user.roles.extend(UserRole(role=r) for r in who.roles if r not in have)
     session.flush()
-    return user
+    return set_roles(session, who.username, who.roles)
