@@ -28,6 +28,7 @@ from hdhub.audit.chain import (
     public_key_id,
 )
 from hdhub.audit.verify import VerifyReport, verify_chain
+from hdhub.catalog.db import writer_lock
 from hdhub.catalog.models import AuditCheckpoint, AuditEvent
 from hdhub.errors import ValidationError
 from hdhub.security.principal import Principal
@@ -207,7 +208,7 @@ class AuditLog:
 
     def _append_sqlite(self, rows: list[dict[str, Any]]) -> list[int]:
         """The embedded hot path: one held DBAPI connection, BEGIN IMMEDIATE, four statements."""
-        with self._lock:
+        with self._lock, writer_lock(self.engine):
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
                 self._raw.driver_connection.isolation_level = None  # we issue BEGIN/COMMIT

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.db import writer_lock
 from hdhub.catalog.models import (
     Alert,
     MonitoredPatient,
@@ -125,14 +126,14 @@ def ingest(
     """Store one message of ``device_id`` and raise its alerts; see the module docstring."""
     now = now or dt.datetime.now(dt.UTC)
     result = IngestResult()
-    with Session(catalog) as s, s.begin():
+    parsed = parse(body, device_id, now)
+    with writer_lock(catalog), Session(catalog) as s, s.begin():
         device = s.execute(
             select(MonitoringDevice.person_key, MonitoringDevice.revoked_at,
                    MonitoredPatient.thresholds, MonitoredPatient.heart_failure)
             .outerjoin(MonitoredPatient, MonitoredPatient.person_key == MonitoringDevice.person_key)
             .where(MonitoringDevice.device_id == device_id)
         ).first()  # fmt: skip
-        parsed = parse(body, device_id, now)
         reasons = Counter(r.reason for r in parsed.rejections)
         details = {r.reason: r.detail for r in reversed(parsed.rejections)}
         if device is None or device.revoked_at is not None:
