@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,10 +12,18 @@ import time
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    MRImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +31,7 @@ from hdhub.catalog.models import DicomInstance
 from hdhub.hub import Hub
 from hdhub.imaging.dimse import ScpConfig, serve
 from hdhub.imaging.store import read_instance
+from tests.imaging.test_patient_issuer import IPP, NORD, SUD, instance
 from tests.imaging.test_store import _variant
 
 pytestmark = pytest.mark.integration
@@ -146,3 +156,73 @@ def test_unknown_callers_and_destinations_are_refused(scp: tuple[Hub, int, Path]
     assert "Move Destination Unknown" in moved.stderr + moved.stdout or moved.returncode != 0
     assert list(received.iterdir()) == []
     shutil.rmtree(received)
+
+
+def _issuers(hub: Hub, action: str) -> list[Any]:
+    """The detail's patient_issuers of each event of ``action``, newest first."""
+    return [json.loads(e.detail).get("patient_issuers") for e in hub.audit.search(action=action)]
+
+
+def test_c_find_matches_and_returns_the_issuer(scp: tuple[Hub, int, Path]) -> None:
+    """One Patient ID issued by two sites: C-FIND with IssuerOfPatientID (0010,0021) finds only
+    that site's patient and returns the issuer; every event names the patients with issuers."""
+    hub, port, _ = scp
+    nord, sud, unknown = generate_uid(), generate_uid(), generate_uid()
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(MRImageStorage)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", port, ae_title="HDHUB")
+    assert assoc.is_established
+
+    def find(level: str = "STUDY", **keys: str) -> dict[str, str | None]:
+        """Study Instance UID -> IssuerOfPatientID of each match."""
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID, query.IssuerOfPatientID = level, "", ""
+        for keyword, value in keys.items():
+            setattr(query, keyword, value)
+        found = {}
+        for status, ds in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            assert status.Status in (0xFF00, 0x0000), status
+            if status.Status == 0xFF00:
+                assert "IssuerOfPatientID" in ds  # (0010,0021) is returned, empty when unknown
+                found[ds.StudyInstanceUID] = ds.IssuerOfPatientID or None
+        return found
+
+    try:
+        for study, issuer in (
+            (nord, {"IssuerOfPatientID": NORD}),
+            (sud, {"IssuerOfPatientID": SUD}),
+            (unknown, {}),
+        ):
+            ds = pydicom.dcmread(BytesIO(instance(study, PatientID=IPP, **issuer)))
+            assert assoc.send_c_store(ds).Status == 0x0000
+        assert find(PatientID=IPP) == {nord: NORD, sud: SUD, unknown: None}
+        assert find(PatientID=IPP, IssuerOfPatientID=NORD) == {nord: NORD}
+        assert find("SERIES", PatientID=IPP, IssuerOfPatientID=SUD) == {sud: SUD}
+        assert find(PatientID=IPP, IssuerOfPatientID="*/ch-sud/*") == {sud: SUD}
+        assert find(PatientID=IPP, IssuerOfPatientID=NORD.upper()) == {}
+        move = Dataset()
+        move.QueryRetrieveLevel, move.StudyInstanceUID = "STUDY", sud
+        moved = list(assoc.send_c_move(move, "VIEWER", StudyRootQueryRetrieveInformationModelMove))
+        assert moved[-1][0].Status == 0x0000
+    finally:
+        assoc.release()
+
+    # The audit events: patient_id stays the Patient ID, patient_issuers names who it is.
+    assert {e.patient_id for e in hub.audit.search(action="imaging.c-store")} == {IPP}
+    assert sorted(_issuers(hub, "imaging.c-store"), key=lambda i: i[0]["issuer"] or "") == [
+        [{"patient_id": IPP, "issuer": None}],
+        [{"patient_id": IPP, "issuer": SUD}],
+        [{"patient_id": IPP, "issuer": NORD}],
+    ]
+    finds = _issuers(hub, "imaging.c-find")[::-1]  # oldest first
+    assert finds[0] == [
+        {"patient_id": IPP, "issuer": None},
+        {"patient_id": IPP, "issuer": SUD},
+        {"patient_id": IPP, "issuer": NORD},
+    ]
+    assert finds[1] == [{"patient_id": IPP, "issuer": NORD}]
+    assert finds[2] == finds[3] == [{"patient_id": IPP, "issuer": SUD}]
+    assert finds[4] is None and len(finds) == 5  # a C-FIND matching nothing names no patient
+    assert _issuers(hub, "imaging.c-move") == [[{"patient_id": IPP, "issuer": SUD}]]

@@ -80,7 +80,7 @@ def test_rejected_instances_are_purged_when_their_lock_allows(hub: Hub) -> None:
     assert apply_policies(hub).purged == 0  # the 30 days of grace are not over
     later = datetime.now(UTC) + timedelta(days=31)
     report = apply_policies(hub, now=later)
-    assert report.purged == 1 and report.patients == {"IPP-8"}  # GOVERNANCE lock bypassed
+    assert report.purged == 1 and report.patients == {("IPP-8", None)}  # GOVERNANCE lock bypassed
     assert not [v for v in hub.objects.versions(object_key(study, series, sops[0])) if not v.delete_marker]
     assert [r.sop_instance_uid for r in instance_rows(hub.catalog, study)] == [sops[1]]
     # The whole study rejected and purged: no row is left.
@@ -138,3 +138,48 @@ def test_videos_follow_the_patients_last_stay_and_go_cold_after_90_days(hub: Hub
     assert report.extended == 1 and report.transitioned == 1  # the video, not the 2023 images
     info = hub.objects.head(video.object_key)
     assert info.retention.until == datetime(2043, 5, 6, tzinfo=UTC) and info.storage_class == "COLD"
+
+
+def test_the_last_stay_is_each_patients_own_patient_id_and_issuer(hub: Hub) -> None:
+    """One Patient ID issued by two sites is two patients: one's later stay does not extend the
+    other's lock. A stay with no known issuer may be either: it counts for both, and what has
+    no known issuer follows the latest stay of its Patient ID's."""
+    from hdhub.imaging import media
+    from tests.imaging.test_patient_issuer import IPP, NORD, SUD, instance
+
+    def store(study_date: str, **issuer: str) -> tuple[str, str, str]:
+        study = generate_uid()
+        [o] = store_for_hub(hub, [(instance(study, PatientID=IPP, StudyDate=study_date, **issuer), "x")])
+        assert o.status == STORED
+        [row] = instance_rows(hub.catalog, study)
+        return study, row.series_uid, row.sop_instance_uid
+
+    def retain_until(sop: str) -> datetime:
+        with Session(hub.catalog) as s:
+            until = s.scalar(select(DicomInstance.retain_until).where(DicomInstance.sop_instance_uid == sop))
+        assert until is not None
+        return until.replace(tzinfo=UTC)
+
+    nord = store("20100304", IssuerOfPatientID=NORD)
+    sud = store("20240601", IssuerOfPatientID=SUD)
+    assert apply_policies(hub).extended == 0  # the South's 2024 stay is another patient's
+    assert _lock(hub, *nord) == retain_until(nord[2]) == datetime(2030, 3, 5, tzinfo=UTC)
+    assert _lock(hub, *sud) == retain_until(sud[2]) == datetime(2044, 6, 2, tzinfo=UTC)
+
+    # A video of the North's patient (it names the North's study) follows the North's stays.
+    video = media.create_upload(
+        hub, size=3, category="video", patient_id=IPP, created_by="t", date="20110101", study_uid=nord[0]
+    )
+    video = media.append(hub, video.id, 0, b"abc")
+    assert apply_policies(hub).extended == 1  # the video, to the North's 2010 stay only
+    assert hub.objects.head(video.object_key).retention.until == datetime(2031, 1, 2, tzinfo=UTC)
+
+    # A 2015 study without an issuer may be either patient's: the North's lock goes to 2035
+    # (the South's is later already), and it follows the latest stay of the Patient ID.
+    unknown = store("20150101")
+    assert retain_until(unknown[2]) == datetime(2035, 1, 2, tzinfo=UTC)
+    assert apply_policies(hub).extended == 3  # the North's image and video, the unknown study
+    assert _lock(hub, *nord) == retain_until(nord[2]) == datetime(2035, 1, 2, tzinfo=UTC)
+    assert hub.objects.head(video.object_key).retention.until == datetime(2035, 1, 2, tzinfo=UTC)
+    assert _lock(hub, *sud) == retain_until(sud[2]) == datetime(2044, 6, 2, tzinfo=UTC)
+    assert _lock(hub, *unknown) == retain_until(unknown[2]) == datetime(2044, 6, 2, tzinfo=UTC)

@@ -69,7 +69,7 @@ def _kos(study: str, series: str, references: list[tuple[str, str]], code: str =
 def test_rejected_instances_series_and_studies_leave_every_query(hub: Hub) -> None:
     study, series, sops = _study(hub)
     report = reject(hub.catalog, study, series[0], sops[0][0], "113001^DCM")
-    assert report.instances == 1 and report.patients == {"4MR1"}
+    assert report.instances == 1 and report.patients == {("4MR1", None)}
     found = _find(hub, "study", StudyInstanceUID=study)[0]
     assert found["00201208"]["Value"] == [3] and found["00201206"]["Value"] == [2]
     assert {r.sop_instance_uid for r in instance_rows(hub.catalog, study)} == {*sops[0][1:], *sops[1]}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,6 +38,12 @@ MARIE_NORD = ImagingPatient(NORD_IPP, "Durand", "Marie", "19560312", "F",
 MARIE_SUD = ImagingPatient(SUD_IPP, "Durand", "Marie", "19560312", "F", ("20210910100000",),
                            "https://hdhub.example/sud/ipp", "CH Sud")  # fmt: skip
 JEAN = ImagingPatient(OTHER_IPP, "Petit", "Jean", "19800101", "M", ("20220202120000",))
+
+
+def patient_url(patient: ImagingPatient) -> str:
+    """A patient's page: (Patient ID, issuer); no issuer in the images, none in the link."""
+    issuer = f"?{urlencode({'issuer': patient.issuer})}" if patient.issuer else ""
+    return f"/imaging/patients/{patient.patient_id}{issuer}"
 
 
 @dataclass
@@ -95,7 +102,7 @@ def image_routes(archive: Archive) -> list[str]:
 def page_routes(archive: Archive) -> list[str]:
     first = archive.of(NORD_IPP)[0]
     study = f"/imaging/studies/{first.study_uid}"
-    return ["/imaging", f"/imaging?identifier={INS}", f"/imaging/patients/{NORD_IPP}", study,
+    return ["/imaging", f"/imaging?identifier={INS}", patient_url(MARIE_NORD), study,
             f"{study}/series/{first.series_uid}?i=2"]  # fmt: skip
 
 
@@ -128,14 +135,13 @@ def test_a_clinician_walks_from_patient_to_image(browser: TestClient, archive: A
     # The INS finds the person through the identity store: both sites' Patient IDs, not Jean.
     found = browser.get("/imaging", params={"identifier": INS})
     assert found.status_code == 200 and "Patients trouvés (2)" in found.text
-    assert links(found.text, "/imaging/patients/") == [f"/imaging/patients/{NORD_IPP}",
-                                                       f"/imaging/patients/{SUD_IPP}"]  # fmt: skip
+    assert links(found.text, "/imaging/patients/") == [patient_url(MARIE_NORD), patient_url(MARIE_SUD)]
     assert "DURAND Marie" in found.text and OTHER_IPP not in found.text and '<th scope="col">' in found.text
     # A site's IPP as system|value reaches the same person; a bare IPP is its Patient ID.
     by_ipp = browser.get("/imaging", params={"identifier": f"{MARIE_SUD.issuer}|{SUD_IPP}"})
     assert NORD_IPP in by_ipp.text and SUD_IPP in by_ipp.text
     bare = browser.get("/imaging", params={"identifier": OTHER_IPP})
-    assert links(bare.text, "/imaging/patients/") == [f"/imaging/patients/{OTHER_IPP}"]
+    assert links(bare.text, "/imaging/patients/") == [patient_url(JEAN)]
     # A name through the QIDO index: any case, "Family Given", a Patient ID.
     for name in ("dur", "Durand Marie", "MARIE", NORD_IPP):
         page = browser.get("/imaging", params={"name": name})
@@ -143,7 +149,7 @@ def test_a_clinician_walks_from_patient_to_image(browser: TestClient, archive: A
     assert "Aucun patient" in browser.get("/imaging", params={"name": "Zzz"}).text
 
     # The patient's studies, newest first.
-    patient = browser.get(f"/imaging/patients/{NORD_IPP}")
+    patient = browser.get(patient_url(MARIE_NORD))
     assert patient.status_code == 200 and "<h1>DURAND Marie</h1>" in patient.text
     study_links = links(patient.text, r"^/imaging/studies/")
     dates = re.findall(r'studies/[\d.]+">(\d{4}-\d{2}-\d{2})', patient.text)
@@ -230,7 +236,7 @@ def test_rejected_instances_are_never_shown(browser: TestClient, archive: Archiv
     assert first.series_uid not in browser.get(f"/imaging/studies/{first.study_uid}").text
     reject(archive.hub.catalog, first.study_uid, None, None, "113001")
     assert browser.get(f"/imaging/studies/{first.study_uid}").status_code == 404
-    assert first.study_uid not in browser.get(f"/imaging/patients/{NORD_IPP}").text
+    assert first.study_uid not in browser.get(patient_url(MARIE_NORD)).text
 
 
 def test_hostile_input_is_refused_not_a_crash(browser: TestClient, archive: Archive) -> None:
@@ -299,7 +305,7 @@ def test_with_the_keyboard_in_a_browser(archive: Archive) -> None:
             page.wait_for_url(f"{url}/imaging?identifier={INS}&name=")
             page.get_by_role("link", name="DURAND Marie").first.focus()
             page.keyboard.press("Enter")
-            page.wait_for_url(f"{url}/imaging/patients/{NORD_IPP}")
+            page.wait_for_url(f"{url}{patient_url(MARIE_NORD)}")
             page.locator("main table a").first.click()
             page.wait_for_load_state()
             images = page.locator("main img")

@@ -180,10 +180,15 @@ class DicomStudy(Base):
         # Study searches are answered newest first: a date range reads this index backwards and
         # stops at the page's end instead of sorting every match.
         Index("ix_dicom_studies_study_date_uid", "study_date", "study_uid"),
+        # A patient is (PatientID, IssuerOfPatientID): each site issues its own numbers, so a
+        # Patient ID alone may name two people. Serves Patient ID lookups alone as well.
+        Index("ix_dicom_studies_patient_id_issuer", "patient_id", "issuer_of_patient_id"),
     )
 
     study_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    # IssuerOfPatientID (0010,0021), LO: who assigned the Patient ID (a site); NULL when unknown.
+    issuer_of_patient_id: Mapped[str | None] = mapped_column(String(64))
     patient_name: Mapped[str | None] = mapped_column(Text)
     patient_birth_date: Mapped[str | None] = mapped_column(String(8))
     patient_sex: Mapped[str | None] = mapped_column(String(16))

@@ -17,7 +17,7 @@ def demo_imaging(st: CliState, patients: int = DEMO_IMAGING_PATIENTS) -> None:
     site (by name, the site whose patients have home devices), written under
     ``<home>/synth/dicom`` and stored through ``import_dicom``, the `hdhub ingest dicom` path.
     Does nothing when the archive already holds them (a second `hdhub demo`)."""
-    from sqlalchemy import select
+    from sqlalchemy import or_, select
     from sqlalchemy.orm import Session
 
     from hdhub.catalog.models import DicomStudy
@@ -35,8 +35,16 @@ def demo_imaging(st: CliState, patients: int = DEMO_IMAGING_PATIENTS) -> None:
         return
     out = synth / "dicom"
     with Session(hub.catalog) as s:
+        # A patient is (IPP, issuer): the images carry the site's IPP system as IssuerOfPatientID,
+        # so another site's patient with the same number is not taken for one of these.
         ids = [p.patient_id for p in chosen]
-        stored = s.scalar(select(DicomStudy.study_uid).where(DicomStudy.patient_id.in_(ids)).limit(1))
+        issuer = DicomStudy.issuer_of_patient_id
+        same_site = [issuer.in_(sorted({p.issuer[:64] for p in chosen if p.issuer}))]
+        if not all(p.issuer for p in chosen):
+            same_site.append(issuer.is_(None))
+        stored = s.scalar(
+            select(DicomStudy.study_uid).where(DicomStudy.patient_id.in_(ids), or_(*same_site)).limit(1)
+        )
     if stored and not journal_path(hub.settings.home, [out]).exists():
         return  # stored by an earlier run (an interrupted one left its journal: it resumes)
     started = time.perf_counter()

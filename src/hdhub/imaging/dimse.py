@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (
 
 from hdhub.errors import NotFound, ValidationError
 from hdhub.imaging.qido import LEVELS, MAX_LIMIT, parse_query, search
-from hdhub.imaging.reach import reached
+from hdhub.imaging.reach import PatientRef, reached
 from hdhub.imaging.store import STORED, instance_rows, read_object, store_for_hub, study_patients
 from hdhub.security.principal import Principal
 
@@ -62,8 +62,10 @@ def _caller(event: Any) -> Principal:
 
 
 def _audit(hub: Any, event: Any, action: str, outcome: str, studies: Iterable[str | None],
-           patients: Iterable[str | None], **detail: Any) -> None:  # fmt: skip
-    """One audit event naming every study and patient the operation reached."""
+           patients: Iterable[PatientRef], **detail: Any) -> None:  # fmt: skip
+    """One audit event naming every study and patient the operation reached: patients as
+    (Patient ID, IssuerOfPatientID or None), listed with their issuers in the detail's
+    ``patient_issuers`` as DICOMweb's events do."""
     hub.audit.record(_caller(event), action, outcome=outcome, **reached(studies, patients, **detail))
 
 
@@ -134,7 +136,8 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
         try:
             _audit(
                 hub, event, "imaging.c-store", "success" if outcome.status == STORED else "failure",
-                [outcome.study_uid], [outcome.patient_id], sop_instance_uid=outcome.sop_instance_uid,
+                [outcome.study_uid], [(outcome.patient_id, outcome.issuer)],
+                sop_instance_uid=outcome.sop_instance_uid,
                 reason=outcome.reason,
             )  # fmt: skip
         except Exception:
@@ -164,7 +167,8 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
         try:
             _audit(
                 hub, event, "imaging.c-find", "success",
-                [_value(m, "0020000D") for m in matches], [_value(m, "00100020") for m in matches],
+                [_value(m, "0020000D") for m in matches],
+                [(_value(m, "00100020"), _value(m, "00100021")) for m in matches],
                 level=str(event.identifier.get("QueryRetrieveLevel", "")), matches=len(matches),
             )  # fmt: skip
         except Exception:

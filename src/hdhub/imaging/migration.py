@@ -46,7 +46,8 @@ class ImportReport:
     stored: int = 0
     already: int = 0  # identical copies of stored instances
     studies: set[str] = field(default_factory=set)
-    patients: set[str] = field(default_factory=set)
+    # (Patient ID, IssuerOfPatientID or None): one Patient ID may be two patients of two sites.
+    patients: set[tuple[str, str | None]] = field(default_factory=set)
     refused: Counter[str] = field(default_factory=Counter)  # category -> files
     examples: list[StoreOutcome] = field(default_factory=list)  # the first refusals
     error_report: str | None = None  # object key of the CSV of every refusal
@@ -144,7 +145,7 @@ def _count(report: ImportReport, o: StoreOutcome, writer: Any) -> None:
         report.stored += 1
         report.studies.add(o.study_uid or "")
         if o.patient_id:
-            report.patients.add(o.patient_id)
+            report.patients.add((o.patient_id, o.issuer))
         return
     assert o.status == REFUSED
     kind = category(o)

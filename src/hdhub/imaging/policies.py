@@ -12,7 +12,12 @@ systemd timer) then:
 
 1. extends the lock of every object of a patient (DICOM or not) to that patient's *last*
    stay known to the archive plus its category's years (a new study in 2030 keeps the
-   2010 images and videos until 2050);
+   2010 images and videos until 2050). A patient is (PatientID, IssuerOfPatientID): one
+   site's patient never extends the lock of another site's patient with the same Patient
+   ID. What has no known issuer (studies without IssuerOfPatientID, non-DICOM objects not
+   linked to a study of the archive) may be any of them: its stays count for every
+   patient of that Patient ID, and its lock follows the latest of all their stays (kept
+   too long is the safer error: an object deleted too early cannot come back);
 2. moves objects to the COLD class after ``cold_after_days`` (the object store's
    lifecycle engine, with one rule per category);
 3. purges rejected (IOCM) objects once ``purge_rejected_after_days`` have passed: a
@@ -22,11 +27,12 @@ systemd timer) then:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy, MediaObject
@@ -72,7 +78,8 @@ class PolicyReport:
     transitioned: int = 0
     purged: int = 0  # rejected instances removed for good
     kept_locked: list[tuple[str, str]] = field(default_factory=list)  # key, why
-    patients: set[str] = field(default_factory=set)  # whose rejected instances were purged
+    # Whose rejected instances were purged: (Patient ID, IssuerOfPatientID or None).
+    patients: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
@@ -90,35 +97,67 @@ def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
     return report
 
 
-def _last_stays(hub: Any) -> dict[str, date | None]:
-    """Each patient's last stay known to the archive: latest visible study or object date."""
-    stays: dict[str, date | None] = {}
+# A patient: (Patient ID, IssuerOfPatientID or None when the issuer is unknown).
+Patient = tuple[str, str | None]
+# The study a non-DICOM object names, when it is the same Patient ID's: it tells the issuer.
+_LINKED = aliased(DicomStudy)
+_MEDIA_ISSUER = _LINKED.issuer_of_patient_id
+_MEDIA_LINK = and_(_LINKED.study_uid == MediaObject.study_uid, _LINKED.patient_id == MediaObject.patient_id)
+
+
+def _later(a: date | None, b: date | None) -> date | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _last_stays(hub: Any) -> dict[Patient, date | None]:
+    """Each patient's last stay known to the archive: latest visible study or object date,
+    per (Patient ID, issuer); None for a patient without any dated stay."""
+    stays: dict[Patient, date | None] = {}
     with hub.catalog.connect() as conn:
         rows = [
             *conn.execute(
-                select(DicomStudy.patient_id, func.max(DicomStudy.study_date))
+                select(
+                    DicomStudy.patient_id, DicomStudy.issuer_of_patient_id, func.max(DicomStudy.study_date)
+                )
                 .where(DicomStudy.rejected_at.is_(None), DicomStudy.patient_id.is_not(None))
-                .group_by(DicomStudy.patient_id)
+                .group_by(DicomStudy.patient_id, DicomStudy.issuer_of_patient_id)
             ),
             *conn.execute(
-                select(MediaObject.patient_id, func.max(MediaObject.stay_date))
+                select(MediaObject.patient_id, _MEDIA_ISSUER, func.max(MediaObject.stay_date))
+                .outerjoin(_LINKED, _MEDIA_LINK)
                 .where(MediaObject.status == "available")
-                .group_by(MediaObject.patient_id)
+                .group_by(MediaObject.patient_id, _MEDIA_ISSUER)
             ),
         ]
-    for patient, day in rows:
-        stay = stay_date(day)
-        if stay is not None and (stays.get(patient) is None or stay > stays[patient]):  # type: ignore[operator]
-            stays[patient] = stay
-        else:
-            stays.setdefault(patient, None)
+    for patient, issuer, day in rows:
+        key = (patient, issuer)
+        stays[key] = _later(stays.get(key), stay_date(day))
     return stays
+
+
+def _last_stay_of(stays: dict[Patient, date | None]) -> Callable[[str, str | None], date | None]:
+    """The last stay an object of a patient follows: its own patient's and those with no known
+    issuer (they may be that patient); for an object whose issuer is unknown, every patient
+    of its Patient ID's (it may be any of them). Never another issuer's stays."""
+    unknown: dict[str, date | None] = {}
+    any_issuer: dict[str, date | None] = {}
+    for (patient, issuer), stay in stays.items():
+        any_issuer[patient] = _later(any_issuer.get(patient), stay)
+        if issuer is None:
+            unknown[patient] = stay
+
+    def last(patient: str, issuer: str | None) -> date | None:
+        if issuer is None:
+            return any_issuer.get(patient)
+        return _later(stays.get((patient, issuer)), unknown.get(patient))
+
+    return last
 
 
 def _extend_retention(
     hub: Any, policies: dict[str, StoragePolicy], now: datetime, report: PolicyReport
 ) -> None:
-    last_stay = _last_stays(hub)
+    last_stay = _last_stay_of(_last_stays(hub))
     with hub.catalog.connect() as conn:
         dicom = conn.execute(
             select(
@@ -126,6 +165,7 @@ def _extend_retention(
                 DicomInstance.object_key,
                 DicomInstance.retain_until,
                 DicomStudy.patient_id,
+                DicomStudy.issuer_of_patient_id,
             )
             .join(DicomStudy, DicomStudy.study_uid == DicomInstance.study_uid)
             .where(DicomInstance.rejected_at.is_(None), DicomStudy.patient_id.is_not(None))
@@ -136,14 +176,17 @@ def _extend_retention(
                 MediaObject.object_key,
                 MediaObject.retain_until,
                 MediaObject.patient_id,
+                _MEDIA_ISSUER,
                 MediaObject.category,
-            ).where(MediaObject.status == "available")
+            )
+            .outerjoin(_LINKED, _MEDIA_LINK)
+            .where(MediaObject.status == "available")
         ).all()
     jobs = [(DicomInstance, DicomInstance.sop_instance_uid, *row, "dicom") for row in dicom]
     jobs += [(MediaObject, MediaObject.id, *row) for row in others]
-    for model, id_column, ident, key, current, patient, category in jobs:
+    for model, id_column, ident, key, current, patient, issuer, category in jobs:
         policy = policies.get(category, policies["document"])
-        wanted = retention_for(policy, last_stay.get(patient), now)
+        wanted = retention_for(policy, last_stay(patient, issuer), now)
         if wanted is None or (current is not None and _aware(current) >= wanted.until):
             continue
         for version in hub.objects.versions(key):
@@ -158,11 +201,16 @@ def _purge_rejected(hub: Any, policy: StoragePolicy, now: datetime, report: Poli
     due = now - timedelta(days=policy.purge_rejected_after_days)
     with hub.catalog.connect() as conn:
         rows = conn.execute(
-            select(DicomInstance.sop_instance_uid, DicomInstance.object_key, DicomStudy.patient_id)
+            select(
+                DicomInstance.sop_instance_uid,
+                DicomInstance.object_key,
+                DicomStudy.patient_id,
+                DicomStudy.issuer_of_patient_id,
+            )
             .join(DicomStudy, DicomStudy.study_uid == DicomInstance.study_uid)
             .where(DicomInstance.rejected_at.is_not(None), DicomInstance.rejected_at <= due)
         ).all()
-    for sop, key, patient in rows:
+    for sop, key, patient, issuer in rows:
         locked = None
         for version in hub.objects.versions(key):
             if version.key != key:
@@ -181,7 +229,7 @@ def _purge_rejected(hub: Any, policy: StoragePolicy, now: datetime, report: Poli
             conn.execute(delete(DicomInstance).where(DicomInstance.sop_instance_uid == sop))
         report.purged += 1
         if patient:
-            report.patients.add(patient)
+            report.patients.add((patient, issuer))
     # Series and studies with no instance left are removed from the index too.
     with hub.catalog.begin() as conn:
         held = aliased(DicomInstance)

@@ -40,6 +40,8 @@ STUDY_ATTRIBUTES = [
     Attribute("StudyDescription", "00081030", "LO", DicomStudy.study_description),
     Attribute("PatientName", "00100010", "PN", DicomStudy.patient_name),
     Attribute("PatientID", "00100020", "LO", DicomStudy.patient_id),
+    # Who issued the Patient ID (a site): one Patient ID may be two patients of two sites.
+    Attribute("IssuerOfPatientID", "00100021", "LO", DicomStudy.issuer_of_patient_id),
     Attribute("PatientBirthDate", "00100030", "DA", DicomStudy.patient_birth_date),
     Attribute("PatientSex", "00100040", "CS", DicomStudy.patient_sex),
     Attribute("StudyInstanceUID", "0020000D", "UI", DicomStudy.study_uid),

@@ -84,7 +84,8 @@ def from_kos(ds: Any) -> Rejection | None:
 class RejectReport:
     instances: int = 0
     studies: set[str] = field(default_factory=set)
-    patients: set[str] = field(default_factory=set)
+    # (Patient ID, IssuerOfPatientID or None): one Patient ID may be two patients of two sites.
+    patients: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 def apply(conn: Connection, rejection: Rejection, now: datetime | None = None) -> RejectReport:
@@ -132,9 +133,10 @@ def apply(conn: Connection, rejection: Rejection, now: datetime | None = None) -
             )
             .values(rejected_at=now)
         )
-        report.patients.update(
-            p for p in conn.scalars(select(DicomStudy.patient_id).where(DicomStudy.study_uid.in_(chunk))) if p
+        patients = select(DicomStudy.patient_id, DicomStudy.issuer_of_patient_id).where(
+            DicomStudy.study_uid.in_(chunk)
         )
+        report.patients.update((p, issuer) for p, issuer in conn.execute(patients) if p)
     return report
 
 

@@ -61,6 +61,7 @@ class StoreOutcome:
     duplicate: bool = False  # refused as a second copy of a stored instance
     patient_id: str | None = None  # for the audit event
     identical: bool = False  # a duplicate with the very bytes already stored
+    issuer: str | None = None  # IssuerOfPatientID: with patient_id, who the patient is
 
 
 def object_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -79,6 +80,13 @@ def _text(ds: Dataset, keyword: str, limit: int | None = None) -> str | None:
     multiple = isinstance(value, pydicom.multival.MultiValue)
     text = "\\".join(str(v) for v in value) if multiple else str(value)
     return text[:limit] if limit else text
+
+
+def _issuer(ds: Dataset) -> str | None:
+    """IssuerOfPatientID (LO: padding spaces are not significant), cut to 64 characters as
+    every indexed LO value; None when absent or empty (issuer unknown)."""
+    value = _text(ds, "IssuerOfPatientID")
+    return (value.strip(" \x00")[:64].rstrip(" ") or None) if value is not None else None
 
 
 def _uid(ds: Dataset, keyword: str) -> str:
@@ -294,13 +302,17 @@ def _store_parsed(
 def _refused(p: _Parsed, reason: str, duplicate: bool = False, identical: bool = False) -> StoreOutcome:
     study, _, sop = p.uids
     return StoreOutcome(
-        p.source, REFUSED, sop, study, reason, p.sop_class, duplicate, p.patient_id, identical
-    )
+        p.source, REFUSED, sop, study, reason, p.sop_class, duplicate, p.patient_id, identical,
+        p.study_row["issuer_of_patient_id"],
+    )  # fmt: skip
 
 
 def _stored(p: _Parsed) -> StoreOutcome:
     study, _, sop = p.uids
-    return StoreOutcome(p.source, STORED, sop, study, sop_class_uid=p.sop_class, patient_id=p.patient_id)
+    return StoreOutcome(
+        p.source, STORED, sop, study, sop_class_uid=p.sop_class, patient_id=p.patient_id,
+        issuer=p.study_row["issuer_of_patient_id"],
+    )  # fmt: skip
 
 
 def _known(
@@ -424,6 +436,7 @@ def _study_row(ds: Dataset, study: str) -> dict[str, Any]:
     return {
         "study_uid": study,
         "patient_id": _text(ds, "PatientID", 64),
+        "issuer_of_patient_id": _issuer(ds),
         "patient_name": _text(ds, "PatientName"),
         "patient_birth_date": _text(ds, "PatientBirthDate", 8),
         "patient_sex": _text(ds, "PatientSex", 16),
@@ -500,15 +513,18 @@ def instance_rows(
     return rows
 
 
-def study_patients(catalog: Engine, study_uids: Iterable[str]) -> list[str]:
-    """The Patient IDs of these studies (for audit events), sorted, without repeats."""
+def study_patients(catalog: Engine, study_uids: Iterable[str]) -> list[tuple[str, str | None]]:
+    """The patients of these studies (for audit events): (Patient ID, IssuerOfPatientID or
+    None), sorted, without repeats."""
     uids = sorted(set(study_uids))
-    found: set[str] = set()
+    found: set[tuple[str, str | None]] = set()
     with catalog.connect() as conn:
         for chunk in in_chunks(uids):
-            stmt = select(DicomStudy.patient_id).where(DicomStudy.study_uid.in_(chunk))
-            found.update(p for p in conn.scalars(stmt) if p)
-    return sorted(found)
+            stmt = select(DicomStudy.patient_id, DicomStudy.issuer_of_patient_id).where(
+                DicomStudy.study_uid.in_(chunk)
+            )
+            found.update((p, issuer) for p, issuer in conn.execute(stmt) if p)
+    return sorted(found, key=lambda p: (p[0], p[1] or ""))
 
 
 def read_object(objects: Any, row: DicomInstance) -> bytes:

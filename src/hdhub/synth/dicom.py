@@ -7,9 +7,12 @@ skull, grey and white matter, ventricles), with each tissue's CT number or MR si
 series' weighting, so thumbnails and rendered images look like the real thing from afar.
 
 Files are explicit VR little endian, uncompressed; PatientID is the patient's IPP at that
-site (IssuerOfPatientID its system), with the patient's name, birth date and sex. Everything
-is drawn from random streams seeded by (seed, Patient ID, study): the same seed gives the
-same bytes, UIDs included (``2.25.<128-bit integer>``). Instances are made one at a time
+site and IssuerOfPatientID the IPP's identifier system (as in the site's FHIR Patient, so
+the archive's pages match the IPP found in the identity store with the right site: every
+site numbers its patients from 00…), with the patient's name, birth date and sex.
+Everything is drawn from random streams seeded by (seed, issuer and Patient ID, study): the
+same seed gives the same bytes, UIDs included (``2.25.<128-bit integer>``), and two sites'
+patients with the same IPP get studies of their own. Instances are made one at a time
 (an iterator), so memory stays flat whatever the number of patients.
 """
 
@@ -102,7 +105,7 @@ class ImagingPatient:
     birth_date: str  # YYYYMMDD ("" when unknown)
     sex: str  # M, F, O or ""
     seen: tuple[str, ...] = ()  # YYYYMMDDHHMMSS of their encounters at that site, oldest first
-    issuer: str = ""  # the IPP's identifier system
+    issuer: str = ""  # the IPP's identifier system, written as IssuerOfPatientID (64 characters at most)
     institution: str = ""  # the site's name
 
 
@@ -212,12 +215,14 @@ def _study_days(patient: ImagingPatient, rng: random.Random, count: int) -> list
 def studies(patient: ImagingPatient, *, seed: int = 1, count: int | None = None) -> Iterator[SynthInstance]:
     """The patient's studies (one or two, or ``count``), one instance at a time
     (deterministic for the seed)."""
-    rng = random.Random(f"{seed}:dicom:{patient.patient_id}")
+    # Who the patient is: the IPP and its issuer (the same IPP at two sites is two people).
+    who = f"{patient.issuer[:64]}|{patient.patient_id}" if patient.issuer else patient.patient_id
+    rng = random.Random(f"{seed}:dicom:{who}")
     drawn = 1 if rng.random() < 0.55 else 2
     count = drawn if count is None else count
     for number, when in enumerate(_study_days(patient, rng, count), start=1):
         protocol = rng.choices(PROTOCOLS, weights=(5, 3, 3))[0]
-        study_rng = random.Random(f"{seed}:dicom:{patient.patient_id}:{number}")
+        study_rng = random.Random(f"{seed}:dicom:{who}:{number}")
         yield from _study(patient, protocol, when, number, study_rng)
 
 

@@ -9,7 +9,7 @@ returned exactly as stored (``transfer-syntax=*``).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email.message import Message
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from hdhub.api.deps import audit_context, get_hub, read_body, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
-from hdhub.imaging.reach import reached
+from hdhub.imaging.reach import PatientRef, reached
 from hdhub.imaging.rejection import REASONS, reason_code, reject
 from hdhub.imaging.store import (
     STORED,
@@ -85,8 +85,8 @@ def _content_type(value: str) -> Message:
     return m
 
 
-def audit_studies(request: Request, studies: list[str], patients: list[str | None]) -> None:
-    """Name the studies and patients a request reached in its audit event."""
+def audit_studies(request: Request, studies: list[str], patients: Iterable[PatientRef]) -> None:
+    """Name the studies and patients (Patient ID, issuer) a request reached in its audit event."""
     audit_context(request, **reached(studies, patients))
 
 
@@ -165,8 +165,15 @@ async def stow(
     outcomes = await run_in_threadpool(store_all)
     status, payload = _stow_response(outcomes, _base_url(request))
     stored = [o for o in outcomes if o.status == STORED]
-    audit_studies(request, [o.study_uid for o in stored if o.study_uid], [o.patient_id for o in stored])
+    audit_studies(
+        request, [o.study_uid for o in stored if o.study_uid], [(o.patient_id, o.issuer) for o in stored]
+    )
     return Response(orjson.dumps(payload), status_code=status, media_type=DICOM_JSON)
+
+
+def _first(match: dict[str, Any], tag: str) -> str | None:
+    values = match.get(tag, {}).get("Value")
+    return str(values[0]) if values else None
 
 
 def _qido(
@@ -180,7 +187,7 @@ def _qido(
     audit_studies(
         request,
         [m["0020000D"]["Value"][0] for m in found if "Value" in m.get("0020000D", {})] or [study or ""],
-        [m["00100020"]["Value"][0] for m in found if "Value" in m.get("00100020", {})],
+        [(_first(m, "00100020"), _first(m, "00100021")) for m in found],
     )
     if not found:
         return Response(status_code=204)
@@ -302,7 +309,7 @@ def _reject(
         report = reject(hub.catalog, study, series, instance, code)
     except ValidationError as exc:
         raise BadRequest(exc.message) from None
-    audit_studies(request, sorted(report.studies), sorted(report.patients))
+    audit_studies(request, sorted(report.studies), report.patients)
     body = {"rejected": report.instances, "reason": f"{reason_code(code)}^DCM {REASONS[reason_code(code)]}"}
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -2,11 +2,16 @@
 series with a thumbnail each, a series' images one by one, and a link that opens the study in
 the OHIF viewer when ``imaging.ohif_url`` is set.
 
-A patient is found by an identifier through the identity store (``system|value``, or a bare
-value tried against the systems that identify a person across sites, the INS by default;
-every identifier of the persons found, each site's IPP among them, is then looked for as a
-DICOM Patient ID), or by a name or Patient ID through the archive's QIDO index. Rejected
-(IOCM) instances, and series and studies left without any, are never shown.
+A patient of the archive is (Patient ID, IssuerOfPatientID): each site issues its own
+numbers (IPP), so one Patient ID may be two people of two sites; they are always listed,
+opened and audited apart, the issuer shown next to the Patient ID ("unknown" for studies
+without one). A patient is found by an identifier through the identity store
+(``system|value``, or a bare value tried against the systems that identify a person across
+sites, the INS by default; every identifier of the persons found, each site's IPP among them,
+is then looked for as a DICOM Patient ID issued by that identifier's system, or by no known
+issuer), or by a name or Patient ID through the archive's QIDO index (a bare Patient ID:
+whoever issued it). Rejected (IOCM) instances, and series and studies left without any, are
+never shown.
 
 The browser holds a session cookie, not a bearer token, so the images have their own routes
 under ``/imaging``; they read and render through the same functions as DICOMweb's rendered
@@ -18,6 +23,7 @@ DICOMweb does.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -67,6 +73,8 @@ add_texts({
     "img_too_short": {"fr": "Au moins deux caractères du nom, hors * et ?.",
                       "en": "At least two characters of the name, besides * and ?."},
     "img_patient_id": {"fr": "Identifiant DICOM", "en": "DICOM Patient ID"},
+    "img_issuer": {"fr": "Émetteur (site)", "en": "Issuer (site)"},
+    "img_issuer_unknown": {"fr": "inconnu", "en": "unknown"},
     "img_patient_name": {"fr": "Nom", "en": "Name"},
     "img_birth": {"fr": "Naissance", "en": "Birth date"},
     "img_sex": {"fr": "Sexe", "en": "Sex"},
@@ -149,58 +157,99 @@ def _image(data: bytes, media: str, viewport: tuple[int, int] | None) -> Respons
 
 # --- the index ------------------------------------------------------------------------------------
 
+# What a search looks for: Patient ID -> the issuers accepted (None in the set: studies without
+# an issuer), or ANY issuer (a bare Patient ID typed in the form). Each (Patient ID, issuer)
+# found is a patient of its own.
+ANY = None
+Wanted = dict[str, set[str | None] | None]
 
-def _by_identifier(hub: Hub, text: str) -> tuple[list[str], list[str]]:
-    """(Patient IDs to look for, person keys found) for an identifier typed in the form."""
+
+def _issuers(system: str) -> set[str | None]:
+    """The IssuerOfPatientID values naming the identifier system ``system`` (as a site's IPP
+    system is written in its images: the system itself, or an OID without ``urn:oid:``), and
+    None: studies stored without an issuer stay findable, shown as issuer unknown."""
+    names: set[str | None] = {system[:64], None}
+    if system.startswith("urn:oid:"):
+        names.add(system.removeprefix("urn:oid:")[:64])
+    return names
+
+
+def _want(wanted: Wanted, patient_id: str, issuers: set[str | None] | None) -> None:
+    if not _valid_patient_id(patient_id):
+        return
+    if patient_id in wanted and wanted[patient_id] is ANY:
+        return
+    if issuers is ANY:
+        wanted[patient_id] = ANY
+    else:
+        wanted.setdefault(patient_id, set()).update(issuers)  # type: ignore[union-attr]
+
+
+def _by_identifier(hub: Hub, text: str) -> tuple[Wanted, list[str]]:
+    """(Patients to look for, person keys found) for an identifier typed in the form."""
+    wanted: Wanted = {}
     if "|" in text:
         found = hub.identities.lookup(text)  # ValidationError when malformed
+        system, _, value = text.rpartition("|")
+        _want(wanted, value, _issuers(system))  # the value itself may be a Patient ID of that system
     else:
         found = [
             ident
             for system in hub.settings.ingest.merge_identifier_systems
             for ident in hub.identities.by_identifier(system, text)
         ]
-    values = {text.rpartition("|")[2]}  # the value itself may be a Patient ID (an IPP, say)
+        _want(wanted, text, ANY)  # the value itself may be a Patient ID (an IPP, say), of any site
     for ident in found:
         for item in ident.get("identifier") or []:
             if isinstance(item, dict) and item.get("value"):
-                values.add(str(item["value"]))
-    return sorted(v for v in values if _valid_patient_id(v)), sorted({f["person_key"] for f in found})
+                _want(wanted, str(item["value"]), _issuers(str(item.get("system") or "")))
+    return wanted, sorted({f["person_key"] for f in found})
 
 
-def _by_name(hub: Hub, text: str) -> list[str]:
-    """Patient IDs whose name starts with ``text`` (any case, any name component; "Family
-    Given" matches Family^Given), or equal to it: QIDO-RS searches of the index."""
+def _by_name(hub: Hub, text: str, wanted: Wanted) -> None:
+    """The patients (Patient ID, issuer) whose name starts with ``text`` (any case, any name
+    component; "Family Given" matches Family^Given), or whose Patient ID equals it: QIDO-RS
+    searches of the index."""
     queries = [[("PatientName", text), ("fuzzymatching", "true")], [("PatientID", text)]]
     if " " in text.strip():
         queries.append([("PatientName", "^".join(text.split())), ("fuzzymatching", "true")])
-    ids: set[str] = set()
     for params in queries:
         query = parse_query([*params, ("limit", str(NAME_MATCHES))], "study")
         for match in search(hub.catalog, query, ""):
-            ids.update(match.get("00100020", {}).get("Value", []))
-    return sorted(ids)
+            for pid in match.get("00100020", {}).get("Value", []):
+                _want(wanted, str(pid), {(match.get("00100021", {}).get("Value") or [None])[0]})
 
 
-def _patients(hub: Hub, patient_ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per patient holding visible studies, and those studies' UIDs."""
-    rows: dict[str, dict[str, Any]] = {}
+def _patient_url(patient_id: str, issuer: str | None) -> str:
+    """A patient's page: the issuer in the query (none: the studies without an issuer)."""
+    url = f"/imaging/patients/{quote(patient_id, safe='')}"
+    return url + ("?" + urlencode({"issuer": issuer}) if issuer else "")
+
+
+def _patients(hub: Hub, wanted: Wanted) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per patient (Patient ID, issuer) holding visible studies, and those studies' UIDs."""
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
     studies: list[str] = []
-    columns = (DicomStudy.patient_id, DicomStudy.study_uid, DicomStudy.patient_name,
-               DicomStudy.patient_birth_date, DicomStudy.patient_sex, DicomStudy.study_date)  # fmt: skip
+    columns = (DicomStudy.patient_id, DicomStudy.issuer_of_patient_id, DicomStudy.study_uid,
+               DicomStudy.patient_name, DicomStudy.patient_birth_date, DicomStudy.patient_sex,
+               DicomStudy.study_date)  # fmt: skip
     with Session(hub.catalog) as s:
-        for chunk in in_chunks(sorted(set(patient_ids))):
+        for chunk in in_chunks(sorted(wanted)):
             stmt = select(*columns).where(DicomStudy.patient_id.in_(chunk), DicomStudy.rejected_at.is_(None))
-            for pid, uid, name, birth, sex, date in s.execute(stmt):
+            for pid, issuer, uid, name, birth, sex, date in s.execute(stmt):
+                accepted = wanted.get(pid)
+                if accepted is not ANY and issuer not in accepted:  # type: ignore[operator]
+                    continue  # the same number, issued by another site: someone else
                 studies.append(uid)
-                row = rows.setdefault(pid, {"id": pid, "name": "", "birth": "", "sex": "", "studies": 0,
-                                            "last": ""})  # fmt: skip
+                row = rows.setdefault((pid, issuer), {
+                    "id": pid, "issuer": issuer, "url": _patient_url(pid, issuer), "name": "", "birth": "",
+                    "sex": "", "studies": 0, "last": ""})  # fmt: skip
                 row["studies"] += 1
                 if (date or "") >= row["last"]:
                     row["last"] = date or ""
                     row.update(name=_name(name) or row["name"], birth=_date(birth) or row["birth"],
                                sex=sex or row["sex"])  # fmt: skip
-    patients = sorted(rows.values(), key=lambda r: (r["name"], r["id"]))
+    patients = sorted(rows.values(), key=lambda r: (r["name"], r["id"], r["issuer"] or ""))
     for row in patients:
         row["last"] = _date(row["last"])
     return patients, studies
@@ -243,9 +292,15 @@ def _study_rows(s: Session, studies: list[DicomStudy]) -> list[dict[str, Any]]:
     ]
 
 
-def _patient(study: DicomStudy) -> dict[str, str]:
-    return {"id": study.patient_id or "", "name": _name(study.patient_name),
+def _patient(study: DicomStudy) -> dict[str, Any]:
+    pid, issuer = study.patient_id or "", study.issuer_of_patient_id
+    return {"id": pid, "issuer": issuer, "url": _patient_url(pid, issuer), "name": _name(study.patient_name),
             "birth": _date(study.patient_birth_date), "sex": study.patient_sex or ""}  # fmt: skip
+
+
+def _who(study: DicomStudy | None) -> list[tuple[str | None, str | None]]:
+    """The study's patient for its audit event: (Patient ID, issuer)."""
+    return [(study.patient_id, study.issuer_of_patient_id)] if study is not None else []
 
 
 def _visible_study(s: Session, study_uid: str) -> DicomStudy | None:
@@ -271,7 +326,7 @@ def imaging_page(request: Request) -> Response:
     name = request.query_params.get("name", "").strip()
     form = {"identifier": identifier[:MAX_QUERY], "name": name[:MAX_QUERY]}
     error, status = None, 200
-    ids: list[str] = []
+    wanted: Wanted = {}
     persons: list[str] = []
     if len(identifier) > MAX_QUERY or len(name) > MAX_QUERY:
         error, status = say(lang, "img_too_long"), 400
@@ -280,14 +335,14 @@ def imaging_page(request: Request) -> Response:
     else:
         try:
             if identifier:
-                ids, persons = _by_identifier(hub, identifier)
+                wanted, persons = _by_identifier(hub, identifier)
             if name:
-                ids += _by_name(hub, name)
+                _by_name(hub, name, wanted)
         except ValidationError as exc:
             error, status = exc.message, 400
-    patients, studies = _patients(hub, ids) if ids and error is None else ([], [])
+    patients, studies = _patients(hub, wanted) if wanted and error is None else ([], [])
     shown = patients[:MAX_PATIENTS]
-    audit_context(request, **reached(studies, [p["id"] for p in patients], persons=persons))
+    audit_context(request, **reached(studies, [(p["id"], p["issuer"]) for p in patients], persons=persons))
     return render(request, "imaging.html.j2", principal, status=status, form=form, error=error,
                   searched=bool(identifier or name) and error is None, patients=shown,
                   more=len(patients) > len(shown))  # fmt: skip
@@ -298,18 +353,25 @@ def patient_page(request: Request, patient_id: str) -> Response:
     principal = signed_in(request, ACTION)
     if not isinstance(principal, Principal):
         return principal
-    if not _valid_patient_id(patient_id):
+    # The issuer is part of who the patient is: none given, the studies stored without one.
+    issuer = request.query_params.get("issuer") or None
+    if not _valid_patient_id(patient_id) or (issuer is not None and not _valid_patient_id(issuer)):
         return _not_found(request, principal)
+    same_issuer = (
+        DicomStudy.issuer_of_patient_id == issuer
+        if issuer is not None
+        else DicomStudy.issuer_of_patient_id.is_(None)
+    )
     with Session(get_hub(request).catalog) as s:
         found = list(
             s.scalars(
                 select(DicomStudy)
-                .where(DicomStudy.patient_id == patient_id, DicomStudy.rejected_at.is_(None))
+                .where(DicomStudy.patient_id == patient_id, same_issuer, DicomStudy.rejected_at.is_(None))
                 .order_by(DicomStudy.study_date.desc(), DicomStudy.study_time.desc(), DicomStudy.study_uid)
                 .limit(MAX_STUDIES)
             )
         )
-        audit_context(request, **reached([st.study_uid for st in found], [patient_id]))
+        audit_context(request, **reached([st.study_uid for st in found], [(patient_id, issuer)]))
         if not found:
             return _not_found(request, principal)
         studies = _study_rows(s, found)
@@ -331,7 +393,7 @@ def study_page(request: Request, study_uid: str) -> Response:
         if study is None:
             audit_context(request, **reached([study_uid], []))
             return _not_found(request, principal)
-        audit_context(request, **reached([study_uid], [study.patient_id]))
+        audit_context(request, **reached([study_uid], _who(study)))
         counts = dict(
             s.execute(
                 select(DicomInstance.series_uid, func.count())
@@ -378,9 +440,9 @@ def series_page(request: Request, study_uid: str, series_uid: str) -> Response:
         study = _visible_study(s, study_uid)
         se = s.get(DicomSeries, series_uid)
         if study is None or se is None or se.study_uid != study_uid or se.rejected_at is not None:
-            audit_context(request, **reached([study_uid], [study.patient_id if study else None]))
+            audit_context(request, **reached([study_uid], _who(study)))
             return _not_found(request, principal)
-        audit_context(request, **reached([study_uid], [study.patient_id]))
+        audit_context(request, **reached([study_uid], _who(study)))
         rows = s.execute(
             select(DicomInstance.sop_instance_uid, DicomInstance.instance_number).where(
                 DicomInstance.series_uid == series_uid,
