@@ -20,7 +20,6 @@ from hdhub.imaging.store import store_instance
 from hdhub.monitoring.devices import register_device
 from hdhub.privacy.identity_store import IdentityRecord
 from hdhub.security import tokens, users
-from hdhub.security.roles import ROLES
 
 PASSWORD = "correct horse battery staple"
 PERSON_KEY = "ab" * 20  # a person in the identity store of every test deployment
@@ -101,7 +100,7 @@ def api(hub: Hub, warehouse_template: Path) -> Iterator[Api]:
     shutil.copyfile(warehouse_template, hub.settings.warehouse_url_resolved.removeprefix("duckdb:///"))
     secrets: dict[str, str] = {}
     with Session(hub.catalog) as s, s.begin():
-        for role in ROLES:
+        for role in users.PERSON_ROLES:
             user = users.create_user(s, f"user-{role.replace('_', '-')}", [role], password=PASSWORD)
             secrets[role], _ = tokens.issue_token(s, user, name="test", ttl=timedelta(hours=1))
         # A device acts with its own device token (bound to one patient), not a user's.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import orjson
@@ -15,6 +16,8 @@ from hdhub.cohorts.definition import parse_definition
 from hdhub.cohorts.service import save_definition
 from hdhub.governance import projects as gov
 from hdhub.imaging import media
+from hdhub.monitoring.devices import register_device
+from hdhub.security import tokens, users
 from hdhub.security.roles import POLICY, ROLES
 from tests.api.conftest import INS, INSTANCE, PERSON_KEY, SERIES, STUDY, Api, dicom_instance
 
@@ -111,10 +114,34 @@ def fresh_release(api: Api, released: bool) -> str:
     return str(release.id)
 
 
+def fresh_token(api: Api, headers: dict[str, str], own: bool) -> str:
+    """The id of a new token: of the caller's account when ``own`` (user-clinician's for a caller
+    without one), else of user-clinician."""
+    owner = "user-clinician"
+    for role, secret in api.tokens.items():
+        if own and role in users.PERSON_ROLES and headers.get("Authorization") == f"Bearer {secret}":
+            owner = f"user-{role.replace('_', '-')}"
+    with Session(api.hub.catalog) as s, s.begin():
+        _, row = tokens.issue_token(s, users.get_user(s, owner), name="to revoke", ttl=timedelta(hours=1))
+        return str(row.id)
+
+
+def fresh_device(api: Api) -> str:
+    """A new device of PERSON_KEY (revoking it leaves the test deployment's own device working)."""
+    device = "cuff-" + secrets.token_hex(4)
+    with Session(api.hub.catalog) as s, s.begin():
+        register_device(s, device, PERSON_KEY, "test cuff")
+    return device
+
+
 def send(
     api: Api, method: str, path: str, body: dict | Callable | None, headers: dict[str, str]
 ) -> httpx.Response:
     path = path.replace("MEDIA", api.media_id)
+    if path.endswith("/TOKEN"):
+        path = path.replace("TOKEN", fresh_token(api, headers, own="/mine/" in path))
+    if path.endswith("/DEVICE"):
+        path = path.replace("DEVICE", fresh_device(api))
     if "PROJECT" in path:
         ending = path.rsplit("/", 1)[-1]
         status = {
@@ -158,6 +185,13 @@ ENDPOINTS = [
     ("GET", "/api/v1/users", "users:read", None),
     ("POST", "/api/v1/users", "users:manage", {"username": "zed", "roles": ["clinician"]}),
     ("PATCH", "/api/v1/users/user-clinician", "users:manage", {"disabled": False}),
+    ("GET", "/api/v1/tokens", "tokens:manage", None),
+    ("DELETE", "/api/v1/tokens/TOKEN", "tokens:manage", None),
+    ("GET", "/api/v1/tokens/mine", "tokens:self", None),
+    ("DELETE", "/api/v1/tokens/mine/TOKEN", "tokens:self", None),
+    ("GET", "/api/v1/devices", "monitoring:manage", None),
+    ("DELETE", "/api/v1/devices/DEVICE", "monitoring:manage", None),
+    ("GET", "/api/v1/concepts?q=diabetes&limit=5", "cohorts:count", None),
     ("GET", "/api/v1/audit", "audit:read", None),
     ("GET", "/metrics", "metrics:read", None),
     ("GET", f"/api/v1/identities?identifier={INS[0]}|{INS[1]}", "identities:read", None),
@@ -281,7 +315,8 @@ def test_every_route_is_in_the_matrix(api: Api) -> None:
             .replace("{person_key}", PERSON_KEY).replace("{username}", "user-clinician")
             .replace("{code}", "113001^DCM").replace("{upload_id}", "UPLOAD").replace("{media_id}", "MEDIA")
             .replace("{name}", "SAVED").replace("{slug}", "PROJECT").replace("{release_id}", "RELEASE")
-            .replace("{frames}", "1").replace("{alert_id}", "ALERT")
+            .replace("{frames}", "1").replace("{alert_id}", "ALERT").replace("{token_id}", "TOKEN")
+            .replace("{device_id}", "DEVICE")
         )  # fmt: skip
         if (method, concrete) not in listed:
             missing.append((method, path))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.models import User, UserRole
 from hdhub.hub import Hub
 from hdhub.monitoring.devices import register_device
 from hdhub.security import tokens, users
@@ -87,8 +88,15 @@ def monitored(hub: Hub) -> Monitored:
 
 
 def bearer(m: Monitored, role: str) -> dict[str, str]:
-    """The Authorization header of a new user holding ``role``."""
+    """The Authorization header of a new user holding ``role`` (``device``: an account from before
+    accounts were refused that role, written straight into the catalog)."""
     with Session(m.hub.catalog) as s, s.begin():
-        user = users.create_user(s, f"{role}-{secrets.token_hex(3)}", [role])
+        name = f"{role}-{secrets.token_hex(3)}"
+        if role in users.PERSON_ROLES:
+            user = users.create_user(s, name, [role])
+        else:
+            user = User(username=name, roles=[UserRole(role=role)])
+            s.add(user)
+            s.flush()
         secret, _ = tokens.issue_token(s, user, name="t", ttl=timedelta(hours=1))
     return {"Authorization": f"Bearer {secret}"}

@@ -100,7 +100,8 @@ def test_garbage_is_refused(verifier: OidcVerifier) -> None:
         verifier.verify("a.b.c")
 
 
-def test_role_map_to_unknown_role_is_config_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", ["superuser", "device"])
+def test_role_map_to_a_role_no_person_holds_is_config_error(tmp_path: Path, role: str) -> None:
     (tmp_path / "j.json").write_text('{"keys": []}')
-    with pytest.raises(ConfigError, match="unknown hdhub role"):
-        OidcVerifier(OidcSettings(issuer=ISSUER, jwks="j.json", role_map={"x": "superuser"}), tmp_path)
+    with pytest.raises(ConfigError, match=f"cannot hold: {role}"):
+        OidcVerifier(OidcSettings(issuer=ISSUER, jwks="j.json", role_map={"x": role}), tmp_path)

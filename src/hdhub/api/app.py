@@ -27,6 +27,7 @@ from hdhub.api.routes import (
     pages,
     project_pages,
     projects,
+    tokens,
     users,
     warehouse_pages,
     workspace_pages,
@@ -69,6 +70,7 @@ def create_app(hub: Hub) -> FastAPI:
         health,
         auth,
         users,
+        tokens,
         audit,
         identities,
         cohorts,
@@ -81,6 +83,7 @@ def create_app(hub: Hub) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(workspaces.admin_router)
+    app.include_router(cohorts.concepts_router)
     app.include_router(projects.page_router)
     app.include_router(pages.router)
     app.include_router(oidc_login.router)

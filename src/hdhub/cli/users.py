@@ -12,12 +12,12 @@ from hdhub.cli.context import console, new_app, state
 from hdhub.errors import ValidationError
 from hdhub.security import tokens as token_service
 from hdhub.security import users as user_service
-from hdhub.security.roles import ROLES
+from hdhub.security.users import PERSON_ROLES
 
 users_app = new_app("Local user accounts.")
 tokens_app = new_app("API bearer tokens.")
 
-ROLE_HELP = "Role (repeatable): " + ", ".join(ROLES)
+ROLE_HELP = "Role (repeatable): " + ", ".join(PERSON_ROLES)
 
 
 def _read_password(password_stdin: bool) -> str | None:
@@ -38,7 +38,7 @@ def add(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     no_password: bool = typer.Option(False, "--no-password", help="OIDC-only account (no local password)."),
 ) -> None:
-    """Create a local user."""
+    """Create a local user (a password of 12 to 1024 characters)."""
     st = state(ctx)
     decision = st.authorize("users:manage")
     user_service.check_roles(role)
@@ -86,6 +86,27 @@ def disable(ctx: typer.Context, username: str = typer.Argument(..., help="User n
 def enable(ctx: typer.Context, username: str = typer.Argument(..., help="User name.")) -> None:
     """Re-enable a disabled user."""
     _set_disabled(ctx, username, False)
+
+
+@users_app.command("passwd")
+def passwd(
+    ctx: typer.Context,
+    username: str = typer.Argument(..., help="User name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    generate: bool = typer.Option(False, "--generate", help="Make a random password and print it once."),
+) -> None:
+    """Give a user a new password (12 to 1024 characters): their tokens and sessions are revoked."""
+    st = state(ctx)
+    decision = st.authorize("users:manage")
+    password = user_service.generate_password() if generate else _read_password(password_stdin)
+    if not password:
+        raise ValidationError("no password given")
+    with Session(st.hub.catalog) as session, session.begin():
+        user_service.update_user(session, username, password=password)
+    st.audit("users.passwd", decision, resource_type="user", resource_id=username)
+    console.print(f"new password set for {username}; their tokens and sessions are revoked")
+    if generate:
+        console.print(f"password (shown once): {password}", highlight=False)
 
 
 @tokens_app.command("issue")

@@ -16,7 +16,7 @@ import jwt
 from hdhub.config.settings import OidcSettings
 from hdhub.errors import AuthenticationError, ConfigError
 from hdhub.security.principal import Principal
-from hdhub.security.roles import ROLES
+from hdhub.security.users import PERSON_ROLES, refused_roles
 
 
 def _claim(claims: dict[str, Any], path: str) -> Any:
@@ -32,9 +32,12 @@ class OidcVerifier:
     def __init__(self, settings: OidcSettings, home: Path) -> None:
         if not (settings.issuer and settings.jwks):
             raise ConfigError("OIDC needs both oidc.issuer and oidc.jwks")
-        bad = sorted(set(settings.role_map.values()) - set(ROLES))
+        bad = refused_roles(list(settings.role_map.values()))
         if bad:
-            raise ConfigError(f"oidc.role_map maps to unknown hdhub role(s): {', '.join(bad)}")
+            raise ConfigError(
+                f"oidc.role_map maps to role(s) a person's account cannot hold: {', '.join(bad)} "
+                f"(one of: {', '.join(PERSON_ROLES)})"
+            )
         self.settings = settings
         self._client: jwt.PyJWKClient | None = None
         self._keyset: jwt.PyJWKSet | None = None

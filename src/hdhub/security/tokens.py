@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, aware
@@ -123,10 +123,11 @@ def revoke_token(session: Session, ident: str) -> ApiToken:
     return row
 
 
-def revoke_token_id(session: Session, token_id: int) -> ApiToken:
-    """Revoke the token with this numeric id (already revoked: unchanged)."""
+def revoke_token_id(session: Session, token_id: int, *, owner: str | None = None) -> ApiToken:
+    """Revoke the token with this numeric id (already revoked: unchanged). With ``owner``, only
+    a token of that user: someone else's is NotFound, like one that does not exist."""
     row = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None  # a BIGINT id, or none
-    if row is None:
+    if row is None or (owner is not None and row.user.username != owner):
         raise NotFound(f"no token {token_id}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
@@ -159,30 +160,43 @@ def _live(now: datetime) -> list[ColumnElement[bool]]:
     return [ApiToken.revoked_at.is_(None), ApiToken.expires_at > now]
 
 
-def token_overview(session: Session, *, include_inactive: bool = False, limit: int = 500) -> list[TokenInfo]:
-    """The newest tokens first, with their user and project; by default only the live ones
-    (neither revoked nor expired)."""
-    stmt = (
+def _info_stmt() -> Select[tuple[ApiToken, str, str | None]]:
+    return (
         select(ApiToken, User.username, Project.slug)
         .join(User, ApiToken.user_id == User.id)
         .outerjoin(Project, ApiToken.project_id == Project.id)
-        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
-        .limit(limit)
     )
+
+
+def _info(row: ApiToken, username: str, slug: str | None) -> TokenInfo:
+    kind = "project" if row.project_id is not None else "web" if row.name == WEB_SESSION_NAME else "api"
+    return TokenInfo(
+        id=row.id, user=username, name=row.name, kind=kind, prefix=row.prefix,
+        created_at=aware(row.created_at), expires_at=aware(row.expires_at),
+        last_used_at=aware(row.last_used_at) if row.last_used_at else None,
+        revoked_at=aware(row.revoked_at) if row.revoked_at else None, project=slug,
+    )  # fmt: skip
+
+
+def token_overview(
+    session: Session, *, include_inactive: bool = False, limit: int = 500, username: str | None = None
+) -> list[TokenInfo]:
+    """The newest tokens first, with their user and project; by default only the live ones
+    (neither revoked nor expired); with ``username``, only that user's."""
+    stmt = _info_stmt().order_by(ApiToken.created_at.desc(), ApiToken.id.desc()).limit(limit)
     if not include_inactive:
         stmt = stmt.where(*_live(datetime.now(UTC)))
-    result = []
-    for row, username, slug in session.execute(stmt):
-        kind = "project" if row.project_id is not None else "web" if row.name == WEB_SESSION_NAME else "api"
-        result.append(
-            TokenInfo(
-                id=row.id, user=username, name=row.name, kind=kind, prefix=row.prefix,
-                created_at=aware(row.created_at), expires_at=aware(row.expires_at),
-                last_used_at=aware(row.last_used_at) if row.last_used_at else None,
-                revoked_at=aware(row.revoked_at) if row.revoked_at else None, project=slug,
-            )
-        )  # fmt: skip
-    return result
+    if username is not None:
+        stmt = stmt.where(User.username == username)
+    return [_info(row, name, slug) for row, name, slug in session.execute(stmt)]
+
+
+def token_info(session: Session, token_id: int) -> TokenInfo:
+    """What an administrator sees of one token (NotFound if there is none)."""
+    found = session.execute(_info_stmt().where(ApiToken.id == token_id)).first()
+    if found is None:
+        raise NotFound(f"no token {token_id}")
+    return _info(*found)
 
 
 def count_live_tokens(session: Session) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import User, UserRole
 from hdhub.errors import AuthenticationError, Conflict, NotFound, ValidationError
-from hdhub.security.passwords import hash_password, needs_rehash, verify_password
+from hdhub.security.passwords import hash_password, needs_rehash, rehash_password, verify_password
 from hdhub.security.principal import Principal
 from hdhub.security.roles import ROLES
 
@@ -20,10 +20,23 @@ DISPLAY_NAME_MAX, EMAIL_MAX = 200, 320  # the catalog's column widths
 PERSON_ROLES = tuple(r for r in ROLES if r != "device")
 
 
+def refused_roles(roles: list[str] | set[str] | tuple[str, ...]) -> list[str]:
+    """The roles a person's account may not hold: unknown names, and "device"."""
+    return sorted(set(roles) - set(PERSON_ROLES))
+
+
 def check_roles(roles: list[str] | set[str] | tuple[str, ...]) -> list[str]:
+    """The roles of a person's account, sorted, or ValidationError: the one rule of the API, the
+    CLI, the administration pages and OIDC sign-in."""
+    allowed = f"an account holds one or more of: {', '.join(PERSON_ROLES)}"
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
-        raise ValidationError(f"unknown role(s) {', '.join(unknown)}; known roles: {', '.join(ROLES)}")
+        raise ValidationError(f"unknown role(s) {', '.join(unknown)}; {allowed}")
+    if refused_roles(roles):
+        raise ValidationError(
+            "the device role belongs to a patient's device (registered with its own device token), "
+            f"not to an account; {allowed}"
+        )
     if not roles:
         raise ValidationError("a user needs at least one role")
     return sorted(set(roles))
@@ -148,7 +161,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
     if not ok or user is None or user.disabled:
         raise AuthenticationError("invalid user name or password")
     if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = rehash_password(password)  # the policy applies to new passwords only
     return user
 
 

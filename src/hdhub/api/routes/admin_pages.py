@@ -28,13 +28,14 @@ from hdhub.monitoring.devices import revoke_device
 from hdhub.security import tokens as token_service
 from hdhub.security import users as user_service
 from hdhub.security.authz import decide
+from hdhub.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from hdhub.security.principal import Principal
 from hdhub.security.users import PERSON_ROLES
 
 router = APIRouter(include_in_schema=False)
 
 FIELD_MAX = 4096  # form fields: longer ones get the framework's 422; shorter, a page saying why
-PASSWORD_MAX = 1024  # as the API's
+PASSWORD_MAX = MAX_PASSWORD_LENGTH  # as the API's
 LIST_LIMIT = 500  # tokens and devices listed, newest first
 CARE_SITE_LIMIT = 200
 USER_DONE = ("created", "roles", "disabled", "enabled")
@@ -72,8 +73,10 @@ add_texts({
     "adm_username_hint": {"fr": "2 à 150 caractères : lettres, chiffres et . _ @ -",
                           "en": "2 to 150 characters: letters, digits and . _ @ -"},
     "adm_initial_password": {"fr": "Mot de passe initial (facultatif)", "en": "Initial password (optional)"},
-    "adm_password_hint": {"fr": "Laissé vide, un mot de passe est généré et affiché une seule fois.",
-                          "en": "Left empty, a password is generated and shown once."},
+    "adm_password_hint": {"fr": f"{MIN_PASSWORD_LENGTH} caractères au moins. Laissé vide, un mot de passe "
+                                "est généré et affiché une seule fois.",
+                          "en": f"At least {MIN_PASSWORD_LENGTH} characters. Left empty, a password is "
+                                "generated and shown once."},
     "adm_create": {"fr": "Créer le compte", "en": "Create the account"},
     "adm_password_once": {"fr": "Mot de passe affiché une seule fois, à transmettre par un canal sûr, pour",
                           "en": "Password shown once, to hand over through a safe channel, for"},
@@ -254,7 +257,8 @@ def _users_page(request: Request, principal: Principal, *, status: int = 200, er
         done = None  # a message only about an account that exists
     return _page(request, "admin_users.html.j2", principal, status=status, users=users, roles=PERSON_ROLES,
                  error=error, secret=secret, form=form or {"username": "", "display_name": "", "roles": []},
-                 done=done, done_user=done_user)  # fmt: skip
+                 done=done, done_user=done_user, password_min=MIN_PASSWORD_LENGTH,
+                 password_max=MAX_PASSWORD_LENGTH)  # fmt: skip
 
 
 @router.get("/admin/users")
@@ -269,7 +273,7 @@ def _checked_roles(request: Request, roles: list[str] | None) -> tuple[list[str]
     """The roles ticked, or the page's message why not: an account holds at least one role, and
     only roles of persons (never "device", nor a name unknown)."""
     wanted = sorted({r for r in roles or [] if r})
-    unknown = [r for r in wanted if r not in PERSON_ROLES]
+    unknown = user_service.refused_roles(wanted)  # the API's rule (users.check_roles)
     if unknown:
         return wanted, f"{say(language(request), 'adm_bad_role')} {', '.join(r[:40] for r in unknown[:5])}"
     if not wanted:

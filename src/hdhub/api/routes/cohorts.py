@@ -4,7 +4,8 @@ A count opens the warehouse read-only for the request (the API never takes DuckD
 lock, so loads keep working); the caller's definitions are theirs alone. The cohort explorer
 pages (``cohort_pages``) count, save and load through the same functions as these routes
 (:func:`count_definition`, :func:`save_named`, :func:`load_saved`), so a page never shows
-more than the API would to the same user.
+more than the API would to the same user; the concept search (``GET /api/v1/concepts``) is the
+page's :func:`~hdhub.cohorts.concepts.search_concepts`, for the same callers (``cohorts:count``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from fastapi.responses import JSONResponse
 
 from hdhub.api.deps import audit_context, get_hub, read_body, require
 from hdhub.catalog.models import CohortDefinitionRecord
+from hdhub.cohorts.concepts import (
+    MAX_QUERY_LENGTH,
+    MAX_SEARCH_LIMIT,
+    OMOP_DOMAINS,
+    SEARCH_LIMIT,
+    search_concepts,
+)
 from hdhub.cohorts.definition import MAX_DEFINITION_BYTES, NAME_PATTERN, CohortDefinition, parse_definition
 from hdhub.cohorts.service import count_for, get_definition, list_definitions, record_summary, save_definition
 from hdhub.errors import ValidationError
@@ -26,6 +34,8 @@ from hdhub.security.principal import Principal
 from hdhub.warehouse.connection import read_only
 
 router = APIRouter(prefix="/api/v1/cohorts", tags=["cohorts"])
+concepts_router = APIRouter(prefix="/api/v1/concepts", tags=["cohorts"])
+DOMAIN_HELP = f"Only concepts for events of this domain: one of {', '.join(OMOP_DOMAINS)}."
 
 
 def count_definition(
@@ -148,3 +158,20 @@ def one(
 ) -> dict[str, Any]:
     row = load_saved(request, hub, principal, name, version)
     return {**record_summary(row), "definition": orjson.loads(row.definition)}
+
+
+@concepts_router.get("", summary="Find concepts of the loaded vocabulary by id, code or label")
+def concepts(
+    request: Request,
+    hub: Annotated[Hub, Depends(get_hub)],
+    _: Annotated[Principal, Depends(require("cohorts:count"))],
+    q: Annotated[str, Query(max_length=MAX_QUERY_LENGTH, description="An id, a code or words of a label.")],
+    domain: Annotated[str | None, Query(max_length=20, description=DOMAIN_HELP)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT)] = SEARCH_LIMIT,
+) -> list[dict[str, Any]]:
+    """The cohort explorer's search: exact id or code first, then standard concepts,
+    classification concepts, the others; a non-standard concept lists the standard concepts it
+    'Maps to'. At least 2 characters (or a concept id), at most 200; at most 100 results."""
+    audit_context(request, resource_type="concept", detail={"domain": domain} if domain else None)
+    with read_only(hub.settings.warehouse_url_resolved) as con:
+        return search_concepts(con, q, domain=domain, limit=limit)

@@ -11,15 +11,19 @@ from pydantic import BaseModel, Field
 from hdhub.api.deps import DbSession, audit_context, require
 from hdhub.catalog.models import User
 from hdhub.security import users as user_service
+from hdhub.security.passwords import MAX_PASSWORD_LENGTH
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 class UserCreate(BaseModel):
+    """``roles``: roles of persons (never "device"); ``password``: 12 to 1024 characters, none for an
+    OIDC-only account (the checks of hdhub.security.users, shared with the CLI and the pages)."""
+
     username: str = Field(max_length=150)
     roles: list[str] = Field(min_length=1, max_length=10)
-    password: str | None = Field(None, max_length=1024)
+    password: str | None = Field(None, max_length=MAX_PASSWORD_LENGTH)
     display_name: str | None = Field(None, max_length=200)
     email: str | None = Field(None, max_length=320)
 
@@ -27,7 +31,7 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     disabled: bool | None = None
     roles: list[str] | None = Field(None, min_length=1, max_length=10)
-    password: str | None = Field(None, max_length=1024)
+    password: str | None = Field(None, max_length=MAX_PASSWORD_LENGTH)
 
 
 class UserPublic(BaseModel):
