@@ -634,7 +634,8 @@ def prepare(con: Any, definition: Any) -> str:
     from hdhub.cohorts.run import compile_on
     from hdhub.cohorts.sql import to_sql
 
-    return to_sql(compile_on(con, definition).summary(), "duckdb", pretty=False)
+    compiled = compile_on(con, definition)
+    return to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
 
 
 def compiled_sql(con: Any, definition: Any, dialect: str) -> str:
@@ -643,7 +644,7 @@ def compiled_sql(con: Any, definition: Any, dialect: str) -> str:
     from hdhub.cohorts.sql import to_sql
 
     compiled = compile_cohort(definition, resolve_concept_sets(con, definition), unbound_tables())
-    return to_sql(compiled.summary(), dialect)
+    return to_sql(compiled.summary(), dialect, lists=compiled.lists)
 
 
 # PostgreSQL ------------------------------------------------------------------------------------
@@ -819,6 +820,7 @@ def run(con: Any, persons: int, skip_postgres: bool, explain: bool, tmp: Path) -
             plan = db.execute("EXPLAIN ANALYZE " + sql).fetchall()
             print(plan[0][1])
 
+    compile_scaling(con, definitions)
     pg_note = ""
     if not skip_postgres:
         pg_note = run_postgres(con, persons, definitions, results, tmp)
@@ -848,6 +850,34 @@ def run(con: Any, persons: int, skip_postgres: bool, explain: bool, tmp: Path) -
         )
     if pg_note:
         print(pg_note)
+
+
+SET_GROWTH = (0, 1_000, 10_000)
+
+
+def compile_scaling(con: Any, definitions: dict[str, Any]) -> None:
+    """Compile time (concept sets resolved, Ibis expression built, SQL generated with its id
+    lists) with every concept set grown by ``n`` ids, as real vocabularies make them (type 2
+    diabetes and its descendants in SNOMED: hundreds; a drug class in RxNorm: thousands)."""
+    from hdhub.cohorts.compiler import compile_cohort, unbound_tables
+    from hdhub.cohorts.concepts import ResolvedSet, resolve_concept_sets
+    from hdhub.cohorts.sql import to_sql
+
+    print("\nCompiling with larger concept sets (median of 5, ms; the ids added match no row)")
+    for q, d in definitions.items():
+        sets = resolve_concept_sets(con, d)
+        cells = []
+        for n in SET_GROWTH:
+            grown = {k: ResolvedSet(v.standard | frozenset(range(2_000_000_000, 2_000_000_000 + n)), v.source)
+                     for k, v in sets.items()}  # fmt: skip
+
+            def make(d: Any = d, grown: dict[str, Any] = grown) -> str:
+                compiled = compile_cohort(d, grown, unbound_tables())
+                return to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
+
+            _, seconds = timed(make, runs=5)
+            cells.append(f"+{n:,} ids/set {1000 * seconds:.0f}")
+        print(f"  {q} ({len(sets)} sets): " + ", ".join(cells))
 
 
 def run_postgres(con: Any, persons: int, definitions: dict[str, Any], results: dict[str, dict[str, Any]],

@@ -25,7 +25,8 @@ def check(con: Any, case: Case) -> None:
     for rule, sql in zip(counts.rules, case.attrition_sql, strict=False):
         assert rule.remaining == scalar(con, sql), (case.name, rule.name)
     if case.rows_sql:
-        rows = execute(con, compile_on(con, definition).cohort).to_pylist()
+        compiled = compile_on(con, definition)
+        rows = execute(con, compiled, compiled.cohort).to_pylist()
         got = sorted((r["person_id"], r["cohort_start_date"], r["cohort_end_date"]) for r in rows)
         want = sorted(tuple(r) for r in con.con.execute(case.rows_sql).fetchall())
         assert got == want, case.name

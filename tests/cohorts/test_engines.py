@@ -53,19 +53,20 @@ def pg_sample(sample_warehouse: Any, pg_server: str) -> Iterator[Any]:
 def summaries(con: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
     for case in SAMPLE:
         d = parse_definition(case.definition)
-        expected = execute(con, compile_on(con, d).summary()).to_pylist()[0]
+        compiled = compile_on(con, d)
+        expected = execute(con, compiled, compiled.summary()).to_pylist()[0]
         yield case.name, expected, compile_cohort(d, resolve_concept_sets(con, d), unbound_tables())
 
 
 def test_postgres_sql_gives_the_same_counts(sample_warehouse: Any, pg_sample: Any) -> None:
     for name, expected, compiled in summaries(sample_warehouse):
-        sql = to_sql(compiled.summary(), "postgres")
+        sql = to_sql(compiled.summary(), "postgres", lists=compiled.lists)
         try:
             got = pg_sample.raw_sql(sql).fetchone()
         except Exception as exc:
             pytest.fail(f"{name}: PostgreSQL refused the SQL: {exc}\n{sql}")
         assert dict(zip(expected, got, strict=True)) == expected, name
-        rows = to_sql(compiled.cohort, "postgres")
+        rows = to_sql(compiled.cohort, "postgres", lists=compiled.lists)
         try:
             got_rows = pg_sample.raw_sql(rows).fetchall()
         except Exception as exc:
@@ -74,12 +75,13 @@ def test_postgres_sql_gives_the_same_counts(sample_warehouse: Any, pg_sample: An
 
 
 def compiled_rows(con: Any, compiled: Any) -> int:
-    return con.con.execute(f"SELECT count(*) FROM ({to_sql(compiled.cohort, 'duckdb')})").fetchone()[0]
+    sql = to_sql(compiled.cohort, "duckdb", lists=compiled.lists)
+    return con.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
 
 
 def test_spark_sql_parses_and_means_the_same(sample_warehouse: Any) -> None:
     for name, expected, compiled in summaries(sample_warehouse):
-        spark = to_sql(compiled.summary(), "pyspark")
+        spark = to_sql(compiled.summary(), "pyspark", lists=compiled.lists)
         assert "`" in spark and '"' not in spark.replace('\\"', ""), name  # Spark's identifier quoting
         tree = sqlglot.parse_one(spark, read="spark")
         back = tree.sql(dialect="duckdb")

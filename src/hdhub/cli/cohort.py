@@ -158,7 +158,7 @@ def sql(
     compiled = compile_cohort(
         definition, resolve_concept_sets(st.hub.warehouse, definition), unbound_tables()
     )
-    typer.echo(to_sql(compiled.summary(), dialect))
+    typer.echo(to_sql(compiled.summary(), dialect, lists=compiled.lists))
 
 
 @app.command("import-atlas")

@@ -18,7 +18,7 @@ import pyarrow as pa
 from hdhub.cohorts.compiler import CompiledCohort, compile_cohort, unbound_tables
 from hdhub.cohorts.concepts import ResolvedSet, resolve_concept_sets
 from hdhub.cohorts.definition import CohortDefinition
-from hdhub.cohorts.sql import to_sql
+from hdhub.cohorts.sql import fill_lists, sql_template, to_sql
 from hdhub.errors import HdhubError
 
 
@@ -55,13 +55,14 @@ def compile_on(
     return compile_cohort(definition, sets, unbound_tables(), excluded_persons)
 
 
-def execute(con: Any, expr: Any) -> pa.Table:
-    """Run an expression built on unbound tables on the warehouse ``con`` (DuckDB).
+def execute(con: Any, compiled: CompiledCohort, expr: Any) -> pa.Table:
+    """Run ``expr``, built from ``compiled`` on unbound tables, on the warehouse ``con`` (DuckDB).
 
     The SQL goes straight to the connection: Ibis's own execution path looks up every
     table's schema and adds tens of milliseconds to queries answered in a few.
     """
-    return _duckdb(con).execute(to_sql(expr, "duckdb", pretty=False)).fetch_arrow_table()
+    sql = to_sql(expr, "duckdb", pretty=False, lists=compiled.lists)
+    return _duckdb(con).execute(sql).fetch_arrow_table()
 
 
 def _duckdb(con: Any) -> Any:
@@ -71,18 +72,35 @@ def _duckdb(con: Any) -> Any:
     return con.con
 
 
+Shape = tuple[tuple[str, bool, bool], ...]  # each concept set: name, has standard ids, has source ids
+
+
 @functools.lru_cache(maxsize=256)
-def _cohort_sql(definition_json: bytes, sets: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...],
-                excluded: tuple[int, ...], kind: str) -> str:  # fmt: skip
-    """The DuckDB SQL of one of a definition's queries. Compiling through Ibis takes 20-70 ms,
-    as long as the query itself on a mid-size warehouse: a question asked again (the
-    breakdowns after the count, a page reloaded) reuses its SQL. The key holds everything the
-    SQL depends on: the definition, its resolved concept ids, the persons left out."""
+def _cohort_sql(
+    definition_json: bytes, shape: Shape, excluding: bool, kind: str
+) -> tuple[str, dict[int, tuple[str, ...]]]:
+    """The DuckDB SQL of one of a definition's queries, its id lists left as sentinels, and
+    what each sentinel stands for. Compiling through Ibis takes 20-70 ms, as long as the
+    query itself on a mid-size warehouse: a question asked again (the breakdowns after the
+    count, a page reloaded, a concept set or the opposition registry grown) reuses its SQL.
+    The SQL depends on the definition and on which id lists are empty, not on the ids."""
     definition = CohortDefinition.model_validate_json(definition_json)
-    resolved = {name: ResolvedSet(frozenset(std), frozenset(src)) for name, std, src in sets}
-    compiled = compile_cohort(definition, resolved, unbound_tables(), excluded)
+    placeholder = frozenset({0})
+    resolved = {
+        name: ResolvedSet(placeholder if std else frozenset(), placeholder if src else frozenset())
+        for name, std, src in shape
+    }
+    compiled = compile_cohort(definition, resolved, unbound_tables(), [0] if excluding else [])
     expr = compiled.summary() if kind == "summary" else compiled.breakdown(kind, unbound_tables())
-    return to_sql(expr, "duckdb", pretty=False)
+    return sql_template(expr, "duckdb", pretty=False), compiled.list_keys
+
+
+def _ids(key: tuple[str, ...], sets: dict[str, ResolvedSet], excluded: list[int]) -> list[int]:
+    """The ids a sentinel of :func:`_cohort_sql` stands for, in this ask."""
+    if key == ("excluded",):
+        return excluded
+    kind, name = key
+    return sorted(sets[name].standard if kind == "standard" else sets[name].source)
 
 
 def count_cohort(
@@ -96,14 +114,14 @@ def count_cohort(
     started = time.perf_counter()
     db = _duckdb(con)
     sets = resolve_concept_sets(con, definition)
-    key = (
-        definition.model_dump_json(by_alias=True).encode(),
-        tuple(sorted((n, tuple(sorted(r.standard)), tuple(sorted(r.source))) for n, r in sets.items())),
-        tuple(sorted(set(excluded_persons))),
-    )
+    excluded = sorted(set(excluded_persons))
+    definition_json = definition.model_dump_json(by_alias=True).encode()
+    shape = tuple(sorted((n, bool(r.standard), bool(r.source)) for n, r in sets.items()))
 
     def run(kind: str) -> list[dict[str, Any]]:
-        return db.execute(_cohort_sql(*key, kind)).fetch_arrow_table().to_pylist()
+        template, keys = _cohort_sql(definition_json, shape, bool(excluded), kind)
+        sql = fill_lists(template, {sentinel: _ids(key, sets, excluded) for sentinel, key in keys.items()})
+        return db.execute(sql).fetch_arrow_table().to_pylist()
 
     try:
         row = run("summary")[0]

@@ -270,7 +270,7 @@ def materialise(con: Any, catalog: Any, definition: CohortDefinition, cohort_def
 
     compiled = compile_on(con, definition, opposed_person_ids(catalog, con))
     merged = merge_intervals(compiled.cohort, "person_id", "cohort_start_date", "cohort_end_date", 0)
-    rows = execute(con, merged)
+    rows = execute(con, compiled, merged)
     db = con.con
     db.execute("BEGIN TRANSACTION")
     try:

@@ -186,7 +186,7 @@ def _persons(con: Any, catalog: Any, perimeter: dict[str, Any]) -> tuple[pa.Tabl
         definition = CohortDefinition.model_validate_json(row.definition)
         compiled = compile_on(con, definition)
         merged = merge_intervals(compiled.cohort, "person_id", "cohort_start_date", "cohort_end_date", 0)
-        everyone = execute(con, merged)
+        everyone = execute(con, compiled, merged)
         db.register("_hdhub_everyone", everyone)
         source = "SELECT DISTINCT person_id FROM _hdhub_everyone"
     else:

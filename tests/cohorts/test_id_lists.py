@@ -1,0 +1,65 @@
+"""Id lists (concept sets, persons left out) enter the SQL when it is generated: one literal in
+the expression, so compiling does not grow with the sets, and a question asked again with
+other ids (a grown concept set, a new objection) reuses its compiled SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hdhub.cohorts.compiler import LIST_SENTINEL, compile_cohort, unbound_tables
+from hdhub.cohorts.concepts import ResolvedSet
+from hdhub.cohorts.definition import parse_definition
+from hdhub.cohorts.run import _cohort_sql, count_cohort
+from hdhub.cohorts.sql import fill_lists, sql_template, to_sql
+
+T2DM = 201826
+DIABETES = {
+    "concept_sets": {"diabetes": {"items": [{"concept_id": T2DM, "descendants": True}]}},
+    "entry": {"events": [{"domain": "condition", "concept_set": "diabetes"}]},
+}
+
+
+def test_a_set_of_5000_ids_is_one_literal_until_the_sql_is_made() -> None:
+    definition = parse_definition(DIABETES)
+    ids = frozenset(range(1_000_000, 1_005_000))
+    sets = {"diabetes": ResolvedSet(ids, frozenset())}
+    compiled = compile_cohort(definition, sets, unbound_tables(), [7, 8])
+    template = sql_template(compiled.summary(), "duckdb")
+    assert template.count(f"IN ({LIST_SENTINEL})") == 1  # the set
+    assert template.count(f"IN ({LIST_SENTINEL - 1})") == 1  # the persons left out
+    for dialect in ("duckdb", "postgres", "pyspark"):
+        sql = to_sql(compiled.summary(), dialect, lists=compiled.lists)
+        assert str(LIST_SENTINEL) not in sql
+        assert "IN (1000000, 1000001," in sql and "1004999)" in sql
+        assert "IN (7, 8)" in sql
+
+
+def test_a_sentinel_without_its_ids_is_an_error_and_other_literals_stay() -> None:
+    definition = parse_definition(DIABETES)
+    compiled = compile_cohort(
+        definition, {"diabetes": ResolvedSet(frozenset({T2DM}), frozenset())}, unbound_tables()
+    )
+    with pytest.raises(ValueError, match="its ids were not given"):
+        to_sql(compiled.summary(), "duckdb")
+    plain = "x IN (-5) AND y IN (-2199023255552000)"
+    assert fill_lists(plain, {}) == plain
+
+
+@pytest.mark.integration
+def test_asked_again_with_other_ids_reuses_the_sql_and_counts_right(population_warehouse: Any) -> None:
+    con = population_warehouse
+    definition = parse_definition(DIABETES)
+    everyone = count_cohort(con, definition, breakdowns=False)
+    assert everyone.persons > 2
+    first = con.con.execute(
+        f"SELECT min(person_id), max(person_id) FROM condition_occurrence WHERE condition_concept_id = {T2DM}"
+    ).fetchone()
+    before = _cohort_sql.cache_info()
+    fewer = count_cohort(con, definition, excluded_persons=list(first), breakdowns=False)
+    fewest = count_cohort(con, definition, excluded_persons=[*first, 10**9], breakdowns=False)
+    after = _cohort_sql.cache_info()
+    assert fewer.persons == fewest.persons == everyone.persons - 2
+    assert after.misses - before.misses == 1  # one compile for "someone left out", then reused
+    assert after.hits - before.hits == 1
