@@ -114,6 +114,25 @@ def test_reprovisioning_gives_the_same_pseudonyms_and_deletes_the_old_extract(ws
     assert not ws_hub.objects.versions("projects/study-a/extract-1/")  # gone for good
 
 
+def test_what_a_killed_provisioning_left_is_deleted_by_the_next(ws_hub: Hub) -> None:
+    """A run killed after switching to its extract left the previous one (whose persons may have
+    objected since); a run killed mid-way left a half-written extract: the next run deletes both."""
+    provision(ws_hub, "study-a", by="eve")
+    provision(ws_hub, "study-a", by="eve")
+    with Session(ws_hub.catalog) as s:
+        from hdhub.governance.projects import get_project
+
+        store = project_store(ws_hub, project_key(ws_hub, s, get_project(s, "study-a")))
+    store.put("projects/study-a/extract-1/person.parquet", b"left behind", content_type="x/y")
+    store.put("projects/study-a/extract-3/person.parquet", b"half written", content_type="x/y")
+    third = provision(ws_hub, "study-a", by="eve")
+    assert third.version == 3
+    assert not ws_hub.objects.versions("projects/study-a/extract-1/")
+    assert not ws_hub.objects.versions("projects/study-a/extract-2/")
+    assert len(ws_hub.objects.versions("projects/study-a/extract-3/person.parquet")) == 1
+    assert read_table(ws_hub, "study-a", "person").num_rows > 0
+
+
 def test_notes_are_deidentified(ws_hub: Hub) -> None:
     provision(ws_hub, "study-a", by="eve")
     notes = read_table(ws_hub, "study-a", "note")

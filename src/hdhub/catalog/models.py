@@ -403,6 +403,35 @@ class ProjectExtract(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ProvisioningRun(Base):
+    """One provisioning of a project's workspace, from the page or the CLI, as it goes: its
+    status for every server worker and after a restart (see hdhub.workspaces.runs)."""
+
+    __tablename__ = "provisioning_runs"
+    __table_args__ = (
+        # At most one running provisioning per project: the second start fails its INSERT, on
+        # SQLite and PostgreSQL alike, whichever process or worker tries.
+        Index(
+            "uq_provisioning_runs_running",
+            "project_id",
+            unique=True,
+            sqlite_where=text("state = 'running'"),
+            postgresql_where=text("state = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    started_by: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(8))  # web | cli
+    state: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | interrupted
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(2000))
+    extract_version: Mapped[int | None] = mapped_column(Integer)  # the extract made, when succeeded
+
+
 class ReleaseRequest(Base):
     """A file a project member asks to take out of the workspace (the output airlock)."""
 

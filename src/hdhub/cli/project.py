@@ -13,12 +13,15 @@ app = new_app("Research projects' workspaces: provisioning, project tokens, expi
 
 @app.command()
 def provision(ctx: typer.Context, project: str = typer.Argument(..., help="The project's slug.")) -> None:
-    """Build (or rebuild) PROJECT's workspace from its approved perimeter, pseudonymised."""
-    from hdhub.workspaces.provision import provision as run
+    """Build (or rebuild) PROJECT's workspace from its approved perimeter, pseudonymised.
+
+    Recorded as a provisioning run in the catalog, so the project's page shows it; refused
+    while another provisioning of PROJECT is running (from the page or another command)."""
+    from hdhub.workspaces.runs import provision_recorded
 
     st = state(ctx)
     decision = st.authorize("workspaces:provision")
-    result = run(st.hub, project, by=st.principal.name)
+    result = provision_recorded(st.hub, project, st.principal.name, origin="cli")
     detail = {"version": result.version, "persons": result.persons,
               "excluded_by_opposition": result.excluded_by_opposition, "tables": result.tables}  # fmt: skip
     st.audit("project.provision", decision, resource_type="project", resource_id=project, project_id=project,

@@ -48,6 +48,17 @@ def check_servable(hub: object, host: str) -> None:
             )
 
 
+def _interrupt_stale_runs(hub: object) -> None:
+    """Provisioning runs left running by a process that stopped (their heartbeat is older than
+    runs.STALE_AFTER: a previous server, a killed command) become interrupted, once per start,
+    before any worker. Runs still beating — another server on this catalog, a CLI run — are left
+    alone: see hdhub.workspaces.runs."""
+    from hdhub.workspaces.runs import interrupt_stale
+
+    if n := interrupt_stale(hub.catalog):  # type: ignore[attr-defined]
+        console.print(f"{n} provisioning run(s) of a stopped process marked interrupted", highlight=False)
+
+
 def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     import os
 
@@ -57,6 +68,7 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     from hdhub.heap import freeze_startup_heap
 
     check_servable(hub, host)
+    _interrupt_stale_runs(hub)
     console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers > 1:  # one process per worker, each opening the deployment itself
         os.environ["HDHUB_HOME"] = str(hub.settings.home)  # type: ignore[attr-defined]

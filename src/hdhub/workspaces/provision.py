@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from hdhub.warehouse.spec import CdmTable
 from hdhub.workspaces.keys import project_key, project_prefix, project_store
 
 FORMAT = "hdhub.extract/1"
+_EXTRACT_DIR = re.compile(r"extract-(\d+)/")
 WITHHELD = frozenset({"person_source_value", "wadors_uri", "local_path"})
 FREE_TEXT = {"note": ("note_text", "note_title")}
 
@@ -302,6 +304,7 @@ def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
         perimeter = orjson.loads(project.perimeter)  # type: ignore[arg-type]
         version = (project.extract_version or 0) + 1
         previous = project.extract_version
+    delete_stale_extracts(hub, slug, key, keep=previous)
     pseudonyms = ProjectPseudonyms(hub.keys.pseudonym, slug)
     salt = pseudonyms.event_salt()
     prefix = f"{project_prefix(slug)}extract-{version}/"
@@ -426,6 +429,21 @@ def delete_extract(hub: Hub, slug: str, version: int, key: bytes) -> int:
         if row is not None and row.deleted_at is None:
             row.deleted_at = utcnow()
     return removed
+
+
+def delete_stale_extracts(hub: Hub, slug: str, key: bytes, *, keep: int | None) -> list[int]:
+    """Delete every extract of the project but ``keep`` (the current one): what a provisioning
+    killed before its end left behind — an extract half written, or the previous one, not yet
+    deleted, which may hold persons who have objected since. Returns the versions deleted."""
+    store = project_store(hub, key)
+    stale = set()
+    for info in store.versions(project_prefix(slug)):
+        found = _EXTRACT_DIR.match(info.key[len(project_prefix(slug)) :])
+        if found and int(found.group(1)) != keep:
+            stale.add(int(found.group(1)))
+    for version in sorted(stale):
+        delete_extract(hub, slug, version, key)
+    return sorted(stale)
 
 
 def current_manifest(hub: Hub, slug: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from hdhub.api.deps import audit_context, get_hub, read_body
 from hdhub.api.pages import add_texts, forbidden_page, language, render, same_origin, signed_in
 from hdhub.api.routes.projects import DECIDED, ProjectIn, readable, view
-from hdhub.api.routes.workspace_pages import provisioning
 from hdhub.catalog.models import Project, ProjectMember, ProjectReview
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.governance import projects as gov
@@ -441,6 +440,7 @@ def render_project_page(request: Request, principal: Principal, slug: str, error
                             status: int = 200, token: str | None = None) -> Response:  # fmt: skip
     """The project's page, with an error (or a new project token) to show."""
     from hdhub.workspaces import airlock
+    from hdhub.workspaces.runs import latest_run
 
     hub = get_hub(request)
     with Session(hub.catalog) as s:
@@ -474,8 +474,9 @@ def render_project_page(request: Request, principal: Principal, slug: str, error
             "active",
         )
         can_release = member and workspace and decide(principal, "workspaces:release").allowed
+        run = latest_run(s, slug) if can_provision else None  # from the catalog: any worker, any restart
         return render(request, "project.html.j2", principal, status=status, p=view(s, p), reviews=reviews,
-                      can_provision=can_provision, run=provisioning(slug), can_release=can_release,
+                      can_provision=can_provision, run=run, can_release=can_release,
                       can_review=can_review, can_decide=can_review and p.status == "under_review",
                       error=error, can_token=can_token, token=token, releases=releases,
                       checker=checker, can_submit=can_submit, can_edit=can_edit,

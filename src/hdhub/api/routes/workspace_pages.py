@@ -1,16 +1,18 @@
 """A project's workspace from its page: a data engineer provisions it, a member asks for a
 release through the airlock.
 
-Provisioning takes seconds to minutes, longer than a page may: the button starts it in the
-background (one run per project at a time) and the project's page says how it went. Both are
-audited like their commands (``project.provision``; the release request's route event).
+Provisioning takes seconds to minutes, longer than a page may: the button starts it in a
+background thread of the worker that took the request, and the project's page says how it
+goes. The run is recorded in the catalog (:mod:`hdhub.workspaces.runs`), not in this process:
+every worker shows it, a restart does not lose it (a run killed by one shows as interrupted),
+and a second start while one is running — from the page, another worker or the CLI — is
+refused. Both are audited like their commands (``project.provision``; the release request's
+route event).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -31,6 +33,10 @@ add_texts({
     "ws_provision": {"fr": "Préparer l'espace de travail", "en": "Provision the workspace"},
     "ws_reprovision": {"fr": "Reconstruire l'espace de travail", "en": "Rebuild the workspace"},
     "ws_running": {"fr": "Préparation en cours depuis", "en": "Provisioning since"},
+    "ws_alive": {"fr": "dernier signe de vie à", "en": "last sign of life at"},
+    "ws_cli": {"fr": "en ligne de commande", "en": "from the command line"},
+    "ws_interrupted": {"fr": "La préparation a été interrompue :", "en": "Provisioning was interrupted:"},
+    "ws_started": {"fr": "lancée le", "en": "started"},
     "ws_done": {"fr": "Espace de travail prêt : extraction", "en": "Workspace ready: extract"},
     "ws_failed": {"fr": "La préparation a échoué :", "en": "Provisioning failed:"},
     "ws_persons": {"fr": "patients", "en": "persons"},
@@ -53,42 +59,20 @@ add_texts({
 })  # fmt: skip
 
 
-@dataclass
-class Run:
-    by: str
-    started: dt.datetime
-    finished: dt.datetime | None = None
-    version: int | None = None
-    persons: int | None = None
-    error: str | None = None
-
-
-_runs: dict[str, Run] = {}  # per project, in this process
-_lock = threading.Lock()
-
-
-def provisioning(slug: str) -> Run | None:
-    """This process's latest provisioning run of ``slug``, if any (for the project page)."""
-    with _lock:
-        return _runs.get(slug)
-
-
-def _provision(hub: Hub, slug: str, principal: Principal, run: Run) -> None:
-    from hdhub.workspaces.provision import provision
+def _provision(hub: Hub, slug: str, principal: Principal, run_id: int) -> None:
+    """The background thread: provision, record the run's outcome (runs) and audit it."""
+    from hdhub.workspaces.runs import describe, run_provisioning
 
     try:
-        result = provision(hub, slug, by=principal.name)
-        run.version, run.persons = result.version, result.persons
+        result = run_provisioning(hub, run_id, slug, principal.name)
         detail = {"version": result.version, "persons": result.persons, "tables": result.tables,
                   "excluded_by_opposition": result.excluded_by_opposition}  # fmt: skip
         hub.audit.record(principal, "project.provision", resource_type="project", resource_id=slug,
                          project_id=slug, detail=detail)  # fmt: skip
     except Exception as exc:  # shown on the project's page; the extract is left as it was
-        run.error = str(exc) if isinstance(exc, HdhubError) else f"{type(exc).__name__}: {exc}"
+        detail = {"error": describe(exc)[:500]}
         hub.audit.record(principal, "project.provision", outcome="failure", resource_type="project",
-                         resource_id=slug, project_id=slug, detail={"error": run.error[:500]})  # fmt: skip
-    finally:
-        run.finished = dt.datetime.now(dt.UTC)
+                         resource_id=slug, project_id=slug, detail=detail)  # fmt: skip
 
 
 @router.post("/projects/{slug}/provision")
@@ -100,19 +84,14 @@ def provision_page(request: Request, slug: str) -> Response:
     audit_context(request, resource_type="project", resource_id=slug, project_id=slug)
     hub = get_hub(request)
     from hdhub.api.routes.project_pages import render_project_page
-    from hdhub.workspaces.provision import check_provisionable
+    from hdhub.workspaces.runs import start_run
 
-    try:
-        with Session(hub.catalog) as s:
-            check_provisionable(s, slug)
+    try:  # provisionable, and not running already (here, on another worker or from the CLI)
+        run_id = start_run(hub, slug, principal.name, "web")
     except HdhubError as exc:
         return render_project_page(request, principal, slug, str(exc), exc.status)
-    with _lock:
-        current = _runs.get(slug)
-        if current is not None and current.finished is None:
-            return RedirectResponse(f"/projects/{slug}", status_code=303)  # already running
-        run = _runs[slug] = Run(principal.name, dt.datetime.now(dt.UTC))
-    threading.Thread(target=_provision, args=(hub, slug, principal, run), name=f"provision-{slug}",
+    audit_context(request, detail={"run": run_id})
+    threading.Thread(target=_provision, args=(hub, slug, principal, run_id), name=f"provision-{slug}",
                      daemon=True).start()  # fmt: skip
     return RedirectResponse(f"/projects/{slug}", status_code=303)
 
