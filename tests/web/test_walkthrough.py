@@ -180,6 +180,16 @@ class Session:
         assert self.errors == [], self.errors
 
 
+def image_shown(page: Any) -> None:
+    """The page's first image has loaded and decoded (rendered on demand: it may take a moment on
+    a busy machine); a broken image fails here after the timeout."""
+    page.wait_for_selector("img")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img'); return i.complete && i.naturalWidth > 0 }",
+        timeout=30_000,
+    )
+
+
 def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Path) -> None:
     from hdhub.workspaces.client import connect
 
@@ -315,12 +325,10 @@ def test_every_role_walks_its_main_path(demo: Demo, chromium: Any, tmp_path: Pat
     page.click("a[href^='/imaging/patients/']")
     clinician.check("imaging-patient")
     page.click("a[href^='/imaging/studies/']")
-    page.wait_for_selector("img")
-    assert page.eval_on_selector("img", "i => i.complete && i.naturalWidth > 0")
+    image_shown(page)
     clinician.check("imaging-study")
     page.click("a[href*='/series/']")
-    page.wait_for_selector("img")
-    assert page.eval_on_selector("img", "i => i.complete && i.naturalWidth > 0")
+    image_shown(page)
     clinician.check("imaging-series")
     clinician.visit("/alerts?lang=en")
     clinician.check("alerts-english")
