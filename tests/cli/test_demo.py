@@ -84,3 +84,13 @@ def test_demo_serves_and_printed_credentials_work(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(15)
+    # The demo's provisioning is recorded like any other (the project's page shows it).
+    from hdhub.hub import Hub
+    from hdhub.workspaces.runs import latest_run
+
+    hub = Hub.open(tmp_path / "hdhub-demo")
+    try:
+        run = latest_run(hub.catalog, "demo-diabete")
+        assert run is not None and run.state == "succeeded" and run.version == 1
+    finally:
+        hub.close()

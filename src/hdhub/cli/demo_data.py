@@ -99,7 +99,7 @@ def demo_projects(st: CliState) -> None:
     from hdhub.cohorts.service import save_definition
     from hdhub.errors import NotFound
     from hdhub.governance import projects as gov
-    from hdhub.workspaces.provision import provision
+    from hdhub.workspaces.runs import provision_recorded
 
     hub: Any = st.hub
     with Session(hub.catalog) as s:
@@ -141,7 +141,7 @@ def demo_projects(st: CliState) -> None:
         gov.review(s, approved, c1, vote="approve")
         gov.review(s, approved, c2, vote="approve")
         gov.decide(s, approved, c1, "approved")
-    result = provision(hub, "demo-diabete", by=st.principal.name)
+    result = provision_recorded(hub, "demo-diabete", st.principal.name)
     detail = {"persons": result.persons, "tables": result.tables}
     st.audit("demo.projects", None, resource_type="project", resource_id="demo-diabete",
              project_id="demo-diabete", detail=detail)  # fmt: skip
