@@ -4,7 +4,6 @@ rendered by the archive; the demo stores them once through the `hdhub ingest dic
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from io import BytesIO
 from pathlib import Path
@@ -77,10 +76,8 @@ def test_instances_are_valid_dicom_of_the_patient() -> None:
     assert all(n >= 5 for n in series.values()) and len(series) >= 4
 
 
-def test_fast_and_written_one_at_a_time(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_written_one_at_a_time(tmp_path: Path) -> None:
     report = write_studies(tmp_path, PATIENTS, seed=1)
-    assert time.perf_counter() - started < 10  # a few hundred instances in a few seconds
     assert report.patients == 12 and report.instances >= 150 and report.studies >= 12
     files = list(tmp_path.rglob("*.dcm"))
     assert len(files) == report.instances and sum(f.stat().st_size for f in files) == report.bytes

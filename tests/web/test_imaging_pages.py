@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -268,12 +267,11 @@ def test_hostile_input_is_refused_not_a_crash(browser: TestClient, archive: Arch
         assert "<script>" not in r.text and "<svg onload" not in r.text, path
 
 
-def test_pages_and_images_answer_quickly(browser: TestClient, archive: Archive) -> None:
+def test_pages_and_images_answer(browser: TestClient, archive: Archive) -> None:
+    """Every page and image answers (how fast: the walk-through's timings, BENCHMARKS.md)."""
     sign_in(browser, "dr-lambert")
     for path in [*page_routes(archive), "/imaging?name=dur", *image_routes(archive)]:
-        started = time.perf_counter()
         assert browser.get(path).status_code == 200, path
-        assert time.perf_counter() - started < 1.0, path
 
 
 @pytest.mark.integration
