@@ -47,6 +47,63 @@ def test_a_sentinel_without_its_ids_is_an_error_and_other_literals_stay() -> Non
     assert fill_lists(plain, {}) == plain
 
 
+def test_the_cohort_periods_built_after_the_count_bring_their_own_list() -> None:
+    """A count does not build the exit (the periods); built later, a drug-era exit's set is
+    numbered then, and the compiled cohort's lists carry it."""
+    definition = parse_definition(
+        {
+            **DIABETES,
+            "concept_sets": {**DIABETES["concept_sets"], "metformin": {"items": [{"concept_id": 1503297}]}},
+            "exit": {"type": "drug_era", "concept_set": "metformin"},
+        }
+    )
+    sets = {
+        "diabetes": ResolvedSet(frozenset({T2DM}), frozenset()),
+        "metformin": ResolvedSet(frozenset({1503297, 1503298}), frozenset()),
+    }
+    compiled = compile_cohort(definition, sets, unbound_tables())
+    assert len(compiled.lists) == 1  # the entry set only: the count needs no more
+    to_sql(compiled.summary(), "duckdb", lists=compiled.lists)
+    sql = to_sql(compiled.cohort, "duckdb", lists=compiled.lists)
+    assert "IN (1503297, 1503298)" in sql
+    assert compiled.list_keys == {
+        LIST_SENTINEL: ("standard", "diabetes"),
+        LIST_SENTINEL - 1: ("standard", "metformin"),
+    }
+
+
+def test_a_window_compares_dates_with_dates() -> None:
+    """date ± interval is a timestamp in SQL: the window's bounds are cast back to dates, so
+    the event dates are compared as they are, not cast row by row."""
+    definition = parse_definition(
+        {
+            **DIABETES,
+            "inclusion_rules": [
+                {
+                    "name": "a visit within 30 days",
+                    "criteria": {
+                        "type": "all",
+                        "items": [
+                            {
+                                "event": {"domain": "visit"},
+                                "window": {
+                                    "start": {"days": 30, "direction": "before"},
+                                    "end": {"days": 30, "direction": "after"},
+                                },
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+    )
+    compiled = compile_cohort(
+        definition, {"diabetes": ResolvedSet(frozenset({T2DM}), frozenset())}, unbound_tables()
+    )
+    sql = to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
+    assert sql.count("INTERVAL '30' DAY AS TIMESTAMP) AS DATE)") == 2
+
+
 @pytest.mark.integration
 def test_asked_again_with_other_ids_reuses_the_sql_and_counts_right(population_warehouse: Any) -> None:
     con = population_warehouse

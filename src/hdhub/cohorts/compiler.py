@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -158,11 +158,13 @@ def with_person(t: ir.Table, tables: TableGetter) -> ir.Table:
 
 
 def _days(d: ir.DateValue, n: float) -> ir.DateValue:
-    """``d`` moved by ``n`` days (in SQL a timestamp, which compares with dates as expected)."""
+    """``d`` moved by ``n`` days, a date in the SQL too: date ± interval is a timestamp there,
+    and a date column compared with a timestamp is cast on every row (Q1 and Q3 of
+    benchmarks/cohorts.py ran 5-10 % slower)."""
     n = int(n)
     if n == 0:
         return d
-    return d + ibis.interval(days=n) if n > 0 else d - ibis.interval(days=-n)
+    return _as_date(d + ibis.interval(days=n) if n > 0 else d - ibis.interval(days=-n))
 
 
 def _as_date(d: ir.DateValue) -> ir.DateValue:
@@ -173,15 +175,37 @@ def _as_date(d: ir.DateValue) -> ir.DateValue:
 @dataclass
 class CompiledCohort:
     definition: CohortDefinition
-    index: ir.Table  # index events + rule_<k> boolean columns
-    cohort: ir.Table  # person_id, cohort_start_date, cohort_end_date
-    rule_columns: list[str] = field(default_factory=list)
-    lists: dict[int, tuple[int, ...]] = field(default_factory=dict)  # sentinel -> ids, for to_sql
-    list_keys: dict[int, tuple[str, ...]] = field(default_factory=dict)  # sentinel -> what it stands for
+    events: ir.Table  # the index events (with their observation period, sex, year of birth)
+    flags: dict[str, ir.BooleanValue]  # rule_<k>: whether an index event meets rule k
+    lists: dict[int, tuple[int, ...]]  # sentinel -> ids, for to_sql (grows if ``cohort`` adds one)
+    _sentinels: dict[tuple[str, ...], int]  # what each list stands for -> its sentinel
+    _exit: Callable[[ir.Table], ir.Table]
+
+    # The parts below are built when first asked: a count needs none of them, and every
+    # node of an expression costs compile time (about 0.2 ms each), not run time.
+
+    @property
+    def rule_columns(self) -> list[str]:
+        return list(self.flags)
+
+    @functools.cached_property
+    def index(self) -> ir.Table:
+        """The index events and one boolean column per inclusion rule (rule_<k>)."""
+        return self.events.select(self.events, **self.flags)
+
+    @functools.cached_property
+    def cohort(self) -> ir.Table:
+        """person_id, cohort_start_date, cohort_end_date."""
+        return self._exit(self.index)
+
+    @property
+    def list_keys(self) -> dict[int, tuple[str, ...]]:
+        """sentinel -> what its list stands for (("standard" | "source", set name) or ("excluded",))."""
+        return {sentinel: key for key, sentinel in self._sentinels.items()}
 
     def summary(self) -> ir.Table:
         """One row: entry, rule_<k>_met, after_rule_<k>, persons (distinct persons each)."""
-        t = self.index
+        t = self.events.select("person_id", **self.flags)
         if self.definition.entry.occurrence == "first":  # one index event per person: plain counts
 
             def count(where: ir.BooleanValue | None = None) -> ir.IntegerScalar:
@@ -323,29 +347,25 @@ class _Compiler:
             ev = ev.union(p, distinct=True)
         op = self.tables("observation_period")
         obs = self.d.observation
-        ev = ev.join(
+        joined = ev.join(
             op,
             [
                 ev.person_id == op.person_id,
                 _days(op.observation_period_start_date, obs.prior_days) <= ev.start_date,
                 _days(ev.start_date, obs.post_days) <= op.observation_period_end_date,
             ],
-        ).select(
-            ev.person_id,
-            ev.event_key,
-            ev.start_date,
-            ev.end_date,
-            ev.visit_id,
-            op_start=op.observation_period_start_date,
-            op_end=op.observation_period_end_date,
         )
+        columns = {"op_start": op.observation_period_start_date, "op_end": op.observation_period_end_date}
+        if self.needs_person():  # in the same join (a person is one row): one projection less
+            person = self.tables("person")
+            joined = joined.join(person, ev.person_id == person.person_id)
+            columns |= {"gender_concept_id": person.gender_concept_id, "year_of_birth": person.year_of_birth}
+        ev = joined.select(ev.person_id, ev.event_key, ev.start_date, ev.end_date, ev.visit_id, **columns)
         if self.excluded:
             ev = ev.filter(ev.person_id.notin(self.id_list(("excluded",), self.excluded)))
         if self.d.entry.occurrence == "first":
             first = ibis.row_number().over(group_by=ev.person_id, order_by=[ev.start_date, ev.event_key])
             ev = ev.filter(first == 0)
-        if self.needs_person():
-            ev = with_person(ev, self.tables)
         if self.d.demographics is not None:
             ev = ev.filter(self.demographics(ev, self.d.demographics))
         return ev
@@ -377,8 +397,10 @@ class _Compiler:
         if demo.sites is not None:
             ps = self.tables("person_site")
             preds.append(ev.person_id.isin(ps.filter(ps.site.isin(demo.sites)).person_id.cast("int64")))
-        out: ir.BooleanValue = ibis.literal(True)
-        for p in preds:
+        if not preds:
+            return ibis.literal(True)
+        out = preds[0]
+        for p in preds[1:]:
             out = out & p
         return out
 
@@ -439,10 +461,9 @@ class _Compiler:
         flags: dict[str, ir.BooleanValue] = {}
         for k, rule in enumerate(self.d.inclusion_rules):
             flags[f"rule_{k}"] = self.group(idx, rule.criteria, met)
-        index = idx.select(idx, **flags)
-        cohort = self.cohort(index, list(flags))
-        keys = {sentinel: key for key, sentinel in self.list_keys.items()}
-        return CompiledCohort(self.d, index, cohort, list(flags), dict(self.lists), keys)
+        return CompiledCohort(
+            self.d, idx, flags, self.lists, self.list_keys, lambda index: self.cohort(index, list(flags))
+        )
 
     def group(self, t: ir.Table, g: Group, met: Any) -> ir.BooleanValue:
         """The group's truth per index event; ``met`` yields each criterion's, in order."""

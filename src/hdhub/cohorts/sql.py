@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 
-import ibis
+import ibis.backends.sql.compilers as compilers
 import ibis.expr.types as ir
 from ibis.config import Config, options
 
@@ -14,6 +15,7 @@ from hdhub.cohorts.compiler import LIST_SENTINEL
 DIALECTS = ("duckdb", "postgres", "pyspark")
 _ONE_LITERAL_IN = re.compile(r"IN \((-\d+)\)")
 _MAX_LISTS = 1_000_000  # sentinels run from LIST_SENTINEL down by one per list
+_OPTIONS = threading.Lock()  # ibis's options are global: one SQL generation at a time changes them
 
 
 class _SparkSqlOptions(Config):
@@ -37,7 +39,17 @@ def sql_template(expr: ir.Table, dialect: str, *, pretty: bool = True) -> str:
         raise ValueError(f"unknown SQL dialect {dialect!r}: one of {', '.join(DIALECTS)}")
     if dialect == "pyspark" and options.pyspark is None:
         options.pyspark = _SparkSqlOptions()
-    return str(ibis.to_sql(expr, dialect=dialect, pretty=pretty))
+    compiler = getattr(compilers, dialect).compiler
+    # What ibis.to_sql does, minus three costs (a third of the time of a cohort's SQL): it
+    # unbinds the tables (ours are unbound), fuses nested SELECTs (the engines' planners
+    # flatten them anyway) and lets sqlglot copy the whole tree before writing it.
+    with _OPTIONS:
+        fuse, options.sql.fuse_selects = options.sql.fuse_selects, False
+        try:
+            query = compiler.to_sqlglot(expr)
+        finally:
+            options.sql.fuse_selects = fuse
+    return query.sql(dialect=compiler.dialect, pretty=pretty, copy=False)
 
 
 def fill_lists(sql: str, lists: Mapping[int, Sequence[int]]) -> str:
