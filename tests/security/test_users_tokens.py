@@ -113,3 +113,29 @@ def test_disabling_or_a_new_password_ends_every_session_for_good(hub: Hub) -> No
             users.update_user(s, "root-admin", disabled=True, actor="root-admin")
         with pytest.raises(Conflict):
             users.update_user(s, "root-admin", roles=["dpo"], actor="root-admin")
+
+
+def test_a_checked_token_gives_its_roles_and_notes_its_use_once_a_minute(hub: Hub) -> None:
+    with Session(hub.catalog) as s, s.begin():
+        u = users.create_user(s, "erin", ["researcher", "clinician"], password=PASSWORD)
+        secret, row = tokens.issue_token(s, u, name="t", ttl=timedelta(hours=1))
+        row_id = row.id
+    with Session(hub.catalog) as s, s.begin():
+        live = tokens.check_token(s, secret)
+    assert (live.username, live.roles, live.project) == ("erin", frozenset({"researcher", "clinician"}), None)
+    with Session(hub.catalog) as s:
+        first_use = s.get(ApiToken, row_id).last_used_at
+    assert first_use is not None
+    with Session(hub.catalog) as s, s.begin():
+        tokens.check_token(s, secret)  # within the minute: not written again
+    with Session(hub.catalog) as s, s.begin():
+        assert s.get(ApiToken, row_id).last_used_at == first_use
+        s.get(ApiToken, row_id).last_used_at = first_use - timedelta(minutes=2)
+    with Session(hub.catalog) as s, s.begin():
+        tokens.check_token(s, secret)
+    with Session(hub.catalog) as s:
+        assert s.get(ApiToken, row_id).last_used_at > first_use - timedelta(minutes=2)
+    with Session(hub.catalog) as s, s.begin():
+        users.set_roles(s, "erin", ["dpo"])
+    with Session(hub.catalog) as s, s.begin():
+        assert tokens.check_token(s, secret).roles == frozenset({"dpo"})  # roles are read at each request

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import Project
 from hdhub.errors import AuthenticationError, Forbidden, PayloadTooLarge
 from hdhub.hub import Hub
 from hdhub.monitoring.devices import DEVICE_TOKEN_PREFIX
 from hdhub.security.authz import authorize
 from hdhub.security.oidc import looks_like_jwt
 from hdhub.security.principal import Principal
-from hdhub.security.tokens import resolve_token
-from hdhub.security.users import principal_for
+from hdhub.security.tokens import check_token
+from hdhub.security.users import principal_of
 
 
 def get_hub(request: Request) -> Hub:
@@ -61,11 +60,8 @@ def current_principal(request: Request) -> Principal:
             principal = verifier.verify(credentials, source=source)
         else:
             with Session(get_hub(request).catalog) as session, session.begin():
-                row = resolve_token(session, credentials)
-                project = session.get(Project, row.project_id) if row.project_id is not None else None
-                principal = principal_for(
-                    row.user, kind="token", source=source, project=project.slug if project else None
-                )
+                live = check_token(session, credentials)
+            principal = principal_of(live.username, live.roles, live.user_id, "token", source, live.project)
     request.state.principal = principal
     return principal
 

@@ -22,8 +22,8 @@ from hdhub.api.deps import get_hub
 from hdhub.errors import AuthenticationError, Forbidden
 from hdhub.security.authz import decide
 from hdhub.security.principal import Principal
-from hdhub.security.tokens import resolve_token
-from hdhub.security.users import principal_for
+from hdhub.security.tokens import check_token
+from hdhub.security.users import principal_of
 
 SESSION_COOKIE = "hdhub_session"
 LANG_COOKIE = "hdhub_lang"
@@ -180,12 +180,11 @@ def session_principal(request: Request) -> Principal | None:
         return None
     try:
         with Session(get_hub(request).catalog) as s, s.begin():
-            row = resolve_token(s, secret)
-            if row.project_id is not None:
-                return None  # project tokens never sign a browser in
-            principal = principal_for(
-                row.user, kind="web", source=request.client.host if request.client else None
-            )
+            live = check_token(s, secret)
+        if live.project is not None:
+            return None  # project tokens never sign a browser in
+        source = request.client.host if request.client else None
+        principal = principal_of(live.username, live.roles, live.user_id, "web", source, None)
     except AuthenticationError:
         return None
     request.state.principal = principal  # the audit event names who

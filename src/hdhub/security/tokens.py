@@ -15,10 +15,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, aware
+from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, UserRole, aware
 from hdhub.errors import AuthenticationError, Conflict, Forbidden, NotFound, ValidationError
 
 TOKEN_PREFIX = "hdh_"  # noqa: S105 (public prefix, not a secret)
@@ -73,26 +73,70 @@ def _check_project_token(session: Session, project: Project, username: str) -> N
         raise Conflict(f"project {project.slug!r} has no open workspace (it is {project.status})")
 
 
-def resolve_token(session: Session, secret: str) -> ApiToken:
-    """The live token row for a bearer secret, or AuthenticationError."""
+@dataclass(frozen=True)
+class LiveToken:
+    """What a request needs of its bearer token: whose it is, their roles, its project."""
+
+    id: int
+    user_id: int
+    username: str
+    roles: frozenset[str]
+    project: str | None  # the project's slug, for a project token
+
+
+# The token, its user and the user's roles in one statement (a row per role): every API
+# request runs it. Through the ORM (the token, then its user, then the roles) it took 1 ms,
+# ten times as long, a tenth of a QIDO-RS search.
+_LIVE_TOKEN = (
+    select(
+        ApiToken.id.label("token_id"),
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+        ApiToken.last_used_at,
+        ApiToken.project_id,
+        User.id.label("user_id"),
+        User.username,
+        User.disabled,
+        UserRole.role,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
+def check_token(session: Session, secret: str) -> LiveToken:
+    """The live token of a bearer secret, or AuthenticationError: unknown, revoked, expired,
+    a disabled account, or a project token whose project or membership ended."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         raise AuthenticationError("invalid token")
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    rows = session.execute(_LIVE_TOKEN, {"token_hash": _digest(secret)}).all()
     now = datetime.now(UTC)
-    if row is None or row.revoked_at is not None:
+    if not rows or rows[0].revoked_at is not None:
         raise AuthenticationError("invalid or revoked token")
+    row = rows[0]
     if aware(row.expires_at) <= now:
         raise AuthenticationError("token expired")
-    if row.user.disabled:
+    if row.disabled:
         raise AuthenticationError("account disabled")
+    slug = None
     if row.project_id is not None:
         project = session.get(Project, row.project_id)
         try:
-            _check_project_token(session, project, row.user.username)  # type: ignore[arg-type]
+            _check_project_token(session, project, row.username)  # type: ignore[arg-type]
         except (Conflict, Forbidden) as exc:
             raise AuthenticationError(f"project token no longer valid: {exc}") from None
+        slug = project.slug  # type: ignore[union-attr]
     if row.last_used_at is None or now - aware(row.last_used_at) >= LAST_USED_RESOLUTION:
-        row.last_used_at = now
+        session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
+    roles = frozenset(r.role for r in rows if r.role is not None)
+    return LiveToken(row.token_id, row.user_id, row.username, roles, slug)
+
+
+def resolve_token(session: Session, secret: str) -> ApiToken:
+    """The live token row for a bearer secret, or AuthenticationError (see :func:`check_token`)."""
+    row = session.get(ApiToken, check_token(session, secret).id)
+    assert row is not None  # checked a moment ago, in this transaction
     return row
 
 

@@ -169,11 +169,18 @@ def principal_for(
     user: User, kind: str = "user", source: str | None = None, project: str | None = None
 ) -> Principal:
     """The user as a principal; with ``project``, scoped to that project's workspace."""
+    return principal_of(user.username, frozenset(user.role_names), user.id, kind, source, project)
+
+
+def principal_of(
+    username: str, roles: frozenset[str], user_id: int, kind: str, source: str | None, project: str | None
+) -> Principal:
+    """A user's principal from what their token gave (:func:`principal_for` from the row)."""
     return Principal(
-        name=user.username,
-        roles=frozenset(user.role_names),
+        name=username,
+        roles=roles,
         kind=kind,
-        user_id=user.id,
+        user_id=user_id,
         source=source,
         projects=frozenset({project}) if project else frozenset(),
         scope_project=project,
