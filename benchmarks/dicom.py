@@ -362,17 +362,21 @@ def pynetdicom_ceiling(store_dir: Path) -> float:
 
 
 def main() -> None:
-    # Orthanc and dcmtk from Debian, installed by the project's script when missing.
-    subprocess.run(
-        ["bash", str(Path(__file__).parents[1] / "scripts" / "debian-packages.sh"), "orthanc"], check=True
-    )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--index-instances", type=int, default=1_000_000, help="0: skip QIDO at scale")
+    parser.add_argument("--qido-only", action="store_true", help="only QIDO-RS at --index-instances")
     args = parser.parse_args()
+    if not args.qido_only:  # Orthanc and dcmtk from Debian, installed by the project's script when missing
+        subprocess.run(
+            ["bash", str(Path(__file__).parents[1] / "scripts" / "debian-packages.sh"), "orthanc"], check=True
+        )
     n = args.instances
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.qido_only:
+            print_scale(root, args.index_instances)
+            return
         results = {}
         for name, run in (("orthanc", orthanc), ("hdhub", hdhub)):
             (root / name).mkdir()
@@ -391,12 +395,16 @@ def main() -> None:
         print(f"{'hdhub/orthanc':10} {h['stow'] / o['stow']:>9.2f}x {h['cstore'] / o['cstore']:>9.2f}x")
         print(f"pynetdicom SCP storing nothing (the C-STORE ceiling of hdhub's SCP): {h['null_scp']:,.0f}/s")
         if args.index_instances:
-            (root / "scale").mkdir()
-            scale = qido_at_scale(root / "scale", args.index_instances)
-            print(f"\nhdhub QIDO-RS at {args.index_instances:,} instances (200 searches each)")
-            print(f"{'':26} {'p50 ms':>8} {'p99 ms':>8}")
-            for kind, (p50, p99) in scale.items():
-                print(f"{kind:26} {p50:>8.1f} {p99:>8.1f}")
+            print_scale(root, args.index_instances)
+
+
+def print_scale(root: Path, n_instances: int) -> None:
+    (root / "scale").mkdir()
+    scale = qido_at_scale(root / "scale", n_instances)
+    print(f"\nhdhub QIDO-RS at {n_instances:,} instances (200 searches each)")
+    print(f"{'':26} {'p50 ms':>8} {'p99 ms':>8}")
+    for kind, (p50, p99) in scale.items():
+        print(f"{kind:26} {p50:>8.1f} {p99:>8.1f}")
 
 
 if __name__ == "__main__":
