@@ -189,11 +189,11 @@ def test_a_run_left_by_a_stopped_process_is_interrupted_and_can_start_again(ws_h
     assert "(eve, from the command line), last sign of life at" in page.text
     assert engineer.post("/projects/study-a/provision", follow_redirects=False).status_code == 303
     run = wait_for(ws_hub, "study-a")
-    assert run.state == "succeeded" and run.id != dead and run.version == 1
+    assert run.state == "succeeded" and run.id != dead and run.version == 2  # 1 stays the dead run's
 
 
 def test_a_failed_run_shows_its_error(ws_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(hub: Hub, slug: str, by: str) -> None:
+    def broken(hub: Hub, slug: str, by: str, run: int | None = None) -> None:
         raise RuntimeError("object store unreachable " + "x" * 5_000)
 
     monkeypatch.setattr("hdhub.workspaces.provision.provision", broken)

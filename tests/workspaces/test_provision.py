@@ -10,8 +10,10 @@ import duckdb
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.models import utcnow
 from hdhub.errors import ConfigError, Conflict
 from hdhub.hub import Hub
 from hdhub.workspaces.keys import project_key, project_store
@@ -273,3 +275,39 @@ def test_images_are_deidentified_with_the_same_uids_as_the_table(ws_hub: Hub) ->
     manifest = current_manifest(ws_hub, "study-img")
     assert manifest["images"] == {"instances": 2, "left_out_burned_in_annotation": 0}
     assert manifest["withheld_columns"] == {"image_occurrence": ["wadors_uri"]}
+
+
+def test_a_run_taken_for_stopped_neither_switches_nor_deletes_what_followed_it(ws_hub: Hub) -> None:
+    """A process frozen past STALE_AFTER is taken for dead and another run starts. The two
+    write different extracts (each run reserves its version); when the first wakes up it
+    deletes only its own files and the project stays on the second's extract."""
+    from hdhub.catalog.models import ProvisioningRun
+    from hdhub.workspaces import runs
+
+    provision(ws_hub, "study-a", by="eve")  # the current extract: 1
+    frozen = runs.start_run(ws_hub, "study-a", "eve", "web")
+    stale = utcnow() - runs.STALE_AFTER - dt.timedelta(minutes=1)
+    with Session(ws_hub.catalog) as s, s.begin():
+        s.get(ProvisioningRun, frozen).heartbeat_at = stale
+    follower = runs.start_run(ws_hub, "study-a", "frank", "web")  # marks the frozen one interrupted
+    with Session(ws_hub.catalog) as s:
+        reserved = {r.id: r.extract_version for r in s.scalars(select(ProvisioningRun))}
+    assert (reserved[frozen], reserved[follower]) == (2, 3)
+    # The follower is writing its extract when the frozen run wakes up and starts over its work.
+    with Session(ws_hub.catalog) as s:
+        from hdhub.governance.projects import get_project
+
+        store = project_store(ws_hub, project_key(ws_hub, s, get_project(s, "study-a")))
+    store.put("projects/study-a/extract-3/person.parquet", b"being written", content_type="x/y")
+    with pytest.raises(Conflict, match="taken for stopped"):
+        provision(ws_hub, "study-a", by="eve", run=frozen)
+    assert len(ws_hub.objects.versions("projects/study-a/extract-3/person.parquet")) == 1  # spared
+    assert not ws_hub.objects.versions("projects/study-a/extract-2/")  # its own files, deleted
+    with Session(ws_hub.catalog) as s:
+        assert get_project(s, "study-a").extract_version == 1  # not switched
+    done = provision(ws_hub, "study-a", by="frank", run=follower)
+    assert done.version == 3
+    with Session(ws_hub.catalog) as s:
+        assert get_project(s, "study-a").extract_version == 3
+    assert read_table(ws_hub, "study-a", "person").num_rows > 0
+    assert not ws_hub.objects.versions("projects/study-a/extract-1/")  # the previous one, deleted

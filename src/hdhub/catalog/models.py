@@ -429,7 +429,7 @@ class ProvisioningRun(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(2000))
-    extract_version: Mapped[int | None] = mapped_column(Integer)  # the extract made, when succeeded
+    extract_version: Mapped[int | None] = mapped_column(Integer)  # reserved at its start; made if succeeded
 
 
 class ReleaseRequest(Base):

@@ -57,7 +57,7 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import Project, ProjectExtract, aware, utcnow
+from hdhub.catalog.models import Project, ProjectExtract, ProvisioningRun, aware, utcnow
 from hdhub.errors import Conflict, HdhubError
 from hdhub.hub import Hub
 from hdhub.privacy.pseudonyms import ProjectPseudonyms
@@ -295,16 +295,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
-    """Build (or rebuild) the workspace of an approved project; see the module docstring."""
+def provision(hub: Hub, slug: str, by: str, run: int | None = None) -> ExtractResult:
+    """Build (or rebuild) the workspace of an approved project; see the module docstring.
+
+    ``run`` is the provisioning run (hdhub.workspaces.runs) doing it: the extract takes the
+    version the run reserved, and the project switches to it only if the run is still the
+    project's running one (a run taken for stopped may have been followed by another)."""
     started = time.perf_counter()
     with Session(hub.catalog) as s, s.begin():
         project = check_provisionable(s, slug)
         key = project_key(hub, s, project, create=True)
         perimeter = orjson.loads(project.perimeter)  # type: ignore[arg-type]
-        version = (project.extract_version or 0) + 1
+        reserved = None if run is None else s.get(ProvisioningRun, run)
+        if reserved is not None and reserved.extract_version is not None:
+            version = reserved.extract_version
+        else:
+            version = (project.extract_version or 0) + 1
         previous = project.extract_version
-    delete_stale_extracts(hub, slug, key, keep=previous)
+    delete_stale_extracts(hub, slug, key)
     pseudonyms = ProjectPseudonyms(hub.keys.pseudonym, slug)
     salt = pseudonyms.event_salt()
     prefix = f"{project_prefix(slug)}extract-{version}/"
@@ -380,17 +388,23 @@ def provision(hub: Hub, slug: str, by: str) -> ExtractResult:
     }
     store.put(prefix + "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
               content_type="application/json")  # fmt: skip
-    with Session(hub.catalog) as s, s.begin():
-        project = check_provisionable(s, slug)
-        s.add(
-            ProjectExtract(
-                project_id=project.id, version=version, prefix=prefix, persons=persons.num_rows,
-                excluded_by_opposition=excluded, manifest=orjson.dumps(manifest).decode(), created_by=by,
-            )
-        )  # fmt: skip
-        project.extract_version = version
-        if project.status == "approved":
-            project.status = "active"
+    try:
+        with Session(hub.catalog) as s, s.begin():
+            project = check_provisionable(s, slug)
+            if run is not None:
+                _still_running(s, run)
+            s.add(
+                ProjectExtract(
+                    project_id=project.id, version=version, prefix=prefix, persons=persons.num_rows,
+                    excluded_by_opposition=excluded, manifest=orjson.dumps(manifest).decode(), created_by=by,
+                )
+            )  # fmt: skip
+            project.extract_version = version
+            if project.status == "approved":
+                project.status = "active"
+    except Conflict:  # not switched to: the files written are nobody's
+        delete_extract(hub, slug, version, key)
+        raise
     if previous is not None:
         delete_extract(hub, slug, previous, key)
     return ExtractResult(slug, version, prefix, persons.num_rows, excluded, tables,
@@ -431,19 +445,48 @@ def delete_extract(hub: Hub, slug: str, version: int, key: bytes) -> int:
     return removed
 
 
-def delete_stale_extracts(hub: Hub, slug: str, key: bytes, *, keep: int | None) -> list[int]:
-    """Delete every extract of the project but ``keep`` (the current one): what a provisioning
-    killed before its end left behind — an extract half written, or the previous one, not yet
-    deleted, which may hold persons who have objected since. Returns the versions deleted."""
+def _still_running(s: Session, run: int) -> None:
+    """Conflict unless ``run`` is still running (read in the transaction that switches)."""
+    state = s.scalar(select(ProvisioningRun.state).where(ProvisioningRun.id == run).with_for_update())
+    if state != "running":
+        raise Conflict(
+            f"provisioning run {run} was taken for stopped ({state}): another run may have followed "
+            "it, so its extract is not used"
+        )
+
+
+def delete_stale_extracts(hub: Hub, slug: str, key: bytes) -> list[int]:
+    """Delete the project's extracts that are neither the current one nor being written by a
+    running provisioning: what a provisioning killed before its end left behind — an extract
+    half written, or the previous one, not yet deleted, which may hold persons who have
+    objected since. Returns the versions deleted.
+
+    The store is listed before the catalog is read: an extract found in the listing belongs
+    to a run that had started by then, so the catalog read afterwards sees that run running,
+    finished (current) or failed (its files are garbage). A run started later reserves a
+    higher version than any listed. So a run taken for stopped that wakes up never deletes
+    the extract of the run that followed it."""
     store = project_store(hub, key)
-    stale = set()
+    listed = set()
     for info in store.versions(project_prefix(slug)):
         found = _EXTRACT_DIR.match(info.key[len(project_prefix(slug)) :])
-        if found and int(found.group(1)) != keep:
-            stale.add(int(found.group(1)))
-    for version in sorted(stale):
+        if found:
+            listed.add(int(found.group(1)))
+    with Session(hub.catalog) as s:
+        project = s.scalar(select(Project).where(Project.slug == slug))
+        if project is None:
+            return []
+        keep = {project.extract_version} | set(
+            s.scalars(
+                select(ProvisioningRun.extract_version).where(
+                    ProvisioningRun.project_id == project.id, ProvisioningRun.state == "running"
+                )
+            )
+        )
+    stale = sorted(listed - keep)
+    for version in stale:
         delete_extract(hub, slug, version, key)
-    return sorted(stale)
+    return stale
 
 
 def current_manifest(hub: Hub, slug: str) -> dict[str, Any]:

@@ -19,8 +19,12 @@ PostgreSQL catalog, and CLI runs; its cost is that a run killed by a restart sho
 (with its last sign of life) for up to :data:`STALE_AFTER` before it can be started again.
 The heartbeat is written with the clock of the host that runs the provisioning and compared
 with the reader's: hosts must agree within minutes (NTP), far below :data:`STALE_AFTER`.
-Only a process frozen longer than that (while still alive) could be taken for dead; its
-outcome is recorded anyway when it ends.
+Only a process frozen longer than that (while still alive) could be taken for dead, and a
+second run started. Both are then safe: each run reserves its own extract version when it
+starts (:func:`_next_version`; numbers are never reused), the clean-up at a run's start
+spares the extracts of running runs, and only a run still ``running`` may switch the project
+to its extract — the one taken for dead gets a Conflict when it wakes up, deletes its own
+files and records its outcome.
 
 The workspace itself is safe whatever happens: provisioning writes the new extract's files,
 then switches the project to it in one catalog transaction at its very end, so a failed or
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Engine, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,7 +76,7 @@ class RunStatus:
     heartbeat: dt.datetime
     finished: dt.datetime | None
     error: str | None
-    version: int | None
+    version: int | None  # the extract made (succeeded runs)
     persons: int | None
 
 
@@ -121,7 +125,8 @@ def start_run(hub: Hub, slug: str, by: str, origin: str) -> int:
             project = check_provisionable(s, slug)
             _interrupt(s, now, ProvisioningRun.project_id == project.id)
             run = ProvisioningRun(project_id=project.id, started_by=by, origin=origin, state="running",
-                                  started_at=now, heartbeat_at=now)  # fmt: skip
+                                  started_at=now, heartbeat_at=now,
+                                  extract_version=_next_version(s, project))  # fmt: skip
             s.add(run)
             s.flush()
             run_id = run.id
@@ -137,14 +142,30 @@ def start_run(hub: Hub, slug: str, by: str, origin: str) -> int:
     return run_id
 
 
+def _next_version(s: Session, project: Project) -> int:
+    """The extract version a new run writes: above the current one, every extract recorded
+    and every version an earlier run reserved, so two runs never write the same files (a run
+    taken for stopped may still be alive)."""
+    recorded = s.scalar(
+        select(func.max(ProjectExtract.version)).where(ProjectExtract.project_id == project.id)
+    )
+    reserved = s.scalar(
+        select(func.max(ProvisioningRun.extract_version)).where(ProvisioningRun.project_id == project.id)
+    )
+    return 1 + max(project.extract_version or 0, recorded or 0, reserved or 0)
+
+
 def finish_run(catalog: Engine, run_id: int, state: str, *, version: int | None = None,
                error: str | None = None) -> None:  # fmt: skip
-    """Record how a run ended (even if it was taken for dead meanwhile: the outcome is true)."""
+    """Record how a run ended (even if it was taken for dead meanwhile: the outcome is true).
+    A run keeps the version it reserved whatever its outcome: numbers are never reused."""
     with Session(catalog) as s, s.begin():
         run = s.get(ProvisioningRun, run_id)
         if run is None:  # its project was deleted meanwhile
             return
-        run.state, run.finished_at, run.extract_version = state, utcnow(), version
+        run.state, run.finished_at = state, utcnow()
+        if version is not None:
+            run.extract_version = version
         run.error = None if error is None else error[:ERROR_CHARS]
 
 
@@ -185,7 +206,7 @@ def run_provisioning(hub: Hub, run_id: int, slug: str, by: str) -> ExtractResult
 
     try:
         with Heartbeat(hub.catalog, run_id):
-            result = prov.provision(hub, slug, by=by)
+            result = prov.provision(hub, slug, by=by, run=run_id)
     except Exception as exc:
         finish_run(hub.catalog, run_id, "failed", error=describe(exc))
         raise
@@ -235,5 +256,6 @@ def latest_run(
         id=run.id, project=slug, by=run.started_by, origin=run.origin, state=state,
         started=aware(run.started_at), heartbeat=heartbeat,
         finished=aware(run.finished_at) if run.finished_at else None, error=error,
-        version=run.extract_version, persons=persons,
+        version=run.extract_version if state == "succeeded" else None,  # a reservation otherwise
+        persons=persons if state == "succeeded" else None,
     )  # fmt: skip
