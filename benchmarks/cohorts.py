@@ -631,10 +631,12 @@ def timed(fn: Callable[[], Any], runs: int = 3) -> tuple[Any, float]:
 
 def prepare(con: Any, definition: Any) -> str:
     """What count_cohort does before DuckDB runs the query: resolve, compile, generate SQL."""
-    from hdhub.cohorts.run import compile_on
+    from hdhub.cohorts.compiler import compile_cohort, unbound_tables
+    from hdhub.cohorts.concepts import resolve_concept_sets
     from hdhub.cohorts.sql import to_sql
 
-    compiled = compile_on(con, definition)
+    sets = resolve_concept_sets(con, definition)
+    compiled = compile_cohort(definition, sets, unbound_tables(), periods=False)
     return to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
 
 
@@ -643,7 +645,9 @@ def compiled_sql(con: Any, definition: Any, dialect: str) -> str:
     from hdhub.cohorts.concepts import resolve_concept_sets
     from hdhub.cohorts.sql import to_sql
 
-    compiled = compile_cohort(definition, resolve_concept_sets(con, definition), unbound_tables())
+    compiled = compile_cohort(
+        definition, resolve_concept_sets(con, definition), unbound_tables(), periods=False
+    )
     return to_sql(compiled.summary(), dialect, lists=compiled.lists)
 
 
@@ -872,7 +876,7 @@ def compile_scaling(con: Any, definitions: dict[str, Any]) -> None:
                      for k, v in sets.items()}  # fmt: skip
 
             def make(d: Any = d, grown: dict[str, Any] = grown) -> str:
-                compiled = compile_cohort(d, grown, unbound_tables())
+                compiled = compile_cohort(d, grown, unbound_tables(), periods=False)  # as a count does
                 return to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
 
             _, seconds = timed(make, runs=5)

@@ -120,3 +120,17 @@ def test_asked_again_with_other_ids_reuses_the_sql_and_counts_right(population_w
     assert fewer.persons == fewest.persons == everyone.persons - 2
     assert after.misses - before.misses == 1  # one compile for "someone left out", then reused
     assert after.hits - before.hits == 1
+
+
+def test_a_count_compiles_without_the_periods_columns() -> None:
+    """Compiled for counts (periods=False), the index events carry only what the counts read,
+    and asking for the cohort periods is an error, not SQL missing a column."""
+    definition = parse_definition(DIABETES)
+    sets = {"diabetes": ResolvedSet(frozenset({T2DM}), frozenset())}
+    counts = compile_cohort(definition, sets, unbound_tables(), periods=False)
+    full = compile_cohort(definition, sets, unbound_tables())
+    assert counts.events.columns == ("person_id", "event_key", "start_date")
+    assert "op_end" in full.events.columns
+    with pytest.raises(ValueError, match="counts only"):
+        counts.cohort  # noqa: B018 (the property builds it)
+    assert "cohort_end_date" in to_sql(full.cohort, "duckdb", lists=full.lists)

@@ -255,11 +255,23 @@ class _Compiler:
         concept_sets: dict[str, ResolvedSet],
         tables: TableGetter,
         excluded_persons: Iterable[int],
+        periods: bool = True,
     ) -> None:
         self.d = definition
         self.sets = concept_sets
         self.tables = tables
         self.excluded = sorted(set(excluded_persons))
+        # Columns carried only where something reads them (each costs compile time): the
+        # visit when a criterion asks for the same visit; what the cohort periods need
+        # (observation end, the event's end) unless the compile is for counts only.
+        self.periods = periods
+        self.visits = any(
+            isinstance(i, Criterion) and i.same_visit
+            for r in definition.inclusion_rules
+            for _, i in iter_items(r.criteria)
+        )
+        ex = definition.exit
+        self.end_dates = periods and isinstance(ex, FixedOffset) and ex.from_ != "start"
         self.lists: dict[int, tuple[int, ...]] = {}
         self.list_keys: dict[tuple[str, ...], int] = {}
 
@@ -311,9 +323,10 @@ class _Compiler:
             row_id = t[dom.id] if dom.id is not None else t.person_id
             cols["event_key"] = row_id.cast("int64") + _DOMAIN_CODE[ev.domain] * _KEY_SPACE
         cols["start_date"] = t[dom.start]
-        if keyed:
+        if keyed and self.end_dates:
             cols["end_date"] = t[dom.end].fill_null(t[dom.start]) if dom.end else t[dom.start]
-        cols["visit_id"] = t[dom.visit] if dom.visit else ibis.null("int32")
+        if self.visits:
+            cols["visit_id"] = t[dom.visit] if dom.visit else ibis.null("int32")
         if not ev.first_occurrence:
             return t.select(**cols)
         order = [t[dom.start], t[dom.id] if dom.id is not None else t.person_id]
@@ -355,12 +368,14 @@ class _Compiler:
                 _days(ev.start_date, obs.post_days) <= op.observation_period_end_date,
             ],
         )
-        columns = {"op_start": op.observation_period_start_date, "op_end": op.observation_period_end_date}
+        columns = {name: ev[name] for name in ev.columns}
+        if self.periods:
+            columns["op_end"] = op.observation_period_end_date
         if self.needs_person():  # in the same join (a person is one row): one projection less
             person = self.tables("person")
             joined = joined.join(person, ev.person_id == person.person_id)
             columns |= {"gender_concept_id": person.gender_concept_id, "year_of_birth": person.year_of_birth}
-        ev = joined.select(ev.person_id, ev.event_key, ev.start_date, ev.end_date, ev.visit_id, **columns)
+        ev = joined.select(**columns)
         if self.excluded:
             ev = ev.filter(ev.person_id.notin(self.id_list(("excluded",), self.excluded)))
         if self.d.entry.occurrence == "first":
@@ -456,14 +471,23 @@ class _Compiler:
 
         for rule in self.d.inclusion_rules:
             collect(rule.criteria)
-        base = idx.select("person_id", "event_key", "start_date", "visit_id")
+        keys = ["person_id", "event_key", "start_date"] + (["visit_id"] if self.visits else [])
+        base = idx if idx.columns == tuple(keys) else idx.select(*keys)
         met = iter([self.criterion(idx, base, c) for c, _ in criteria])
         flags: dict[str, ir.BooleanValue] = {}
         for k, rule in enumerate(self.d.inclusion_rules):
             flags[f"rule_{k}"] = self.group(idx, rule.criteria, met)
-        return CompiledCohort(
-            self.d, idx, flags, self.lists, self.list_keys, lambda index: self.cohort(index, list(flags))
-        )
+        return CompiledCohort(self.d, idx, flags, self.lists, self.list_keys, self.exit(flags))
+
+    def exit(self, flags: dict[str, ir.BooleanValue]) -> Callable[[ir.Table], ir.Table]:
+        """What builds the cohort periods from the index (refused when compiled for counts)."""
+
+        def build(index: ir.Table) -> ir.Table:
+            if not self.periods:
+                raise ValueError("this cohort was compiled for counts only (periods=False)")
+            return self.cohort(index, list(flags))
+
+        return build
 
     def group(self, t: ir.Table, g: Group, met: Any) -> ir.BooleanValue:
         """The group's truth per index event; ``met`` yields each criterion's, in order."""
@@ -550,6 +574,10 @@ def compile_cohort(
     concept_sets: dict[str, ResolvedSet],
     tables: TableGetter,
     excluded_persons: Iterable[int] = (),
+    *,
+    periods: bool = True,
 ) -> CompiledCohort:
-    """The definition as Ibis expressions over ``tables``; nothing runs until executed."""
-    return _Compiler(definition, concept_sets, tables, excluded_persons).compile()
+    """The definition as Ibis expressions over ``tables``; nothing runs until executed. With
+    ``periods=False`` (counts and breakdowns only) the index events carry fewer columns, so
+    compiling is faster, and ``cohort`` is refused."""
+    return _Compiler(definition, concept_sets, tables, excluded_persons, periods).compile()

@@ -90,7 +90,7 @@ def _cohort_sql(
         name: ResolvedSet(placeholder if std else frozenset(), placeholder if src else frozenset())
         for name, std, src in shape
     }
-    compiled = compile_cohort(definition, resolved, unbound_tables(), [0] if excluding else [])
+    compiled = compile_cohort(definition, resolved, unbound_tables(), [0] if excluding else [], periods=False)
     expr = compiled.summary() if kind == "summary" else compiled.breakdown(kind, unbound_tables())
     return sql_template(expr, "duckdb", pretty=False), compiled.list_keys
 
