@@ -4,8 +4,9 @@
 giving OMOP tables (bound to a backend, or unbound ``ibis.table`` for SQL generation) and
 builds, without touching data:
 
-- ``index``: the index events (one row per entry event kept, with the person's
-  observation period, sex and year of birth) and one boolean column per inclusion rule;
+- ``index``: the index events (one row per entry event kept, with the columns that its
+  criteria and the cohort periods read: the observation end, sex and year of birth when
+  asked for) and one boolean column per inclusion rule;
 - ``cohort``: the rows meeting every rule — person_id, cohort_start_date, cohort_end_date;
 - ``summary()``: one row with the entry persons, the persons meeting each rule alone and
   those remaining after each rule in turn (ATLAS's attrition), and the final persons;
@@ -175,7 +176,7 @@ def _as_date(d: ir.DateValue) -> ir.DateValue:
 @dataclass
 class CompiledCohort:
     definition: CohortDefinition
-    events: ir.Table  # the index events (with their observation period, sex, year of birth)
+    events: ir.Table  # the index events, with the columns their criteria and the periods read
     flags: dict[str, ir.BooleanValue]  # rule_<k>: whether an index event meets rule k
     lists: dict[int, tuple[int, ...]]  # sentinel -> ids, for to_sql (grows if ``cohort`` adds one)
     _sentinels: dict[tuple[str, ...], int]  # what each list stands for -> its sentinel
