@@ -65,6 +65,7 @@ from hdhub.warehouse.connection import read_only
 from hdhub.warehouse.schema import cdm_table
 from hdhub.warehouse.spec import CdmTable
 from hdhub.workspaces.keys import project_key, project_prefix, project_store
+from hdhub.workspaces.runs import next_version
 
 FORMAT = "hdhub.extract/1"
 _EXTRACT_DIR = re.compile(r"extract-(\d+)/")
@@ -309,8 +310,8 @@ def provision(hub: Hub, slug: str, by: str, run: int | None = None) -> ExtractRe
         reserved = None if run is None else s.get(ProvisioningRun, run)
         if reserved is not None and reserved.extract_version is not None:
             version = reserved.extract_version
-        else:
-            version = (project.extract_version or 0) + 1
+        else:  # no run (a direct call), or one recorded before versions were reserved
+            version = next_version(s, project)
         previous = project.extract_version
     delete_stale_extracts(hub, slug, key)
     pseudonyms = ProjectPseudonyms(hub.keys.pseudonym, slug)

@@ -21,7 +21,7 @@ The heartbeat is written with the clock of the host that runs the provisioning a
 with the reader's: hosts must agree within minutes (NTP), far below :data:`STALE_AFTER`.
 Only a process frozen longer than that (while still alive) could be taken for dead, and a
 second run started. Both are then safe: each run reserves its own extract version when it
-starts (:func:`_next_version`; numbers are never reused), the clean-up at a run's start
+starts (:func:`next_version`; numbers are never reused), the clean-up at a run's start
 spares the extracts of running runs, and only a run still ``running`` may switch the project
 to its extract — the one taken for dead gets a Conflict when it wakes up, deletes its own
 files and records its outcome.
@@ -126,7 +126,7 @@ def start_run(hub: Hub, slug: str, by: str, origin: str) -> int:
             _interrupt(s, now, ProvisioningRun.project_id == project.id)
             run = ProvisioningRun(project_id=project.id, started_by=by, origin=origin, state="running",
                                   started_at=now, heartbeat_at=now,
-                                  extract_version=_next_version(s, project))  # fmt: skip
+                                  extract_version=next_version(s, project))  # fmt: skip
             s.add(run)
             s.flush()
             run_id = run.id
@@ -142,7 +142,7 @@ def start_run(hub: Hub, slug: str, by: str, origin: str) -> int:
     return run_id
 
 
-def _next_version(s: Session, project: Project) -> int:
+def next_version(s: Session, project: Project) -> int:
     """The extract version a new run writes: above the current one, every extract recorded
     and every version an earlier run reserved, so two runs never write the same files (a run
     taken for stopped may still be alive)."""
