@@ -631,24 +631,18 @@ def timed(fn: Callable[[], Any], runs: int = 3) -> tuple[Any, float]:
 
 def prepare(con: Any, definition: Any) -> str:
     """What count_cohort does before DuckDB runs the query: resolve, compile, generate SQL."""
+    return compiled_sql(con, definition, "duckdb", pretty=False)
+
+
+def compiled_sql(con: Any, definition: Any, dialect: str, pretty: bool = True) -> str:
+    """The count's SQL for ``dialect``: concept sets resolved, compiled as a count is."""
     from hdhub.cohorts.compiler import compile_cohort, unbound_tables
     from hdhub.cohorts.concepts import resolve_concept_sets
     from hdhub.cohorts.sql import to_sql
 
     sets = resolve_concept_sets(con, definition)
     compiled = compile_cohort(definition, sets, unbound_tables(), periods=False)
-    return to_sql(compiled.summary(), "duckdb", pretty=False, lists=compiled.lists)
-
-
-def compiled_sql(con: Any, definition: Any, dialect: str) -> str:
-    from hdhub.cohorts.compiler import compile_cohort, unbound_tables
-    from hdhub.cohorts.concepts import resolve_concept_sets
-    from hdhub.cohorts.sql import to_sql
-
-    compiled = compile_cohort(
-        definition, resolve_concept_sets(con, definition), unbound_tables(), periods=False
-    )
-    return to_sql(compiled.summary(), dialect, lists=compiled.lists)
+    return to_sql(compiled.summary(), dialect, pretty=pretty, lists=compiled.lists)
 
 
 # PostgreSQL ------------------------------------------------------------------------------------
