@@ -13,6 +13,7 @@ from hdhub.cohorts.concepts import ResolvedSet
 from hdhub.cohorts.definition import parse_definition
 from hdhub.cohorts.run import _cohort_sql, count_cohort
 from hdhub.cohorts.sql import fill_lists, sql_template, to_sql
+from tests.cohorts.cases import POPULATION, SAMPLE
 
 T2DM = 201826
 DIABETES = {
@@ -134,3 +135,27 @@ def test_a_count_compiles_without_the_periods_columns() -> None:
     with pytest.raises(ValueError, match="counts only"):
         counts.cohort  # noqa: B018 (the property builds it)
     assert "cohort_end_date" in to_sql(full.cohort, "duckdb", lists=full.lists)
+
+
+@pytest.mark.parametrize("case", [*SAMPLE, *POPULATION], ids=lambda c: c.name)
+def test_the_narrowed_tables_give_the_sql_of_the_full_omop_tables(case: Any) -> None:
+    """``unbound_tables()`` carries only the columns the compiler reads (fewer nodes to
+    compile); every query of every test definition is the same SQL as over the full tables."""
+    import functools
+
+    import ibis
+
+    from hdhub.warehouse.schema import cdm_schema
+
+    @functools.cache
+    def full(name: str) -> Any:
+        return ibis.table(cdm_schema(name), name=name)
+
+    definition = parse_definition(case.definition)
+    sets = {n: ResolvedSet(frozenset({1, 2}), frozenset({3})) for n in definition.concept_sets}
+    sql = []
+    for tables in (unbound_tables(), full):
+        c = compile_cohort(definition, sets, tables, [7])
+        exprs = [c.summary(), c.cohort, c.breakdown("sex_age", tables), c.breakdown("site", tables)]
+        sql.append([to_sql(e, "duckdb", lists=c.lists) for e in exprs])
+    assert sql[0] == sql[1]
