@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 
 import httpx
 import pytest
 from tusclient import client as tus
 
-from hdhub.errors import ObjectLocked
+from hdhub.errors import ObjectLocked, ValidationError
 from hdhub.imaging import media
-from tests.api.conftest import STUDY, Api
+from hdhub.imaging.store import store_instance
+from tests.api.conftest import STUDY, Api, dicom_instance
 from tests.api.test_dicomweb import server  # noqa: F401 (the API on loopback)
 
 MIB = 1 << 20
@@ -27,7 +29,7 @@ def test_resumable_upload_listing_and_ranges(api: Api, server: str) -> None:  # 
     data = os.urandom(2 * MIB + 12345)  # a short "surgical video"
     headers = api.as_role("data_engineer")
     client = tus.TusClient(f"{server}/api/v1/media/uploads", headers=headers)
-    metadata = {"category": "video", "patient": "IPP-001", "study": STUDY, "filename": "colectomie.mp4",
+    metadata = {"category": "video", "patient": "4MR1", "study": STUDY, "filename": "colectomie.mp4",
                 "filetype": "video/mp4", "title": "Colectomie gauche", "date": "20250314"}  # fmt: skip
     first = client.uploader(file_stream=io.BytesIO(data), chunk_size=512 * 1024, metadata=metadata)
     first.upload_chunk()
@@ -43,11 +45,11 @@ def test_resumable_upload_listing_and_ranges(api: Api, server: str) -> None:  # 
         api.hub.objects.delete(row.object_key, api.hub.objects.head(row.object_key).version_id)
 
     reader = api.as_role("clinician")
-    bundle = httpx.get(f"{server}/api/v1/media", params={"patient": "IPP-001"}, headers=reader).json()
+    bundle = httpx.get(f"{server}/api/v1/media", params={"study": STUDY}, headers=reader).json()
     assert bundle["resourceType"] == "Bundle" and bundle["total"] == 1
     doc = bundle["entry"][0]["resource"]
     attachment = doc["content"][0]["attachment"]
-    assert doc["resourceType"] == "DocumentReference" and doc["subject"]["identifier"]["value"] == "IPP-001"
+    assert doc["resourceType"] == "DocumentReference" and doc["subject"]["identifier"] == {"value": "4MR1"}
     assert attachment["hash"] == base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
     assert attachment["size"] == len(data) and attachment["contentType"] == "video/mp4"
     assert doc["context"]["related"][0]["identifier"]["value"] == f"urn:oid:{STUDY}"
@@ -67,7 +69,8 @@ def test_resumable_upload_listing_and_ranges(api: Api, server: str) -> None:  # 
     r = httpx.get(url, headers=reader | {"Range": f"bytes={len(data)}-"})
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
     event = api.hub.audit.search(action="GET /api/v1/media/{media_id}/content")[0]
-    assert event.patient_id == "IPP-001" and event.resource_id == media_id
+    assert event.patient_id == "4MR1" and event.resource_id == media_id
+    assert json.loads(event.detail)["patient_issuers"] == [{"patient_id": "4MR1", "issuer": None}]
 
 
 def test_tus_protocol_errors(api: Api) -> None:
@@ -128,3 +131,50 @@ def test_uploaded_bytes_never_run_as_a_page_of_the_api(api: Api) -> None:
     assert video.content_type == "application/octet-stream"
     r = api.client.get(f"/api/v1/media/{api.media_id}/content", headers=api.as_role("clinician"))
     assert r.headers["content-disposition"].startswith("attachment")
+
+
+def test_an_object_is_a_patient_of_one_issuer_and_its_study_must_be_that_patients(api: Api) -> None:
+    """One Patient ID may be two people of two sites: an object carries the issuer (given, or
+    its study's), a study of another patient is refused, and the issuer shows in the
+    DocumentReference, the search and the audit event."""
+    study = "1.2.826.0.1.3680043.10.77"
+    stored = store_instance(api.hub.catalog, api.hub.objects, dicom_instance(
+        study, study + ".1", study + ".1.1", PatientID="IPP-9", IssuerOfPatientID="CHU-NORD"))  # fmt: skip
+    assert stored.status == "stored"
+
+    def upload(**kw: str) -> media.MediaObject:
+        return media.create_upload(api.hub, size=0, category="document", created_by="t", **kw)
+
+    inherited = upload(patient_id="IPP-9", study_uid=study)
+    assert inherited.issuer_of_patient_id == "CHU-NORD"
+    for wrong in ({"patient_id": "IPP-8"}, {"patient_id": "IPP-9", "issuer": "CHU-SUD"}):
+        with pytest.raises(ValidationError, match="is not a study of patient"):
+            upload(study_uid=study, **wrong)
+    with pytest.raises(ValidationError, match="is not a study of patient"):
+        upload(patient_id="IPP-8", study_uid=STUDY)  # the archive's study of patient 4MR1
+    unlinked = upload(patient_id="IPP-9")  # issuer unknown
+    other = upload(patient_id="IPP-9", issuer="1.2.250.1.71.4.2.7")  # another site, an OID issuer
+
+    reader = api.as_role("clinician")
+    r = api.client.get("/api/v1/media", params={"patient": "IPP-9", "issuer": "CHU-NORD"}, headers=reader)
+    subjects = {e["resource"]["id"]: e["resource"]["subject"]["identifier"] for e in r.json()["entry"]}
+    assert subjects == {
+        inherited.id: {"value": "IPP-9", "assigner": {"display": "CHU-NORD"}},
+        unlinked.id: {"value": "IPP-9"},  # may be that patient: listed, without an issuer
+    }
+    event = api.hub.audit.search(action="GET /api/v1/media")[0]
+    assert json.loads(event.detail)["patient_issuers"] == [
+        {"patient_id": "IPP-9", "issuer": None}, {"patient_id": "IPP-9", "issuer": "CHU-NORD"}]  # fmt: skip
+    doc = api.client.get(f"/api/v1/media/{other.id}", headers=reader).json()
+    assert doc["subject"]["identifier"] == {"value": "IPP-9", "system": "urn:oid:1.2.250.1.71.4.2.7"}
+
+
+@pytest.mark.parametrize("issuer", ["A\\B", "A\x00B", "x" * 65, "\n"])
+def test_a_hostile_issuer_is_refused_before_anything_is_stored(api: Api, issuer: str) -> None:
+    headers = api.as_role("data_engineer") | {"Tus-Resumable": "1.0.0", "Upload-Length": "10"}
+    meta = _meta(category="document", patient="IPP-10", issuer=issuer)
+    r = api.client.post("/api/v1/media/uploads", headers=headers | {"Upload-Metadata": meta})
+    assert r.status_code == 400 and "issuer" in r.text
+    assert media.search(api.hub, patient_id="IPP-10") == []
+    assert media.patient_identifier("IPP-10", "https://chu.example/ipp") == {
+        "value": "IPP-10", "system": "https://chu.example/ipp"}  # fmt: skip

@@ -267,6 +267,9 @@ class MediaObject(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     category: Mapped[str] = mapped_column(String(32))
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Who issued the Patient ID (a site, as IssuerOfPatientID): given at upload or taken from
+    # the linked study; NULL when unknown.
+    issuer_of_patient_id: Mapped[str | None] = mapped_column(String(64))
     study_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     encounter_id: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(Text)

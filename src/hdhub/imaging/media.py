@@ -6,8 +6,10 @@ chunk is kept as an encrypted part object (``uploads/<id>/<offset>``) once recei
 whole; when the last byte arrives the parts are streamed, in order, into one encrypted
 object ``media/<category>/<id>`` (multipart on S3), locked by its category's storage
 policy, its SHA-256 and SHA-1 computed on the way, and the parts removed. The object is
-linked to a patient (the same Patient ID as the DICOM studies) and to a study and/or an
-encounter, and is listed as FHIR DocumentReference resources. Reads honour HTTP Range
+linked to a patient — (Patient ID, IssuerOfPatientID), as the DICOM studies: one Patient
+ID may be two people of two sites — and to a study and/or an encounter, and is listed as
+FHIR DocumentReference resources. A study named must be that patient's when the archive
+holds it (its issuer is then the object's, when none is given). Reads honour HTTP Range
 (video seeking) and decrypt only the segments asked.
 """
 
@@ -21,10 +23,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import MediaObject
+from hdhub.catalog.models import DicomStudy, MediaObject
 from hdhub.errors import Conflict, IntegrityError, NotFound, ValidationError
 from hdhub.imaging.policies import effective, prefix, retention_for, stay_date
 from hdhub.imaging.store import UID_RE
@@ -34,6 +36,8 @@ MAX_CHUNK = 64 << 20  # bytes per PATCH; clients resume with more PATCHes
 UPLOADING, AVAILABLE = "uploading", "available"
 _CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
+_ISSUER = re.compile(r"^[^\\\x00-\x1f\x7f]{1,64}$")  # DICOM LO: no backslash, no control character
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
 def _part_prefix(media_id: str) -> str:
@@ -47,6 +51,7 @@ def create_upload(
     category: str,
     patient_id: str,
     created_by: str,
+    issuer: str | None = None,
     content_type: str = "application/octet-stream",
     study_uid: str | None = None,
     encounter_id: str | None = None,
@@ -63,8 +68,12 @@ def create_upload(
         raise ValidationError(f"category {category!r} has no storage policy: use one of {known}")
     if not patient_id or len(patient_id) > 64:
         raise ValidationError("patient: a Patient ID of 1 to 64 characters is required")
+    if issuer is not None and not _ISSUER.match(issuer):
+        raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
     if study_uid is not None and (len(study_uid) > 64 or not UID_RE.match(study_uid)):
         raise ValidationError(f"study: {study_uid[:80]!r} is not a DICOM UID")
+    if study_uid is not None:
+        issuer = _study_issuer(hub, study_uid, patient_id, issuer)
     if encounter_id is not None and not 1 <= len(encounter_id) <= 64:
         raise ValidationError("encounter: 1 to 64 characters")
     if not _MEDIA_TYPE.match(content_type) or len(content_type) > 200:
@@ -76,6 +85,7 @@ def create_upload(
         id=media_id,
         category=category,
         patient_id=patient_id,
+        issuer_of_patient_id=issuer,
         study_uid=study_uid,
         encounter_id=encounter_id,
         title=(title or None) and title[:1000],
@@ -93,6 +103,26 @@ def create_upload(
     if size == 0:
         return _finish(hub, media_id)
     return get(hub, media_id, any_status=True)
+
+
+def _study_issuer(hub: Any, study_uid: str, patient_id: str, issuer: str | None) -> str | None:
+    """The object's issuer once linked to ``study_uid``: a study the archive holds must be
+    the same patient's (Patient ID, and issuer when both are known); its issuer is taken
+    when none is given. A study not (yet) in the archive is linked as named."""
+    with Session(hub.catalog) as session:
+        study = session.execute(
+            select(DicomStudy.patient_id, DicomStudy.issuer_of_patient_id).where(
+                DicomStudy.study_uid == study_uid
+            )
+        ).first()
+    if study is None:
+        return issuer
+    if study.patient_id != patient_id or (
+        issuer is not None and study.issuer_of_patient_id not in (None, issuer)
+    ):
+        who = f"{patient_id}" + (f" (issuer {issuer})" if issuer else "")
+        raise ValidationError(f"study {study_uid} is not a study of patient {who}")
+    return issuer if issuer is not None else study.issuer_of_patient_id
 
 
 def get(hub: Any, media_id: str, *, any_status: bool = False) -> MediaObject:
@@ -204,13 +234,20 @@ def search(
     hub: Any,
     *,
     patient_id: str | None = None,
+    issuer: str | None = None,
     study_uid: str | None = None,
     encounter_id: str | None = None,
     category: str | None = None,
     limit: int = 100,
 ) -> list[MediaObject]:
-    """Complete objects matching every given link, newest first."""
+    """Complete objects matching every given link, newest first. With ``issuer``, objects of
+    that issuer and those whose issuer is unknown (they may be that patient's: each
+    DocumentReference says which)."""
     stmt = select(MediaObject).where(MediaObject.status == AVAILABLE)
+    if issuer is not None:
+        stmt = stmt.where(
+            or_(MediaObject.issuer_of_patient_id == issuer, MediaObject.issuer_of_patient_id.is_(None))
+        )
     for column, value in (
         (MediaObject.patient_id, patient_id),
         (MediaObject.study_uid, study_uid),
@@ -245,7 +282,7 @@ def document_reference(row: MediaObject, base_url: str) -> dict[str, Any]:
         "docStatus": "final",
         "type": {"text": row.category},
         "category": [{"coding": [{"system": "https://hdhub.dev/fhir/media-category", "code": row.category}]}],
-        "subject": {"identifier": {"value": row.patient_id}},
+        "subject": {"identifier": patient_identifier(row.patient_id, row.issuer_of_patient_id)},
         "date": _iso(row.completed_at or row.created_at),
         "content": [{"attachment": attachment}],
     }
@@ -265,6 +302,22 @@ def document_reference(row: MediaObject, base_url: str) -> dict[str, Any]:
     if context:
         resource["context"] = context
     return resource
+
+
+def patient_identifier(patient_id: str, issuer: str | None) -> dict[str, Any]:
+    """A FHIR Identifier for (Patient ID, IssuerOfPatientID): an OID issuer is the system
+    ``urn:oid:<OID>``, a URI issuer the system itself, any other (a site's code) the
+    assigner's name; no issuer, the value alone."""
+    identifier: dict[str, Any] = {"value": patient_id}
+    if issuer is None:
+        return identifier
+    if _OID.match(issuer):
+        identifier["system"] = f"urn:oid:{issuer}"
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", issuer):
+        identifier["system"] = issuer
+    else:
+        identifier["assigner"] = {"display": issuer}
+    return identifier
 
 
 def _iso(value: datetime) -> str:

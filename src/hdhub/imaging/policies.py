@@ -14,10 +14,11 @@ systemd timer) then:
    stay known to the archive plus its category's years (a new study in 2030 keeps the
    2010 images and videos until 2050). A patient is (PatientID, IssuerOfPatientID): one
    site's patient never extends the lock of another site's patient with the same Patient
-   ID. What has no known issuer (studies without IssuerOfPatientID, non-DICOM objects not
-   linked to a study of the archive) may be any of them: its stays count for every
-   patient of that Patient ID, and its lock follows the latest of all their stays (kept
-   too long is the safer error: an object deleted too early cannot come back);
+   ID. What has no known issuer (studies without IssuerOfPatientID, non-DICOM objects
+   uploaded without one and not linked to a study of the archive) may be any of them: its
+   stays count for every patient of that Patient ID, and its lock follows the latest of all
+   their stays (kept too long is the safer error: an object deleted too early cannot come
+   back);
 2. moves objects to the COLD class after ``cold_after_days`` (the object store's
    lifecycle engine, with one rule per category);
 3. purges rejected (IOCM) objects once ``purge_rejected_after_days`` have passed: a
@@ -99,9 +100,10 @@ def apply_policies(hub: Any, now: datetime | None = None) -> PolicyReport:
 
 # A patient: (Patient ID, IssuerOfPatientID or None when the issuer is unknown).
 Patient = tuple[str, str | None]
-# The study a non-DICOM object names, when it is the same Patient ID's: it tells the issuer.
+# A non-DICOM object's issuer: its own (given at upload, or its study's then), else that of
+# the study it names when it is the same Patient ID's (objects uploaded before the column).
 _LINKED = aliased(DicomStudy)
-_MEDIA_ISSUER = _LINKED.issuer_of_patient_id
+_MEDIA_ISSUER = func.coalesce(MediaObject.issuer_of_patient_id, _LINKED.issuer_of_patient_id)
 _MEDIA_LINK = and_(_LINKED.study_uid == MediaObject.study_uid, _LINKED.patient_id == MediaObject.patient_id)
 
 

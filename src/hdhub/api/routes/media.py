@@ -36,6 +36,18 @@ class TusError(HdhubError):
         self.status, self.code = status, code
 
 
+def _issuers(rows: list[media.MediaObject]) -> list[dict[str, str | None]]:
+    pairs = sorted({(r.patient_id, r.issuer_of_patient_id) for r in rows}, key=lambda p: (p[0], p[1] or ""))
+    return [{"patient_id": pid, "issuer": issuer} for pid, issuer in pairs]
+
+
+def _audit(request: Request, row: media.MediaObject) -> None:
+    """The request's audit event names the object and its patient (with the issuer, as
+    imaging events do: one Patient ID may be two people of two sites)."""
+    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id,
+                  detail={"patient_issuers": _issuers([row])})  # fmt: skip
+
+
 def _tus(request: Request) -> None:
     if request.headers.get("tus-resumable") != TUS_VERSION:
         raise TusError(412, "tus_version", f"Tus-Resumable: {TUS_VERSION} is required")
@@ -91,6 +103,7 @@ def create_upload(request: Request, hub: HubDep, who: Writer) -> Response:
             size=_int_header(request, "upload-length"),
             category=meta.get("category", ""),
             patient_id=meta.get("patient", ""),
+            issuer=meta.get("issuer") or None,
             created_by=who.name,
             content_type=meta.get("content_type") or meta.get("filetype") or "application/octet-stream",
             study_uid=meta.get("study") or None,
@@ -101,7 +114,7 @@ def create_upload(request: Request, hub: HubDep, who: Writer) -> Response:
         )
     except ValidationError as exc:
         raise TusError(400, "invalid", exc.message) from None
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     location = f"{str(request.base_url).rstrip('/')}/api/v1/media/uploads/{row.id}"
     return Response(status_code=201, headers=_upload_headers(row) | {"Location": location})
 
@@ -110,7 +123,7 @@ def create_upload(request: Request, hub: HubDep, who: Writer) -> Response:
 def upload_offset(request: Request, hub: HubDep, _: Writer, upload_id: str) -> Response:
     _tus(request)
     row = media.upload(hub, upload_id)
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     return Response(status_code=200, headers=_upload_headers(row))
 
 
@@ -129,7 +142,7 @@ async def upload_chunk(request: Request, hub: HubDep, _: Writer, upload_id: str)
         row = await run_in_threadpool(media.append, hub, upload_id, offset, bytes(body))
     except ValidationError as exc:
         raise TusError(400, "invalid", exc.message) from None
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     return Response(status_code=204, headers=_upload_headers(row))
 
 
@@ -138,7 +151,7 @@ def terminate_upload(request: Request, hub: HubDep, _: Writer, upload_id: str) -
     _tus(request)
     row = media.get(hub, upload_id, any_status=True)
     media.terminate(hub, upload_id)
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     return Response(status_code=204, headers=TUS_HEADERS)
 
 
@@ -152,17 +165,20 @@ def search_media(
     hub: HubDep,
     _: Reader,
     patient: str | None = None,
+    issuer: str | None = None,
     study: str | None = None,
     encounter: str | None = None,
     category: str | None = None,
 ) -> Response:
     if not (patient or study or encounter):
         raise ValidationError("name a patient, a study or an encounter")
-    rows = media.search(hub, patient_id=patient, study_uid=study, encounter_id=encounter, category=category)
+    rows = media.search(
+        hub, patient_id=patient, issuer=issuer, study_uid=study, encounter_id=encounter, category=category
+    )
     patients = sorted({r.patient_id for r in rows})
     audit_context(
         request, resource_type="DocumentReference", patient_id=",".join(patients)[:200] or None,
-        detail={"patients": patients, "objects": [r.id for r in rows]},
+        detail={"patients": patients, "patient_issuers": _issuers(rows), "objects": [r.id for r in rows]},
     )  # fmt: skip
     bundle = {
         "resourceType": "Bundle",
@@ -176,7 +192,7 @@ def search_media(
 @router.get("/{media_id}", summary="One object, as a FHIR DocumentReference")
 def read_media(request: Request, hub: HubDep, _: Reader, media_id: str) -> Response:
     row = media.get(hub, media_id)
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     return Response(
         orjson.dumps(media.document_reference(row, _base(request))), media_type="application/fhir+json"
     )
@@ -220,7 +236,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 @router.get("/{media_id}/content", summary="An object's bytes (HTTP Range: video seeking)")
 def media_content(request: Request, hub: HubDep, _: Reader, media_id: str) -> Response:
     row = media.get(hub, media_id)
-    audit_context(request, resource_type="DocumentReference", resource_id=row.id, patient_id=row.patient_id)
+    _audit(request, row)
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{row.sha256}"'} | _safe_headers(row)
     try:
         wanted = _byte_range(request.headers.get("range"), row.size)
