@@ -176,5 +176,3 @@ def test_a_hostile_issuer_is_refused_before_anything_is_stored(api: Api, issuer:
     r = api.client.post("/api/v1/media/uploads", headers=headers | {"Upload-Metadata": meta})
     assert r.status_code == 400 and "issuer" in r.text
     assert media.search(api.hub, patient_id="IPP-10") == []
-    assert media.patient_identifier("IPP-10", "https://chu.example/ipp") == {
-        "value": "IPP-10", "system": "https://chu.example/ipp"}  # fmt: skip

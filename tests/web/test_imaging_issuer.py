@@ -174,3 +174,27 @@ def test_the_audit_names_each_patient_with_its_issuer(
     ):
         event = hub.audit.search(action=action, limit=1)[0]
         assert json.loads(event.detail)["patient_issuers"] == [{"patient_id": SHARED, "issuer": NORD}], action
+
+
+def test_a_sites_short_issuer_code_is_found_once_named_in_the_settings(
+    browser: TestClient, archive: tuple[Hub, list[SynthInstance]]
+) -> None:
+    """An older CHU Nord modality writes "CHUNORD" as IssuerOfPatientID instead of the IPP
+    system: Marie's images from it are found through her INS only once
+    ``imaging.issuer_systems`` says which system that code stands for."""
+    hub, _ = archive
+    marie_old = ImagingPatient(SHARED, "Durand", "Marie", "19560312", "F", ("20190101080000",), "CHUNORD")
+    [old_study] = {i.study_uid for i in studies(marie_old, seed=4, count=1)}
+    stored = store_instances(hub.catalog, hub.objects, [(i.data, i.path) for i in studies(marie_old, seed=4)])
+    assert {o.status for o in stored} == {STORED}
+
+    def by_ins() -> list[tuple[str, str, str]]:
+        return rows(browser.get("/imaging", params={"identifier": INS}).text)
+
+    assert ("DURAND Marie", SHARED, "CHUNORD") not in by_ins()  # a code of no known system
+    hub.settings.imaging.issuer_systems = {"CHUNORD": NORD}
+    assert ("DURAND Marie", SHARED, "CHUNORD") in by_ins()
+    page = browser.get(patient_url(marie_old))
+    assert page.status_code == 200 and old_study in page.text
+    # Never Paul's images: CH Sud's number, even with the code named.
+    assert "LEFEBVRE" not in browser.get("/imaging", params={"identifier": f"{NORD}|{SHARED}"}).text

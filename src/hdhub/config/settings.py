@@ -139,12 +139,30 @@ class ImagingSettings(_Section):
         description="Storage policy per category: dicom (every DICOM instance), and the categories of "
         "non-DICOM objects (video, pathology, document, or any other name).",
     )
+    issuer_systems: dict[str, str] = Field(
+        default_factory=dict,
+        description="IssuerOfPatientID codes that are not identifier systems themselves, each with the "
+        'system it stands for, e.g. CHUNORD = "urn:oid:1.2.250.1.71.4.2.7": a patient found by that '
+        "site's IPP finds its studies, and a DocumentReference names the system.",
+    )
     ohif_url: str | None = Field(
         None,
         description="The OHIF viewer's URL with {study} for the StudyInstanceUID, e.g. "
         "https://viewer.example/viewer?StudyInstanceUIDs={study}; the imaging pages link each study "
         "to it (no link when unset).",
     )
+
+    @field_validator("issuer_systems")
+    @classmethod
+    def _issuer_systems(cls, value: dict[str, str]) -> dict[str, str]:
+        from hdhub.imaging.issuers import ISSUER, is_system
+
+        for code, system in value.items():
+            if not ISSUER.match(code):
+                raise ValueError(f"{code[:80]!r}: an IssuerOfPatientID is 1 to 64 characters, no backslash")
+            if not is_system(system):
+                raise ValueError(f"{code}: {system[:80]!r} is not an absolute URI (e.g. urn:oid:1.2.250…)")
+        return value
 
     @field_validator("ohif_url")
     @classmethod
@@ -362,6 +380,10 @@ noise_sigma = 1.3
 
 # [imaging]
 # ohif_url = "https://viewer.example-hospital.fr/viewer?StudyInstanceUIDs={study}"
+
+# IssuerOfPatientID codes a site writes in its images instead of its IPP system:
+# [imaging.issuer_systems]
+# CHUNORD = "urn:oid:1.2.250.1.71.4.2.7"
 """
 
 

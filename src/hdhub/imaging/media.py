@@ -19,7 +19,7 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import DicomStudy, MediaObject
 from hdhub.errors import Conflict, IntegrityError, NotFound, ValidationError
+from hdhub.imaging.issuers import ISSUER, patient_identifier
 from hdhub.imaging.policies import effective, prefix, retention_for, stay_date
 from hdhub.imaging.store import UID_RE
 
@@ -36,8 +37,6 @@ MAX_CHUNK = 64 << 20  # bytes per PATCH; clients resume with more PATCHes
 UPLOADING, AVAILABLE = "uploading", "available"
 _CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
-_ISSUER = re.compile(r"^[^\\\x00-\x1f\x7f]{1,64}$")  # DICOM LO: no backslash, no control character
-_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
 def _part_prefix(media_id: str) -> str:
@@ -68,7 +67,7 @@ def create_upload(
         raise ValidationError(f"category {category!r} has no storage policy: use one of {known}")
     if not patient_id or len(patient_id) > 64:
         raise ValidationError("patient: a Patient ID of 1 to 64 characters is required")
-    if issuer is not None and not _ISSUER.match(issuer):
+    if issuer is not None and not ISSUER.match(issuer):
         raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
     if study_uid is not None and (len(study_uid) > 64 or not UID_RE.match(study_uid)):
         raise ValidationError(f"study: {study_uid[:80]!r} is not a DICOM UID")
@@ -262,8 +261,9 @@ def search(
     return rows
 
 
-def document_reference(row: MediaObject, base_url: str) -> dict[str, Any]:
-    """The object as a FHIR R4 DocumentReference (its content as an Attachment with a URL)."""
+def document_reference(row: MediaObject, base_url: str, systems: Mapping[str, str]) -> dict[str, Any]:
+    """The object as a FHIR R4 DocumentReference (its content as an Attachment with a URL; the
+    patient's issuer as its identifier system, ``systems`` naming those of short codes)."""
     attachment: dict[str, Any] = {
         "contentType": row.content_type,
         "size": row.size,
@@ -282,7 +282,7 @@ def document_reference(row: MediaObject, base_url: str) -> dict[str, Any]:
         "docStatus": "final",
         "type": {"text": row.category},
         "category": [{"coding": [{"system": "https://hdhub.dev/fhir/media-category", "code": row.category}]}],
-        "subject": {"identifier": patient_identifier(row.patient_id, row.issuer_of_patient_id)},
+        "subject": {"identifier": patient_identifier(row.patient_id, row.issuer_of_patient_id, systems)},
         "date": _iso(row.completed_at or row.created_at),
         "content": [{"attachment": attachment}],
     }
@@ -302,22 +302,6 @@ def document_reference(row: MediaObject, base_url: str) -> dict[str, Any]:
     if context:
         resource["context"] = context
     return resource
-
-
-def patient_identifier(patient_id: str, issuer: str | None) -> dict[str, Any]:
-    """A FHIR Identifier for (Patient ID, IssuerOfPatientID): an OID issuer is the system
-    ``urn:oid:<OID>``, a URI issuer the system itself, any other (a site's code) the
-    assigner's name; no issuer, the value alone."""
-    identifier: dict[str, Any] = {"value": patient_id}
-    if issuer is None:
-        return identifier
-    if _OID.match(issuer):
-        identifier["system"] = f"urn:oid:{issuer}"
-    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", issuer):
-        identifier["system"] = issuer
-    else:
-        identifier["assigner"] = {"display": issuer}
-    return identifier
 
 
 def _iso(value: datetime) -> str:

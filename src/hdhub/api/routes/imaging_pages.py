@@ -37,6 +37,7 @@ from hdhub.catalog.db import in_chunks
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import NotFound, ValidationError
 from hdhub.hub import Hub
+from hdhub.imaging.issuers import issuer_names
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.reach import reached
 from hdhub.imaging.render import THUMBNAIL
@@ -164,16 +165,6 @@ ANY = None
 Wanted = dict[str, set[str | None] | None]
 
 
-def _issuers(system: str) -> set[str | None]:
-    """The IssuerOfPatientID values naming the identifier system ``system`` (as a site's IPP
-    system is written in its images: the system itself, or an OID without ``urn:oid:``), and
-    None: studies stored without an issuer stay findable, shown as issuer unknown."""
-    names: set[str | None] = {system[:64], None}
-    if system.startswith("urn:oid:"):
-        names.add(system.removeprefix("urn:oid:")[:64])
-    return names
-
-
 def _want(wanted: Wanted, patient_id: str, issuers: set[str | None] | None) -> None:
     if not _valid_patient_id(patient_id):
         return
@@ -188,10 +179,12 @@ def _want(wanted: Wanted, patient_id: str, issuers: set[str | None] | None) -> N
 def _by_identifier(hub: Hub, text: str) -> tuple[Wanted, list[str]]:
     """(Patients to look for, person keys found) for an identifier typed in the form."""
     wanted: Wanted = {}
+    systems = hub.settings.imaging.issuer_systems
     if "|" in text:
         found = hub.identities.lookup(text)  # ValidationError when malformed
         system, _, value = text.rpartition("|")
-        _want(wanted, value, _issuers(system))  # the value itself may be a Patient ID of that system
+        # the value itself may be a Patient ID of that system
+        _want(wanted, value, issuer_names(system, systems))
     else:
         found = [
             ident
@@ -202,7 +195,7 @@ def _by_identifier(hub: Hub, text: str) -> tuple[Wanted, list[str]]:
     for ident in found:
         for item in ident.get("identifier") or []:
             if isinstance(item, dict) and item.get("value"):
-                _want(wanted, str(item["value"]), _issuers(str(item.get("system") or "")))
+                _want(wanted, str(item["value"]), issuer_names(str(item.get("system") or ""), systems))
     return wanted, sorted({f["person_key"] for f in found})
 
 

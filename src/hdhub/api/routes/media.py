@@ -180,11 +180,12 @@ def search_media(
         request, resource_type="DocumentReference", patient_id=",".join(patients)[:200] or None,
         detail={"patients": patients, "patient_issuers": _issuers(rows), "objects": [r.id for r in rows]},
     )  # fmt: skip
+    base, systems = _base(request), hub.settings.imaging.issuer_systems
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(rows),
-        "entry": [{"resource": media.document_reference(r, _base(request))} for r in rows],
+        "entry": [{"resource": media.document_reference(r, base, systems)} for r in rows],
     }
     return Response(orjson.dumps(bundle), media_type="application/fhir+json")
 
@@ -194,7 +195,8 @@ def read_media(request: Request, hub: HubDep, _: Reader, media_id: str) -> Respo
     row = media.get(hub, media_id)
     _audit(request, row)
     return Response(
-        orjson.dumps(media.document_reference(row, _base(request))), media_type="application/fhir+json"
+        orjson.dumps(media.document_reference(row, _base(request), hub.settings.imaging.issuer_systems)),
+        media_type="application/fhir+json",
     )
 
 
