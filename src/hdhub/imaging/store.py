@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -340,15 +342,34 @@ def _known(
     return instances, series, studies
 
 
+_WRITERS: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool)
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    """This process's object-writing threads, started once (a pool per batch cost 1-4 ms); a
+    forked child starts its own (it inherits the pool, not its threads)."""
+    global _WRITERS
+    with _WRITERS_LOCK:
+        if _WRITERS is None or _WRITERS[0] != os.getpid():
+            _WRITERS = (os.getpid(), ThreadPoolExecutor(PUT_THREADS, thread_name_prefix="hdhub-put"))
+        return _WRITERS[1]
+
+
 def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | None) -> None:
     """Write the objects, several at once (the writes wait on the disk or the network)."""
     jobs = [(object_key(*w.parsed.uids), w.parsed.data, w.parsed.uids[2], w.retention) for w in writes]
+    results: list[Any]
     if workers is not None:
         results = workers.put(jobs)
+    elif len(jobs) == 1:  # one instance (a C-STORE): starting a pool's threads costs more than the write
+        try:
+            results = [put_object(objects, *jobs[0])]
+        except Exception as exc:
+            results = [exc]
     else:
-        with ThreadPoolExecutor(PUT_THREADS) as pool:
-            futures = [pool.submit(put_object, objects, *job) for job in jobs]
-            wait(futures)
+        futures = [_writers().submit(put_object, objects, *job) for job in jobs]
+        wait(futures)
         results = [f.exception() or f.result() for f in futures]
     for w, result in zip(writes, results, strict=True):
         w.version_id = result if isinstance(result, str) else None
