@@ -65,7 +65,7 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from hdhub.api.app import create_app
-    from hdhub.heap import freeze_startup_heap
+    from hdhub.heap import freeze_startup_heap, load_lazy_modules
 
     check_servable(hub, host)
     _interrupt_stale_runs(hub)
@@ -77,6 +77,7 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
         return
     app = create_app(hub)
     hub.imaging_workers.start()  # type: ignore[attr-defined]
+    load_lazy_modules()
     freeze_startup_heap()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
