@@ -176,3 +176,6 @@ def test_a_hostile_issuer_is_refused_before_anything_is_stored(api: Api, issuer:
     r = api.client.post("/api/v1/media/uploads", headers=headers | {"Upload-Metadata": meta})
     assert r.status_code == 400 and "issuer" in r.text
     assert media.search(api.hub, patient_id="IPP-10") == []
+    found = api.client.get("/api/v1/media", params={"patient": "IPP-10", "issuer": issuer},
+                           headers=api.as_role("clinician"))  # fmt: skip
+    assert found.status_code == 422 and "issuer" in found.text

@@ -242,6 +242,8 @@ def search(
     """Complete objects matching every given link, newest first. With ``issuer``, objects of
     that issuer and those whose issuer is unknown (they may be that patient's: each
     DocumentReference says which)."""
+    if issuer is not None and not ISSUER.match(issuer):
+        raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
     stmt = select(MediaObject).where(MediaObject.status == AVAILABLE)
     if issuer is not None:
         stmt = stmt.where(
