@@ -126,11 +126,11 @@ def test_a_failing_object_store_leaves_no_index_row(hub: Hub, tmp_path: Path) ->
     broken = open_store(f"file://{root}", hub.keys.keyring)
     shutil.rmtree(root)
     root.write_text("a file where the store's directory was")  # every write now fails
-    with pytest.raises(OSError):  # one instance (a C-STORE): written inline
+    with pytest.raises(OSError):  # one instance (a C-STORE)
         store_instance(hub.catalog, broken, _variant(generate_uid(), generate_uid(), generate_uid()), "x")
     assert _counts(hub) == (0, 0, 0)
     batch = [(_variant(generate_uid(), generate_uid(), generate_uid()), f"f{k}") for k in range(3)]
-    with pytest.raises(OSError):  # several: written by the process's writer threads
+    with pytest.raises(OSError):  # several at once
         store_instances(hub.catalog, broken, batch)
     assert _counts(hub) == (0, 0, 0)
     with pytest.raises(NotFound):

@@ -67,8 +67,7 @@ def create_upload(
         raise ValidationError(f"category {category!r} has no storage policy: use one of {known}")
     if not patient_id or len(patient_id) > 64:
         raise ValidationError("patient: a Patient ID of 1 to 64 characters is required")
-    if issuer is not None and not ISSUER.match(issuer):
-        raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
+    _check_issuer(issuer)
     if study_uid is not None and (len(study_uid) > 64 or not UID_RE.match(study_uid)):
         raise ValidationError(f"study: {study_uid[:80]!r} is not a DICOM UID")
     if study_uid is not None:
@@ -102,6 +101,11 @@ def create_upload(
     if size == 0:
         return _finish(hub, media_id)
     return get(hub, media_id, any_status=True)
+
+
+def _check_issuer(issuer: str | None) -> None:
+    if issuer is not None and not ISSUER.match(issuer):
+        raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
 
 
 def _study_issuer(hub: Any, study_uid: str, patient_id: str, issuer: str | None) -> str | None:
@@ -242,8 +246,7 @@ def search(
     """Complete objects matching every given link, newest first. With ``issuer``, objects of
     that issuer and those whose issuer is unknown (they may be that patient's: each
     DocumentReference says which)."""
-    if issuer is not None and not ISSUER.match(issuer):
-        raise ValidationError("issuer: 1 to 64 characters, without backslash or control characters")
+    _check_issuer(issuer)
     stmt = select(MediaObject).where(MediaObject.status == AVAILABLE)
     if issuer is not None:
         stmt = stmt.where(

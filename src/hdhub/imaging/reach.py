@@ -30,13 +30,18 @@ def reached(studies: Iterable[str | None], patients: Iterable[PatientRef], **det
     patient_list = sorted(ids)
     fields: dict[str, Any] = {"studies": study_list, "patients": patient_list}
     if issued:
-        fields["patient_issuers"] = [
-            {"patient_id": pid, "issuer": issuer}
-            for pid, issuer in sorted(issued, key=lambda p: (p[0], p[1] or ""))
-        ]
+        fields["patient_issuers"] = patient_issuers(issued)
     return {
         "resource_type": "ImagingStudy",
         "resource_id": ",".join(study_list) or None,
         "patient_id": ",".join(patient_list) or None,
         "detail": {**fields, **detail},
     }
+
+
+def patient_issuers(patients: Iterable[tuple[str, str | None]]) -> list[dict[str, str | None]]:
+    """An audit detail's ``patient_issuers``: each (Patient ID, issuer or None) once, sorted."""
+    return [
+        {"patient_id": pid, "issuer": issuer}
+        for pid, issuer in sorted(set(patients), key=lambda p: (p[0], p[1] or ""))
+    ]

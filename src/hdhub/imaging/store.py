@@ -362,11 +362,6 @@ def _put_objects(objects: Any, writes: list[_Write], workers: IngestWorkers | No
     results: list[Any]
     if workers is not None:
         results = workers.put(jobs)
-    elif len(jobs) == 1:  # one instance (a C-STORE): starting a pool's threads costs more than the write
-        try:
-            results = [put_object(objects, *jobs[0])]
-        except Exception as exc:
-            results = [exc]
     else:
         futures = [_writers().submit(put_object, objects, *job) for job in jobs]
         wait(futures)

@@ -20,6 +20,7 @@ from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.errors import HdhubError, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging import media
+from hdhub.imaging.reach import patient_issuers
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/api/v1/media", tags=["imaging"])
@@ -37,8 +38,7 @@ class TusError(HdhubError):
 
 
 def _issuers(rows: list[media.MediaObject]) -> list[dict[str, str | None]]:
-    pairs = sorted({(r.patient_id, r.issuer_of_patient_id) for r in rows}, key=lambda p: (p[0], p[1] or ""))
-    return [{"patient_id": pid, "issuer": issuer} for pid, issuer in pairs]
+    return patient_issuers((r.patient_id, r.issuer_of_patient_id) for r in rows)
 
 
 def _audit(request: Request, row: media.MediaObject) -> None:
