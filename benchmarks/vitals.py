@@ -47,7 +47,8 @@ import httpx
 import orjson
 
 DEVICES = 200
-CLIENTS = 8  # concurrent connections: enough to keep every server worker busy
+CLIENTS = 8  # Python client threads: enough to keep every server worker busy
+WRK_CONNECTIONS = 16  # as many devices' connections, which the kernel spreads over the server's workers
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
 
 
@@ -215,7 +216,7 @@ def wrk_load(url: str, devices: list[str], tokens: dict[str, str], seconds: floa
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     duration = max(1, int(stop_at - time.monotonic()))
-    command = ["wrk", "-t1", f"-c{CLIENTS // 2}", f"-d{duration}s", "--timeout", "30s", "-s", fh.name, url]
+    command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{duration}s", "--timeout", "30s", "-s", fh.name, url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     os.unlink(fh.name)
     requests, elapsed, unit = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).groups()

@@ -1,21 +1,28 @@
-"""`hdhub serve --workers 2`: each worker process opens the deployment and answers."""
+"""`hdhub serve --workers 2`: each worker process opens the deployment, listens on its own
+socket, and takes its share of the connections."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hdhub.cli.serve_workers import Workers, listening_sockets
+from hdhub.errors import ConfigError
 from tests.conftest import _free_port, hdhub_ok
 
 
-@pytest.mark.slow
-def test_two_workers_serve_the_same_deployment(tmp_path: Path) -> None:
+@contextmanager
+def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     home = tmp_path / "home"
     hdhub_ok("init", str(home))
     hdhub_ok("--home", str(home), "db", "upgrade")
@@ -25,19 +32,132 @@ def test_two_workers_serve_the_same_deployment(tmp_path: Path) -> None:
                              str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        answered = set()
         deadline = time.monotonic() + 60
-        while len(answered) < 1 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                if r.status_code == 200:
-                    answered.add(r.status_code)
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert answered == {200}
-        register = httpx.get(f"http://127.0.0.1:{port}/api/v1/register", timeout=5)
-        assert register.status_code == 200 and register.json() == []
+        yield proc, port
     finally:
         proc.terminate()
-        output = proc.communicate(timeout=30)[0]
-    assert output.count("Started server process") == 2, output
+        proc.output = proc.communicate(timeout=60)[0]  # type: ignore[attr-defined]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _sockets(pid: int, port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets on local ``port`` in ``state`` (01 established, 0A listening)
+    that process ``pid`` holds (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state and fields[9] in inodes:
+            found.add(fields[9])
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_serve_the_same_deployment_and_share_connections(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as (proc, port):
+        register = httpx.get(f"http://127.0.0.1:{port}/api/v1/register", timeout=5)
+        assert register.status_code == 200 and register.json() == []
+        # Each worker listens on a socket of its own (with one shared socket, the worker that
+        # woke first accepted every waiting connection: 4 of 4, 26 of 32), and the kernel
+        # spreads 32 keep-alive connections opened at once over both.
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            for c in clients:
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            for c in clients:
+                assert c.recv(4096).startswith(b"HTTP/1.1 200")
+            workers = [p for p in _children(proc.pid) if _sockets(p, port, "0A")]
+            listening = [_sockets(p, port, "0A") for p in workers]
+            shares = [len(_sockets(p, port, "01")) for p in workers]
+        finally:
+            for c in clients:
+                c.close()
+    assert proc.output.count("Started server process") == 2, proc.output  # type: ignore[attr-defined]
+    assert len(listening) == 2 and all(len(x) == 1 for x in listening), listening
+    assert listening[0] != listening[1]
+    assert sum(shares) == 32 and min(shares) >= 1, shares  # none on one side: 1 run in 2 billion
+
+
+def test_a_port_in_use_is_refused_never_shared() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            listening_sockets("127.0.0.1", port, 2)
+    finally:
+        taken.close()
+    group = listening_sockets("127.0.0.1", 0, 2)  # another hdhub's SO_REUSEPORT group
+    try:
+        port = group[0].getsockname()[1]
+        assert {s.getsockname()[1] for s in group} == {port}
+        with pytest.raises(ConfigError, match="cannot listen on"):
+            listening_sockets("127.0.0.1", port, 2)
+    finally:
+        for s in group:
+            s.close()
+
+
+def _fails_to_start(home: str, sock: socket.socket) -> None:
+    sys.exit(3)  # uvicorn's exit status when the app cannot start
+
+
+def _dies_once(home: str, sock: socket.socket) -> None:
+    starts = Path(home) / "starts"
+    with starts.open("a") as f:
+        f.write("x")
+    if len(starts.read_text()) == 1:
+        os._exit(1)  # the first start dies (a crash); the next one runs until told to stop
+    time.sleep(600)
+
+
+def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
+    sockets = listening_sockets("127.0.0.1", 0, 2)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="could not start"):
+        Workers(str(tmp_path), sockets, target=_fails_to_start).run()
+    assert time.monotonic() - started < 30
+    assert all(s.fileno() == -1 for s in sockets)  # closed
+
+
+def test_a_worker_that_dies_is_started_again_on_its_socket(tmp_path: Path) -> None:
+    sockets = listening_sockets("127.0.0.1", 0, 1)
+    workers = Workers(str(tmp_path), sockets, target=_dies_once)
+    runner = threading.Thread(target=workers.run)
+    runner.start()
+    try:
+        starts, deadline = tmp_path / "starts", time.monotonic() + 60
+        while not (starts.exists() and len(starts.read_text()) >= 2):
+            assert time.monotonic() < deadline, "the worker was not started again"
+            time.sleep(0.1)
+        assert workers.processes[0].is_alive()
+    finally:
+        workers.stop.set()
+        runner.join(60)
+    assert not runner.is_alive() and not workers.processes[0].is_alive()

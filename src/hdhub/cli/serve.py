@@ -60,8 +60,6 @@ def _interrupt_stale_runs(hub: object) -> None:
 
 
 def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
-    import os
-
     import uvicorn
 
     from hdhub.api.app import create_app
@@ -71,9 +69,9 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     _interrupt_stale_runs(hub)
     console.print(f"hdhub serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers > 1:  # one process per worker, each opening the deployment itself
-        os.environ["HDHUB_HOME"] = str(hub.settings.home)  # type: ignore[attr-defined]
-        uvicorn.run("hdhub.api.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=True)  # fmt: skip
+        from hdhub.cli.serve_workers import serve_workers
+
+        serve_workers(str(hub.settings.home), host, port, workers)  # type: ignore[attr-defined]
         return
     app = create_app(hub)
     hub.imaging_workers.start()  # type: ignore[attr-defined]
