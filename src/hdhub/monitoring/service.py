@@ -192,9 +192,14 @@ def _baselines(s: Session, person_key: str, before: int, latest: list[Value]) ->
     for v in latest:
         since = v.at - dt.timedelta(days=detectors.DRIFT_DAYS)
         params += [person_key, v.code, before, stamp(since), stamp(v.at)]
+    cursor = connection.connection.cursor()  # the driver's rows: up to 1,200 of them, no wrapping
+    try:
+        cursor.execute(_baseline_sql(connection.dialect.name, len(latest)), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     out: dict[str, list[float]] = {}
-    sql = _baseline_sql(connection.dialect.name, len(latest))
-    for code, value in connection.exec_driver_sql(sql, tuple(params)):
+    for code, value in rows:
         out.setdefault(code, []).append(value)
     return out
 
