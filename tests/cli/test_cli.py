@@ -83,6 +83,8 @@ def test_init_then_upgrade_then_users_and_tokens(tmp_path: Path) -> None:
         (["users", "disable", "nobody"], "no user 'nobody'", 66),
         (["tokens", "issue", "nobody"], "no user 'nobody'", 66),
         (["tokens", "revoke", "hdh_zzzz"], "no token", 66),
+        (["monitoring", "mqtt", "--client-id", "two words"], "--client-id: 1 to 23 letters", 65),
+        (["monitoring", "mqtt", "--client-id", "x" * 24], "--client-id: 1 to 23 letters", 65),
     ],
 )
 def test_errors_are_one_line_and_nonzero(home: Path, args: list[str], message: str, code: int) -> None:

@@ -3,11 +3,16 @@ hdhub's subscriber stores and raises alerts, the API and its live stream show th
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
+import sqlite3
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -17,7 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hdhub.catalog.models import VitalValue
+from hdhub.hub import Hub
+from hdhub.monitoring.devices import register_device
 from hdhub.monitoring.mqtt import Subscriber
+from hdhub.monitoring.service import rejection_counts
 from tests.conftest import _require_services, live_server
 from tests.monitoring.conftest import Monitored, at, bearer, blood_pressure, heart_rate
 
@@ -107,3 +115,110 @@ def test_replays_and_bad_messages_are_refused_and_counted(monitored: Monitored, 
     for reason in ("malformed", "out_of_range", "foreign_device", "unknown_device"):
         assert counts.get(reason, 0) >= 1, counts
     assert subscriber.stats.duplicates == 1
+
+
+@contextmanager
+def catalog_writes_blocked(hub: Hub) -> Iterator[None]:
+    """Every write of vital values waits until the block is lifted (another writer's lock)."""
+    url = hub.catalog.url
+    if url.get_backend_name() == "sqlite":
+        con = sqlite3.connect(str(url.database), isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        return
+    with hub.catalog.connect() as c:
+        c.exec_driver_sql("LOCK TABLE vital_values IN EXCLUSIVE MODE")  # reads go on, inserts wait
+        try:
+            yield
+        finally:
+            c.rollback()
+
+
+def stored(hub: Hub, device: str) -> int:
+    with Session(hub.catalog) as s:
+        return (
+            s.scalar(select(func.count()).select_from(VitalValue).where(VitalValue.device_id == device)) or 0
+        )
+
+
+def wait_for(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_message_is_acknowledged_only_once_stored(monitored: Monitored, broker: str) -> None:
+    """kill -9 while messages wait for the catalog: the broker delivers them again to the
+    next subscriber of the same session, and nothing is lost (with an acknowledgement at
+    receipt, the broker forgot them)."""
+    hub, device, client_id = monitored.hub, monitored.device, f"test-{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HDHUB_")}
+    command = [sys.executable, "-m", "hdhub.cli.main", "--home", str(hub.settings.home), "monitoring", "mqtt",
+               "--client-id", client_id, "--seconds", "120"]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while stored(hub, device) == 0:  # published again until the subscriber is there to take it
+            assert time.monotonic() < deadline, "the subscriber did not store a first reading"
+            publish(device, orjson.dumps(heart_rate(70, at(10))))
+            time.sleep(0.5)
+        with catalog_writes_blocked(hub):
+            publish(device, orjson.dumps(heart_rate(71, at(9))))
+            publish(device, orjson.dumps(heart_rate(72, at(8))))
+            time.sleep(1.5)  # delivered, and waiting for the catalog
+            proc.kill()
+            proc.wait(10)
+        assert stored(hub, device) == 1
+    finally:
+        proc.kill()
+    subscriber = Subscriber(hub.catalog, broker, client_id=client_id)
+    subscriber.start()
+    try:
+        assert wait_for(lambda: stored(hub, device) == 3, 15), (stored(hub, device), subscriber.stats)
+    finally:
+        subscriber.stop()
+    with Session(hub.catalog) as s:
+        values = s.scalars(select(VitalValue.value).where(VitalValue.device_id == device)).all()
+    assert sorted(values) == [70, 71, 72]
+
+
+def test_a_device_whose_messages_cannot_be_stored_does_not_stop_the_others(
+    monitored: Monitored, broker: str
+) -> None:
+    hub, poisoned = monitored.hub, monitored.device
+    healthy = f"scale-{secrets.token_hex(4)}"
+    with Session(hub.catalog) as s, s.begin():
+        register_device(s, healthy, monitored.person, "scale")
+    if hub.catalog.dialect.name == "sqlite":  # a real failure of the catalog, for one device only
+        ddl = [f"CREATE TRIGGER poison BEFORE INSERT ON vital_values WHEN NEW.device_id = '{poisoned}' "
+               "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"]  # fmt: skip
+    else:
+        ddl = [
+            f"CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.device_id = '{poisoned}' THEN "
+            "RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER poison BEFORE INSERT ON vital_values FOR EACH ROW EXECUTE FUNCTION poison()",
+        ]
+    with hub.catalog.begin() as c:
+        for statement in ddl:
+            c.exec_driver_sql(statement)
+    subscriber = Subscriber(hub.catalog, broker, client_id=f"test-{secrets.token_hex(4)}")
+    subscriber.start()
+    try:
+        publish(poisoned, orjson.dumps(heart_rate(71, at(3))))
+        publish(healthy, orjson.dumps(heart_rate(72, at(3))))
+        assert wait_for(lambda: stored(hub, healthy) == 1, 20), subscriber.stats
+        assert wait_for(lambda: subscriber.stats.rejected == 1, 20), subscriber.stats
+        publish(healthy, orjson.dumps(heart_rate(73, at(2))))  # and the subscriber goes on
+        assert wait_for(lambda: stored(hub, healthy) == 2, 20), subscriber.stats
+    finally:
+        subscriber.stop()
+    assert stored(hub, poisoned) == 0
+    assert rejection_counts(hub.catalog).get("processing_error") == 1
+    assert any("poisoned" in e for e in subscriber.stats.errors)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from hdhub.cli.context import console, new_app, state
+from hdhub.errors import ValidationError
 
 app = new_app("Remote monitoring: patients' devices, thresholds, the MQTT subscriber.")
 device_app = new_app("Patients' devices and their tokens.")
@@ -99,13 +100,20 @@ def mqtt(
     seconds: float | None = typer.Option(
         None, min=0.1, help="Stop after this long (default: run until Ctrl-C)."
     ),
+    client_id: str = typer.Option(
+        "hdhub-monitoring",
+        help="The broker session's id: messages not yet stored wait in it for the next run with the same "
+        "id. One per deployment sharing a broker.",
+    ),
 ) -> None:
     """Subscribe to hdhub/devices/+/vitals and handle devices' messages as they come."""
     from hdhub.monitoring.mqtt import TOPIC, Subscriber
 
     st = state(ctx)
     decision = st.authorize("monitoring:manage")
-    subscriber = Subscriber(st.hub.catalog, broker)
+    if not 1 <= len(client_id) <= 23 or not client_id.isascii() or not client_id.replace("-", "").isalnum():
+        raise ValidationError("--client-id: 1 to 23 letters, digits or '-' (what every MQTT broker accepts)")
+    subscriber = Subscriber(st.hub.catalog, broker, client_id=client_id)
     st.audit("monitoring.mqtt", decision, resource_type="broker", resource_id=broker)
     console.print(f"subscribed to {TOPIC} on {broker}", highlight=False)
     stats = subscriber.run(seconds)
