@@ -36,12 +36,12 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     server, or by another hdhub serving with its own SO_REUSEPORT group — is an error here,
     never a port quietly shared with it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
             port = probe.getsockname()[1]  # port 0: the one the system chose, for every worker
-        sockets = []
         for _ in range(count):
             sock = socket.socket(family, socket.SOCK_STREAM)
             sockets.append(sock)
@@ -50,7 +50,7 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sock.bind((host, port))
             sock.listen(BACKLOG)
     except OSError as exc:
-        for sock in locals().get("sockets", []):
+        for sock in sockets:
             sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sockets
