@@ -4,6 +4,7 @@ socket, and takes its share of the connections."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,10 +23,13 @@ from tests.conftest import _free_port, hdhub_ok
 
 
 @contextmanager
-def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+    """A server of two workers, its port and an admin's token."""
     home = tmp_path / "home"
     hdhub_ok("init", str(home))
     hdhub_ok("--home", str(home), "db", "upgrade")
+    hdhub_ok("--home", str(home), "users", "add", "root", "--role", "admin", "--no-password")
+    token = hdhub_ok("--home", str(home), "tokens", "issue", "root").strip().splitlines()[-1]
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HDHUB_")}
     proc = subprocess.Popen([sys.executable, "-m", "hdhub.cli.main", "--home", str(home), "serve", "--port",
@@ -39,10 +43,19 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield proc, port
+        yield proc, port, token
     finally:
         proc.terminate()
         proc.output = proc.communicate(timeout=60)[0]  # type: ignore[attr-defined]
+
+
+def healthz_count(port: int, headers: dict[str, str]) -> float:
+    """What ``/metrics`` counts of successful ``GET /healthz`` (on a new connection each time)."""
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=5)
+    assert metrics.status_code == 200, metrics.text
+    sample = r'hdhub_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)'
+    found = re.search(sample, metrics.text)
+    return float(found.group(1)) if found else 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -78,13 +91,15 @@ def _sockets(pid: int, port: int, state: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_two_workers_serve_the_same_deployment_and_share_connections(tmp_path: Path) -> None:
-    with two_workers(tmp_path) as (proc, port):
-        register = httpx.get(f"http://127.0.0.1:{port}/api/v1/register", timeout=5)
+def test_two_workers_share_connections_and_count_each_others_requests(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as (proc, port, token):
+        admin = {"Authorization": f"Bearer {token}"}
+        register = httpx.get(f"http://127.0.0.1:{port}/api/v1/register", headers=admin, timeout=5)
         assert register.status_code == 200 and register.json() == []
         # Each worker listens on a socket of its own (with one shared socket, the worker that
         # woke first accepted every waiting connection: 4 of 4, 26 of 32), and the kernel
         # spreads 32 keep-alive connections opened at once over both.
+        before = healthz_count(port, admin)
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
         try:
             for c in clients:
@@ -97,6 +112,10 @@ def test_two_workers_serve_the_same_deployment_and_share_connections(tmp_path: P
         finally:
             for c in clients:
                 c.close()
+        # /metrics counts every worker's requests, whichever worker answers (each call below
+        # is a new connection: both workers answer some).
+        after = {healthz_count(port, admin) for _ in range(6)}
+    assert after == {before + 32}, (before, after)
     assert proc.output.count("Started server process") == 2, proc.output  # type: ignore[attr-defined]
     assert len(listening) == 2 and all(len(x) == 1 for x in listening), listening
     assert listening[0] != listening[1]

@@ -10,6 +10,7 @@ kernel spreads new connections across them by a hash of the client's address and
 A worker that dies is started again on its socket (connections that arrive meanwhile wait in
 that socket's queue); one that fails while starting (exit status 3: the deployment cannot be
 opened) stops the server. SIGINT and SIGTERM stop every worker, as uvicorn's supervisor does.
+``/metrics`` counts the requests of every worker (see :func:`serve_workers`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -122,5 +124,15 @@ class Workers:
 
 
 def serve_workers(home: str, host: str, port: int, workers: int) -> None:
-    """Serve the deployment at ``home`` with ``workers`` processes; see the module docstring."""
-    Workers(home, listening_sockets(host, port, workers)).run()
+    """Serve the deployment at ``home`` with ``workers`` processes; see the module docstring.
+
+    The workers keep their Prometheus samples in files of one directory (prometheus_client's
+    multiprocess mode), so ``/metrics``, whichever worker answers, counts every worker's
+    requests; the directory lives as long as the server."""
+    sockets = listening_sockets(host, port, workers)
+    with tempfile.TemporaryDirectory(prefix="hdhub-metrics-") as samples:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = samples  # read by the workers as they start
+        try:
+            Workers(home, sockets).run()
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

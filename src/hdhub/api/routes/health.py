@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text
 
 from hdhub.api.deps import get_hub, require
@@ -24,5 +26,8 @@ def healthz(hub: Annotated[Hub, Depends(get_hub)]) -> dict[str, str]:
 
 @router.get("/metrics", summary="Prometheus metrics (role admin)", response_class=Response)
 def metrics(request: Request, _: Annotated[Principal, Depends(require("metrics:read"))]) -> Response:
-    body = generate_latest(request.app.state.metrics.registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    registry = request.app.state.metrics.registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # `serve --workers N`: every worker's samples
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
