@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import User
+from hdhub.catalog.models import LoginFailure, User, aware
 from tests.api.conftest import PASSWORD, Api
 
 
@@ -115,3 +118,54 @@ def test_every_api_request_is_audited_with_role_and_source(api: Api) -> None:
     )
     assert (denied.actor, denied.outcome) == ("user-researcher", "denied")
     assert ok.source == "10.1.2.3"
+
+
+def test_repeated_failed_sign_ins_slow_guessing_down(api: Api) -> None:
+    def sign_in(name: str, password: str) -> Response:
+        return api.client.post("/api/v1/auth/token", data={"username": name, "password": password})
+
+    for _ in range(5):
+        assert sign_in("user-clinician", "wrong guess!").status_code == 401
+    # The sixth try is refused before the password is looked at: even the right one.
+    r = sign_in("user-clinician", PASSWORD)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limited" and "try again in 30 s" in r.json()["error"]["message"]
+    # A user name no account has answers alike: the delay reveals no account.
+    for _ in range(5):
+        assert sign_in("nobody.here", "wrong guess!").status_code == 401
+    assert sign_in("nobody.here", "wrong guess!").status_code == 429
+    assert sign_in("user-dpo", PASSWORD).status_code == 200  # other names are not delayed
+
+    def failures() -> LoginFailure | None:
+        with Session(api.hub.catalog) as s:
+            return s.get(LoginFailure, "user-clinician")
+
+    def delay_over() -> None:
+        with Session(api.hub.catalog) as s, s.begin():
+            s.get(LoginFailure, "user-clinician").locked_until = datetime.now(UTC) - timedelta(seconds=1)
+
+    delay_over()
+    assert sign_in("user-clinician", "wrong again!").status_code == 401
+    row = failures()
+    assert row is not None and row.failures == 6
+    assert 55 <= (aware(row.locked_until) - datetime.now(UTC)).total_seconds() <= 60  # doubled
+    delay_over()
+    assert sign_in("user-clinician", PASSWORD).status_code == 200  # and the count is cleared
+    assert failures() is None
+    denied = api.hub.audit.search(action="POST /api/v1/auth/token", limit=50)
+    assert any(e.resource_id == "user-clinician" and e.outcome == "failure" for e in denied)  # the 429
+
+
+def test_failures_are_counted_when_they_come_at_once(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fail(_: int) -> int:
+        form = {"username": "user-researcher", "password": "wrong guess!"}
+        return api.client.post("/api/v1/auth/token", data=form).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(fail, range(8)))
+    assert set(codes) <= {401, 429} and codes.count(401) >= 5, codes
+    with Session(api.hub.catalog) as s:
+        row = s.get(LoginFailure, "user-researcher")
+    assert row is not None and row.failures == codes.count(401) and row.locked_until is not None

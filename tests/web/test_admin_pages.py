@@ -414,3 +414,22 @@ def test_storage_policies_from_the_settings(admin_site: Site, admin: TestClient)
     english = admin.get("/admin/policies?lang=en")
     assert "<code>exports/</code>" in english.text and "COLD, after 30 days" in english.text
     assert "after 3650 days" in english.text and "restart the server" in english.text
+
+
+def test_the_sign_in_page_slows_guessing_down_and_a_new_password_ends_the_delay(
+    admin_site: Site, admin: TestClient
+) -> None:
+    with client(admin_site) as c:
+        for _ in range(5):
+            r = c.post("/login", data={"username": "alice", "password": "wrong guess!"})
+            assert r.status_code == 401 and "Identifiant ou mot de passe incorrect" in r.text
+        r = c.post("/login", data={"username": "alice", "password": PASSWORD})
+        assert r.status_code == 429 and "Trop d'échecs de connexion" in html.unescape(r.text)
+        r = c.post("/login?lang=en", data={"username": "alice", "password": PASSWORD})
+        assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+        # An administrator's new password ends the delay.
+        reset = admin.post("/admin/users/alice/password")
+        assert reset.status_code == 200
+        secret = generated_password(reset.text)
+        r = c.post("/login", data={"username": "alice", "password": secret}, follow_redirects=False)
+        assert r.status_code == 303

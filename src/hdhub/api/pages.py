@@ -36,6 +36,10 @@ TEXT: dict[str, dict[str, str]] = {
     "username": {"fr": "Identifiant", "en": "User name"},
     "password": {"fr": "Mot de passe", "en": "Password"},
     "bad_login": {"fr": "Identifiant ou mot de passe incorrect.", "en": "Invalid user name or password."},
+    "slow_down": {
+        "fr": "Trop d'échecs de connexion pour cet identifiant : réessayez dans quelques minutes.",
+        "en": "Too many failed sign-ins under this user name: try again in a few minutes.",
+    },
     "home": {"fr": "Accueil", "en": "Home"},
     "alerts": {"fr": "Alertes de télésurveillance", "en": "Remote-monitoring alerts"},
     "register": {"fr": "Registre public des projets", "en": "Public register of projects"},

@@ -57,6 +57,18 @@ class User(Base):
         return sorted(r.role for r in self.roles)
 
 
+class LoginFailure(Base):
+    """Failed password sign-ins under one user name, whether an account has it or not (the same
+    answer either way: the delay reveals no account). See ``security.users.authenticate``."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(150), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class UserRole(Base):
     __tablename__ = "user_roles"
     __table_args__ = (UniqueConstraint("user_id", "role"),)

@@ -38,6 +38,12 @@ class ServerSettings(_Section):
 class SecuritySettings(_Section):
     token_ttl_hours: float = Field(12.0, gt=0, description="Lifetime of API tokens from the password flow.")
     max_token_ttl_days: float = Field(365.0, gt=0, description="Longest lifetime `tokens issue` accepts.")
+    sign_in_attempts: int = Field(
+        5, ge=1, le=100, description="Failed password sign-ins under one user name before a delay."
+    )
+    sign_in_max_delay_minutes: float = Field(
+        15.0, gt=0, le=1440, description="Longest delay between sign-ins after repeated failures."
+    )
 
 
 class OidcSettings(_Section):

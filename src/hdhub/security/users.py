@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import User, UserRole
-from hdhub.errors import AuthenticationError, Conflict, NotFound, ValidationError
+from hdhub.catalog.db import writer_lock
+from hdhub.catalog.models import LoginFailure, User, UserRole, aware
+from hdhub.errors import AuthenticationError, Conflict, NotFound, RateLimited, ValidationError
 from hdhub.security.passwords import hash_password, needs_rehash, rehash_password, verify_password
 from hdhub.security.principal import Principal
 from hdhub.security.roles import ROLES
@@ -18,6 +23,8 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
 DISPLAY_NAME_MAX, EMAIL_MAX = 200, 320  # the catalog's column widths
 # Roles a person's account may hold ("device" belongs to patients' devices, with their own tokens).
 PERSON_ROLES = tuple(r for r in ROLES if r != "device")
+FIRST_DELAY = timedelta(seconds=30)  # after the allowed failures; doubled at each further one
+FAILURES_FORGOTTEN_AFTER = timedelta(days=1)  # a failure this long after the previous one counts as the first
 
 
 def refused_roles(roles: list[str] | set[str] | tuple[str, ...]) -> list[str]:
@@ -103,6 +110,7 @@ def set_roles(session: Session, username: str, roles: list[str]) -> User:
 def set_password(session: Session, username: str, password: str) -> User:
     user = get_user(session, username)
     user.password_hash = hash_password(password)
+    clear_failures(session, username)
     return user
 
 
@@ -154,15 +162,65 @@ def _revoke_all_tokens(session: Session, user: User) -> None:
     )
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The user for these credentials, or AuthenticationError (same message whatever failed)."""
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    attempts: int = 5,
+    max_delay: timedelta = timedelta(minutes=15),
+) -> User:
+    """The user for these credentials, or AuthenticationError (same message whatever failed).
+
+    Guessing is slowed down per user name: after ``attempts`` failures in a row (none more than
+    a day apart), sign-ins under that name are refused (RateLimited, without looking at the
+    password) for 30 s, then twice as long after each further failure, up to ``max_delay``, as
+    the CNIL's password recommendation (deliberation 2022-100) asks of a password-only sign-in.
+    Unknown names are counted alike, so the delay tells nothing about which accounts exist.
+    A successful sign-in, or a new password, clears the count."""
+    now = datetime.now(UTC)
+    failed = session.get(LoginFailure, username)
+    if failed is not None and failed.locked_until is not None and aware(failed.locked_until) > now:
+        wait = math.ceil((aware(failed.locked_until) - now).total_seconds())
+        raise RateLimited(f"too many failed sign-ins under this user name: try again in {wait} s")
     user = session.scalar(select(User).where(User.username == username))
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or user.disabled:
+        _count_failure(session.get_bind(), username, now, attempts, max_delay)
         raise AuthenticationError("invalid user name or password")
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = rehash_password(password)  # the policy applies to new passwords only
+    if failed is not None:
+        session.delete(failed)  # with the sign-in's own transaction
     return user
+
+
+def _count_failure(engine: Any, username: str, now: datetime, attempts: int, max_delay: timedelta) -> None:
+    """One more failure under ``username``, committed on its own (the sign-in's transaction is
+    rolled back); concurrent failures each count (an upsert)."""
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    fresh = LoginFailure.last_failure_at < now - FAILURES_FORGOTTEN_AFTER
+    stmt = (
+        insert(LoginFailure)
+        .values(username=username, failures=1, last_failure_at=now, locked_until=None)
+        .on_conflict_do_update(
+            index_elements=[LoginFailure.username],
+            set_={"failures": case((fresh, 1), else_=LoginFailure.failures + 1), "last_failure_at": now},
+        )
+        .returning(LoginFailure.failures)
+    )
+    with writer_lock(engine), engine.begin() as conn:
+        failures = conn.execute(stmt).scalar_one()
+        if failures >= attempts:
+            delay = min(max_delay, FIRST_DELAY * 2 ** min(failures - attempts, 20))
+            conn.execute(
+                update(LoginFailure).where(LoginFailure.username == username).values(locked_until=now + delay)
+            )
+
+
+def clear_failures(session: Session, username: str) -> None:
+    """Forget the failed sign-ins under ``username`` (a new password was set)."""
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
 
 
 def principal_for(

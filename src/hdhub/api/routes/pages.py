@@ -25,7 +25,7 @@ from hdhub.api.pages import (
     to_login,
 )
 from hdhub.api.routes.monitoring import alert_stream
-from hdhub.errors import AuthenticationError
+from hdhub.errors import AuthenticationError, RateLimited
 from hdhub.hub import Hub
 from hdhub.monitoring import service
 from hdhub.security.authz import decide
@@ -74,10 +74,13 @@ def login(
 ) -> Response:
     same_origin(request)
     audit_context(request, resource_type="user", resource_id=username[:150])
+    policy = hub.settings.security
     try:
-        user = authenticate(s, username, password)
-    except AuthenticationError:
-        return render(request, "login.html.j2", None, status=401, next=safe_next(next), error=True,
+        user = authenticate(s, username, password, attempts=policy.sign_in_attempts,
+                            max_delay=timedelta(minutes=policy.sign_in_max_delay_minutes))  # fmt: skip
+    except (AuthenticationError, RateLimited) as exc:
+        status, error = (401, "bad_login") if isinstance(exc, AuthenticationError) else (429, "slow_down")
+        return render(request, "login.html.j2", None, status=status, next=safe_next(next), error=error,
                       username=username, sso=_sso(request))  # fmt: skip
     request.state.principal = principal_for(
         user, kind="web", source=request.client.host if request.client else None
