@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hdhub.catalog.db import writer_lock
 from hdhub.catalog.models import LoginFailure, User, UserRole, aware
+from hdhub.config.settings import SecuritySettings
 from hdhub.errors import AuthenticationError, Conflict, NotFound, RateLimited, ValidationError
 from hdhub.security.passwords import hash_password, needs_rehash, rehash_password, verify_password
 from hdhub.security.principal import Principal
@@ -163,21 +164,18 @@ def _revoke_all_tokens(session: Session, user: User) -> None:
 
 
 def authenticate(
-    session: Session,
-    username: str,
-    password: str,
-    *,
-    attempts: int = 5,
-    max_delay: timedelta = timedelta(minutes=15),
+    session: Session, username: str, password: str, policy: SecuritySettings | None = None
 ) -> User:
     """The user for these credentials, or AuthenticationError (same message whatever failed).
 
-    Guessing is slowed down per user name: after ``attempts`` failures in a row (none more than
-    a day apart), sign-ins under that name are refused (RateLimited, without looking at the
-    password) for 30 s, then twice as long after each further failure, up to ``max_delay``, as
+    Guessing is slowed down per user name: after ``policy.sign_in_attempts`` failures in a row
+    (none more than a day apart), sign-ins under that name are refused (RateLimited, without
+    looking at the password) for 30 s, then twice as long after each further failure, up to
+    ``policy.sign_in_max_delay_minutes`` (the deployment's [security] settings), as
     the CNIL's password recommendation (deliberation 2022-100) asks of a password-only sign-in.
     Unknown names are counted alike, so the delay tells nothing about which accounts exist.
     A successful sign-in, or a new password, clears the count."""
+    policy = policy or SecuritySettings()
     now = datetime.now(UTC)
     failed = session.get(LoginFailure, username)
     if failed is not None and failed.locked_until is not None and aware(failed.locked_until) > now:
@@ -186,12 +184,13 @@ def authenticate(
     user = session.scalar(select(User).where(User.username == username))
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or user.disabled:
-        _count_failure(session.get_bind(), username, now, attempts, max_delay)
+        max_delay = timedelta(minutes=policy.sign_in_max_delay_minutes)
+        _count_failure(session.get_bind(), username, now, policy.sign_in_attempts, max_delay)
         raise AuthenticationError("invalid user name or password")
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = rehash_password(password)  # the policy applies to new passwords only
     if failed is not None:
-        session.delete(failed)  # with the sign-in's own transaction
+        clear_failures(session, username)  # with the sign-in's own transaction
     return user
 
 

@@ -38,9 +38,7 @@ def token(
     hub: Annotated[Hub, Depends(get_hub)],
 ) -> TokenResponse:
     audit_context(request, resource_type="user", resource_id=form.username[:150])
-    policy = hub.settings.security
-    user = authenticate(session, form.username, form.password, attempts=policy.sign_in_attempts,
-                        max_delay=timedelta(minutes=policy.sign_in_max_delay_minutes))  # fmt: skip
+    user = authenticate(session, form.username, form.password, hub.settings.security)
     source = request.client.host if request.client else None
     request.state.principal = principal_for(user, source=source)  # the audit event names who signed in
     ttl = timedelta(hours=hub.settings.security.token_ttl_hours)

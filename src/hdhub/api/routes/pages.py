@@ -74,10 +74,8 @@ def login(
 ) -> Response:
     same_origin(request)
     audit_context(request, resource_type="user", resource_id=username[:150])
-    policy = hub.settings.security
     try:
-        user = authenticate(s, username, password, attempts=policy.sign_in_attempts,
-                            max_delay=timedelta(minutes=policy.sign_in_max_delay_minutes))  # fmt: skip
+        user = authenticate(s, username, password, hub.settings.security)
     except (AuthenticationError, RateLimited) as exc:
         status, error = (401, "bad_login") if isinstance(exc, AuthenticationError) else (429, "slow_down")
         return render(request, "login.html.j2", None, status=status, next=safe_next(next), error=error,
