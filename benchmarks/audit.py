@@ -9,15 +9,15 @@ too when it answers at 127.0.0.1:5432 (a throwaway database, dropped after).
 from __future__ import annotations
 
 import argparse
-import secrets
 import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
+import psycopg
 
 from hdhub.audit.log import AuditLog
 from hdhub.catalog.migrate import upgrade
+from hdhub.catalog.scratch import scratch_database
 from hdhub.config.deployment import init_deployment
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
@@ -66,20 +66,13 @@ def main() -> None:
     print(f"{n:,} events each; figures are events per second")
     print(f"{'catalog':12} {'single/s':>12} {'batch500/s':>14} {'verify/s':>14}")
     run("SQLite", n, target=TARGET)
-    admin = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     try:
-        eng = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        name = "hdhub_bench_" + secrets.token_hex(4)
-        with eng.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=5).close()
+    except psycopg.Error as exc:
         print(f"PostgreSQL   skipped ({type(exc).__name__})")
         return
-    try:
-        run("PostgreSQL", n, catalog_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    finally:
-        with eng.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("hdhub_bench") as url:
+        run("PostgreSQL", n, catalog_url=url)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import secrets
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -695,22 +693,6 @@ PG_INDEXES = [
 PG_SESSION = ["SET work_mem = '256MB'", "SET maintenance_work_mem = '2GB'"]
 
 
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A throwaway database, dropped on the way out."""
-    import psycopg
-
-    name = "hdhub_bench_" + secrets.token_hex(4)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"dropped PostgreSQL database {name}")
-
-
 def load_postgres(db: Any, pg: Any, tmp: Path, max_person: int) -> None:
     """Copy the tables the queries read (persons <= max_person) from DuckDB to PostgreSQL."""
     started = time.perf_counter()
@@ -882,6 +864,8 @@ def run_postgres(con: Any, persons: int, definitions: dict[str, Any], results: d
                  tmp: Path) -> str:  # fmt: skip
     import psycopg
 
+    from hdhub.catalog.scratch import scratch_database
+
     try:
         with psycopg.connect(PG_ADMIN, connect_timeout=5):
             pass
@@ -892,8 +876,10 @@ def run_postgres(con: Any, persons: int, definitions: dict[str, Any], results: d
           + "; ".join(PG_SESSION) + ")")  # fmt: skip
     max_person = persons
     note = ""
-    with pg_database() as name, psycopg.connect(f"{PG_ADMIN.replace('dbname=postgres', f'dbname={name}')}",
-                                                autocommit=True) as pg:  # fmt: skip
+    with (
+        scratch_database("hdhub_bench") as url,
+        psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as pg,
+    ):
         for s in PG_SESSION:
             pg.execute(s)
         t0 = time.perf_counter()

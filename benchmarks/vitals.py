@@ -114,20 +114,10 @@ def catalog(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    import sqlalchemy as sa
+    from hdhub.catalog.scratch import scratch_database
 
-    name = "hdhub_bench_" + secrets.token_hex(4)
-    admin = sa.create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("hdhub_bench") as url:
+        yield url
 
 
 def setup(home: Path, catalog_url: str | None = None) -> tuple[list[str], dict[str, str], str]:

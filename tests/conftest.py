@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from hdhub.catalog.migrate import upgrade
+from hdhub.catalog.scratch import scratch_database
 from hdhub.config.deployment import init_deployment
 from hdhub.hub import Hub
 
@@ -62,18 +63,8 @@ def pg_server() -> str:
 @pytest.fixture
 def pg_database(pg_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = "hdhub_test_" + secrets.token_hex(6)
-    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("hdhub_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import ibis
 import pytest
 import sqlglot
 
+from hdhub.catalog.scratch import scratch_database
 from hdhub.cohorts.compiler import compile_cohort, unbound_tables
 from hdhub.cohorts.concepts import resolve_concept_sets
 from hdhub.cohorts.definition import parse_definition
@@ -30,24 +31,15 @@ CLINICAL = [
 @pytest.fixture(scope="module")
 def pg_sample(sample_warehouse: Any, pg_server: str) -> Iterator[Any]:
     """The sample's clinical tables copied into a throwaway PostgreSQL database."""
-    import secrets
-
-    import sqlalchemy as sa
-
-    name = "hdhub_cohorts_" + secrets.token_hex(5)
-    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    pg = ibis.postgres.connect(host="127.0.0.1", port=5432, user="postgres", database=name)
-    try:
-        for table in CLINICAL:
-            pg.create_table(table, obj=sample_warehouse.table(table).to_pyarrow())
-        yield pg
-    finally:
-        pg.disconnect()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("hdhub_cohorts") as url:
+        database = url.rsplit("/", 1)[1]
+        pg = ibis.postgres.connect(host="127.0.0.1", port=5432, user="postgres", database=database)
+        try:
+            for table in CLINICAL:
+                pg.create_table(table, obj=sample_warehouse.table(table).to_pyarrow())
+            yield pg
+        finally:
+            pg.disconnect()
 
 
 def summaries(con: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
