@@ -61,6 +61,15 @@ def test_a_minimal_definition_gets_the_defaults() -> None:
             "exit.days: Input should be greater than or equal to 0",
         ),
         (minimal(exit={"type": "soon"}), "exit"),
+        # a non-finite bound would vanish through JSON and match every value
+        *[
+            ({"entry": {"events": [{"domain": "measurement", "value": {side: word}}]}}, "a finite number")
+            for side, word in [("min", "Infinity"), ("max", "-Infinity"), ("min", "NaN"), ("max", 1e999)]
+        ],
+        ({"entry": {"events": [{"domain": "measurement", "units": [2**63]}]}}, "equal to 2147483647"),
+        (minimal(concept_sets={"c": {"items": [{"concept_id": 10**30}]}}), "equal to 2147483647"),
+        ({"entry": {"events": [{"domain": "note", "text": "ab\x00"}]}}, "control characters"),
+        ({"entry": {"events": [{"domain": "note", "text": "a\nb"}]}}, "control characters"),
     ],
 )
 def test_malformed_definitions_name_the_problem(data: Any, message: str) -> None:

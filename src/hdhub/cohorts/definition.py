@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 FORMAT = "hdhub.cohort/1"
 
@@ -34,6 +34,7 @@ MAX_RULES = 50
 MAX_CRITERIA = 200  # criteria and groups in all inclusion rules together
 MAX_DEPTH = 8  # nesting of groups
 MAX_DAYS = 36_600  # a hundred years
+MAX_CONCEPT_ID = 2**31 - 1  # OMOP concept ids are 32-bit integers
 
 Domain = Literal[
     "condition", "drug", "measurement", "procedure", "observation", "visit", "device", "death", "note"
@@ -44,14 +45,25 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Days = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 
 
+def _printable(text: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ValueError("control characters (NUL, tab, newline …) are not allowed")
+    return text
+
+
+SearchText = Annotated[str, Field(min_length=2, max_length=200), AfterValidator(_printable)]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: a bound of NaN or ±Infinity ("NaN" is a number to pydantic's lax mode)
+    # would vanish on the way through JSON and let every value match
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ConceptItem(_Model):
     """One concept of a concept set."""
 
-    concept_id: int = Field(gt=0, description="An OMOP concept_id of the loaded vocabulary.")
+    concept_id: int = Field(gt=0, le=MAX_CONCEPT_ID, description="An OMOP concept_id of the vocabulary.")
     descendants: bool = Field(False, description="Also its descendants (concept_ancestor).")
     mapped: bool = Field(
         False, description="Also events recorded with a source concept that 'Maps to' it (source_concept_id)."
@@ -105,7 +117,7 @@ class Event(_Model):
     first_occurrence: bool = Field(False, description="Only the person's first event of this kind.")
     date_range: DateRange | None = None
     value: ValueRange | None = Field(None, description="measurement, observation: value_as_number range.")
-    units: list[Annotated[int, Field(ge=0)]] | None = Field(
+    units: list[Annotated[int, Field(ge=0, le=MAX_CONCEPT_ID)]] | None = Field(
         None, max_length=100, description="measurement, observation: unit_concept_id in these."
     )
     abnormal: bool | None = Field(
@@ -113,8 +125,8 @@ class Event(_Model):
         description="measurement: true = outside [range_low, range_high] or value_as_concept abnormal; "
         "false = the opposite.",
     )
-    text: str | None = Field(
-        None, min_length=2, max_length=200, description="note: note_text contains this (case-insensitive)."
+    text: SearchText | None = Field(
+        None, description="note: note_text contains this (case-insensitive); no control characters."
     )
 
     @model_validator(mode="after")
