@@ -74,3 +74,13 @@ def test_hostile_bodies(client: TestClient, monitored: Monitored, case: str) -> 
     r = client.post("/api/v1/vitals", content=make(), headers={"Authorization": f"Bearer {monitored.token}"})
     assert r.status_code == status and r.json()["error"]["message"]
     assert client.get("/api/v1/monitoring/rejections").status_code == 401
+
+
+def test_wrong_json_types_are_refused_per_observation(client: TestClient, monitored: Monitored) -> None:
+    """Found by fuzzing: an 'entry' that is not a list, and a status that is a list, were 500s."""
+    device = {"Authorization": f"Bearer {monitored.token}"}
+    r = client.post("/api/v1/vitals", content=b'{"resourceType":"Observation","entry":5}', headers=device)
+    assert r.status_code == 200 and r.json()["rejected"] == {"malformed": 1}
+    body = orjson.dumps([{**heart_rate(70), "status": ["final"]}, heart_rate(71)])
+    r = client.post("/api/v1/vitals", content=body, headers=device)
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["rejected"] == {"malformed": 1}

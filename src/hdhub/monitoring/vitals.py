@@ -93,7 +93,8 @@ def observations(body: Any) -> list[Any]:
 def _code(concept: Any) -> str | None:
     if not isinstance(concept, dict):
         return None
-    for coding in concept.get("coding") or ():
+    codings = concept.get("coding")
+    for coding in codings if isinstance(codings, list) else ():
         if isinstance(coding, dict) and coding.get("system") == LOINC and isinstance(coding.get("code"), str):
             return coding["code"]
     return None
@@ -113,7 +114,10 @@ def _when(obs: dict[str, Any], now: dt.datetime) -> dt.datetime | Rejection:
         return Rejection("malformed", "effectiveDateTime: a UTC offset is required")
     if when > now:  # ``now`` already allows the clock skew
         return Rejection("future", f"effectiveDateTime {raw[:40]} is in the future")
-    return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
+    try:
+        return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        return Rejection("malformed", f"effectiveDateTime {raw[:40]} is out of range")
 
 
 def _quantity(code: str, quantity: Any) -> float | Rejection:
@@ -125,12 +129,15 @@ def _quantity(code: str, quantity: Any) -> float | Rejection:
         return Rejection("malformed", f"{code}: valueQuantity.value must be a number")
     unit = quantity.get("code")
     system = quantity.get("system")
-    if system != UCUM or unit not in measure.units:
+    if system != UCUM or not isinstance(unit, str) or unit not in measure.units:
         return Rejection(
             "unknown_unit",
             f"{code}: unit {unit!r} ({system}) is not one of {', '.join(measure.units)} (UCUM)",
         )
-    value = float(value) * measure.units[unit]
+    try:
+        value = float(value) * measure.units[unit]
+    except OverflowError:  # an integer beyond any float
+        value = float("inf")
     if not measure.low <= value <= measure.high:
         return Rejection(
             "out_of_range",
@@ -161,7 +168,8 @@ def parse_observation(obs: Any, now: dt.datetime) -> list[Vital] | Rejection:
     """The values of one Observation, or why it is refused (``now``: the latest acceptable time)."""
     if not isinstance(obs, dict) or obs.get("resourceType") != "Observation":
         return Rejection("malformed", "not a FHIR Observation")
-    if obs.get("status") not in ACCEPTED_STATUS:
+    status = obs.get("status")
+    if not isinstance(status, str) or status not in ACCEPTED_STATUS:
         return Rejection(
             "malformed", f"status {str(obs.get('status'))[:20]!r}: final, amended, corrected or preliminary"
         )
@@ -173,7 +181,8 @@ def parse_observation(obs: Any, now: dt.datetime) -> list[Vital] | Rejection:
         return when
     if code == BP_PANEL:
         found: dict[str, float] = {}
-        for component in obs.get("component") or ():
+        components = obs.get("component")
+        for component in components if isinstance(components, list) else ():
             part = _code(component.get("code")) if isinstance(component, dict) else None
             if part in (SYSTOLIC, DIASTOLIC):
                 value = _quantity(part, component.get("valueQuantity"))

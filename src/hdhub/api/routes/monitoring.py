@@ -18,6 +18,7 @@ from hdhub.catalog.models import Alert, aware
 from hdhub.errors import Forbidden, NotFound, ValidationError
 from hdhub.hub import Hub
 from hdhub.monitoring import service
+from hdhub.monitoring.vitals import observations
 from hdhub.security.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
@@ -41,9 +42,7 @@ async def post_vitals(
         raise ValidationError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict | list):
         raise ValidationError("the body must be an Observation, a JSON array of them or a Bundle")
-    count = (
-        len(body) if isinstance(body, list) else len(body.get("entry") or ()) if isinstance(body, dict) else 1
-    )
+    count = len(observations(body))
     if count > MAX_OBSERVATIONS:
         raise ValidationError(f"at most {MAX_OBSERVATIONS} observations per request, not {count}")
     result = await asyncio.to_thread(service.ingest, hub.catalog, principal.device, body, "http")
