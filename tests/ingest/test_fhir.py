@@ -577,3 +577,52 @@ def test_kill_9_mid_load_then_rerun_gives_a_clean_result(
     clean = connect(f"duckdb:///{tmp_path}/clean.duckdb")
     load_fhir(clean, [src], site="nord", secret=SECRET)
     assert tuple(counts(clean, ALL_TABLES).values()) == final
+
+
+def test_dates_fhir_does_not_allow_and_numbers_that_are_not_finite_are_refused(tmp_path: Path) -> None:
+    """Found by fuzzing: DuckDB's cast took "infinity", "epoch", years 0000 and 99999 and 24:00
+    as dates (a death in year 99999, observation periods from 1 BC), its JSON reader took NaN
+    and Infinity, and a birthDate of "Infinity" aborted the whole load."""
+    con = connect(f"duckdb:///{tmp_path}/w.duckdb")
+    d = tmp_path / "in"
+    d.mkdir()
+    pat = {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1950-06-01"}
+    cond = {
+        "resourceType": "Condition",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+    }
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "effectiveDateTime": "2020-03-01T10:00:00Z",
+    }
+    bad_dates = ["infinity", "-infinity", "epoch", "0000-01-01", "99999-01-01", "-0001-01-01",
+                 "2020-01-01T24:00:00Z", "2020-01-01T10:00:00+25:00", "2020-13-01"]  # fmt: skip
+    lines = [json.dumps(pat), json.dumps({**pat, "id": "p2", "birthDate": "Infinity"})]
+    lines += [json.dumps({**pat, "id": "p3", "deceasedDateTime": "99999-01-01T00:00:00Z"})]
+    lines += [json.dumps({**cond, "id": f"c{i}", "onsetDateTime": when}) for i, when in enumerate(bad_dates)]
+    lines += [json.dumps({**cond, "id": "ok", "onsetDateTime": "2020-03-01T10:00:00.123+14:00"})]
+    qty = '{"value": %s, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}'
+    for i, number in enumerate(["NaN", "Infinity", "-Infinity", "1e400", "120"]):
+        lines.append(json.dumps({**obs, "id": f"o{i}"})[:-1] + f', "valueQuantity": {qty % number}}}')
+    (d / "hostile.ndjson").write_text("\n".join(lines) + "\n")
+    report = load_fhir(con, [d], site="nord", secret=SECRET)
+    reasons = {e["line"]: e["reason"] for e in report.errors}
+    assert reasons == {
+        2: "impossible birthDate Infinity",
+        3: "impossible deceasedDateTime 99999-01-01T00:00:00Z",
+        **{4 + i: f"impossible date {when} " for i, when in enumerate(bad_dates)},
+        **{14 + i: "not a finite number (value or reference range)" for i in range(4)},
+    }
+    assert con.con.execute("SELECT count(*) FROM person").fetchone()[0] == 1
+    assert con.con.execute("SELECT count(*) FROM death").fetchone()[0] == 0
+    assert con.con.execute("SELECT count(*) FROM condition_occurrence").fetchone()[0] == 1
+    values = "SELECT value_as_number FROM measurement UNION ALL SELECT value_as_number FROM observation"
+    assert con.con.execute(values).fetchall() == [(120.0,)]
+    period = con.con.execute(
+        "SELECT observation_period_start_date, observation_period_end_date FROM observation_period"
+    ).fetchall()
+    assert [(str(a), str(b)) for a, b in period] == [("2020-03-01", "2020-03-01")]

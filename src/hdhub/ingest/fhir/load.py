@@ -196,6 +196,17 @@ def keyed(secret: bytes, value: str) -> str:
     return hashlib.sha256(f"{secret.hex()}|{value}".encode()).hexdigest()[:40]
 
 
+# FHIR R4's dateTime (which includes date), except that a time without a UTC offset is taken
+# too (the offset is dropped anyway). Before it, DuckDB's cast took "infinity", "epoch", years
+# 0000 and 99999, and 24:00, which FHIR does not allow.
+FHIR_DATETIME = (
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))?)?)?)?"
+)
+# NaN and Infinity (not JSON, but DuckDB's reader takes them) and numbers beyond a double (1e400)
+FINITE_VALUES = "isfinite(coalesce(value_num, 0)) AND isfinite(coalesce(range_low, 0)) AND isfinite(coalesce(range_high, 0))"
+
+
 def create_macros(db: duckdb.DuckDBPyConnection, secret: bytes) -> None:
     """Keyed hashes: SHA-256 for patients and identities (their keys become
     person_source_value); a keyed 128-bit MD5 number for rows, a compact join key for the
@@ -205,8 +216,9 @@ def create_macros(db: duckdb.DuckDBPyConnection, secret: bytes) -> None:
     )
     db.execute(f"CREATE OR REPLACE TEMP MACRO rkey(s) AS md5_number({sql_literal(secret.hex())} || '|' || s)")
     db.execute(
-        "CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
-        "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP)"
+        f"CREATE OR REPLACE TEMP MACRO fhir_ts(x) AS CASE WHEN regexp_full_match(x, {sql_literal(FHIR_DATETIME)}) "
+        "THEN TRY_CAST(substr(CASE WHEN length(x) = 4 THEN x || '-01-01' "
+        "WHEN length(x) = 7 THEN x || '-01' ELSE x END, 1, 19) AS TIMESTAMP) END"
     )
 
 
@@ -513,7 +525,8 @@ class _Load:
             f"CREATE OR REPLACE TEMP TABLE _e AS SELECT rid, file_no, line, rtype, fid, source_key, patient_ref, "
             f"enc_ref, sys, code, start_raw, end_raw, start_ts, end_ts, default_table, "
             f"forced_table AS forced, {per_type('code_is_value')} AS code_is_value, "
-            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code, med_ref, FALSE AS alt FROM {c} "
+            f"{per_type('type_concept')} AS type_concept, unit_code, value_sys, value_code, med_ref, FALSE AS alt, "
+            f"value_num, range_low, range_high FROM {c} "
             f"WHERE rtype IN ({', '.join(sql_literal(t) for t in m.EVENT_TYPES)})"
         )
         self.db.execute(
@@ -533,6 +546,12 @@ class _Load:
             "LEFT JOIN _pm pm ON pm.ref = e.patient_ref LEFT JOIN _vm vm ON vm.ref = e.enc_ref"
         )
         self._reject_common("_ej")
+        self.reject_where(
+            f"person_id IS NOT NULL AND start_ts IS NOT NULL AND NOT (end_raw IS NOT NULL AND end_ts IS NULL) "
+            f"AND NOT ({FINITE_VALUES})",
+            "'not a finite number (value or reference range)'",
+            "_ej",
+        )
         self._concepts()
         # The HL7 FHIR-to-OMOP IG: when the first coding maps to no standard concept, the
         # first other coding that does is used (its code becomes the source value).
@@ -561,7 +580,8 @@ class _Load:
             "LEFT JOIN _codes u ON u.sys = 'http://unitsofmeasure.org' AND u.code = e.unit_code "
             "LEFT JOIN _hdhub_source_rows k ON k.source_key = e.source_key "
             f"{self.first_copies('_e', 'e')} "
-            "AND e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL)) "
+            "AND e.person_id IS NOT NULL AND e.start_ts IS NOT NULL AND NOT (e.end_raw IS NOT NULL AND e.end_ts IS NULL) "
+            f"AND {FINITE_VALUES}) "
             f"SELECT *, CASE target {bases} END + rid + 1 AS row_id FROM x"
         )
         for rtype, already, loaded, unmapped in self.q(
