@@ -82,6 +82,10 @@ def test_materialise_writes_merged_rows_to_the_cohort_table(population_home: Pat
         ({**T2DM, "inclusion_rules": [{"name": "x", "criteria": {"items": [
             {"event": {"domain": "drug"}, "window": {"start": {"days": -1}}}]}}]}, "window.start.days"),
         ("{not json", "not valid JSON"),
+        ({"ConceptSets": [], "PrimaryCriteria": {"CriteriaList": [
+            {"ConditionOccurrence": {"OccurrenceStartDate": {"Op": "gt", "Value": "9999-12-31"}}}]}},
+         "PrimaryCriteria.CriteriaList[0].ConditionOccurrence.OccurrenceStartDate.Value"),
+        ({"ConceptSets": [1], "PrimaryCriteria": {}}, "ConceptSets[0] must be an object"),
     ],
 )  # fmt: skip
 def test_bad_definitions_are_one_line_and_exit_65(
