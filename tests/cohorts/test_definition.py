@@ -106,6 +106,14 @@ def test_hostile_shapes_are_refused_without_crashing() -> None:
     )
     assert "larger than 2 MB" in refused(b" " * 2_000_001)
     assert "not valid JSON" in refused("[" * 100_000)  # orjson's own depth limit, no RecursionError
+    def nested(levels: int) -> dict[str, Any]:
+        group: dict[str, Any] = {"items": [{"event": {"domain": "drug"}}]}
+        for _ in range(levels - 1):
+            group = {"items": [group]}
+        return minimal(inclusion_rules=[{"name": "d", "criteria": group}])
+
+    assert parse_definition(nested(8))  # the documented limit: 8 levels (7 before, by one)
+    assert "nested deeper than 8 levels" in refused(nested(9))
     many = [{"event": {"domain": "drug"}} for _ in range(201)]
     assert "at most 200 items" in refused(minimal(inclusion_rules=[rule(*many)]))
     assert "at_least 3 of 1 items" in refused(

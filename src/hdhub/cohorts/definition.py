@@ -342,7 +342,7 @@ def check_references(d: CohortDefinition) -> None:
     for rule in d.inclusion_rules:
         for depth, item in iter_items(rule.criteria):
             total += 1
-            if depth >= MAX_DEPTH:
+            if depth > MAX_DEPTH:
                 raise ValueError(
                     f"inclusion rule {rule.name!r}: groups nested deeper than {MAX_DEPTH} levels"
                 )
