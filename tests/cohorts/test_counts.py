@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hdhub.cohorts.definition import Criterion, Group, iter_items, parse_definition
-from hdhub.cohorts.run import compile_on, count_cohort, execute
+from hdhub.cohorts.run import CohortTooCostly, compile_on, count_cohort, execute
 from tests.cohorts.cases import POPULATION, SAMPLE, Case
 
 pytestmark = pytest.mark.integration
@@ -117,3 +117,27 @@ def test_the_cases_use_every_construct() -> None:
     }  # fmt: skip
     assert expected <= seen, expected - seen
     assert len(SAMPLE) + len(POPULATION) >= 12
+
+
+def costly(criteria: int) -> Any:
+    """Many windowed criteria on every domain (found by fuzzing: minutes on a small warehouse)."""
+
+    def criterion(i: int) -> dict[str, Any]:
+        return {"event": {"domain": ["condition", "drug", "measurement", "visit"][i % 4], "concept_set": "s"},
+                "window": {"start": {"days": i}, "end": {"days": i, "direction": "after"}},
+                "occurrences": {"type": "at_least", "count": 2}, "same_visit": i % 2 == 0}  # fmt: skip
+
+    events = [{"domain": d, "concept_set": "s"} for d in ("condition", "drug", "measurement", "visit")]
+    return parse_definition({
+        "concept_sets": {"s": {"items": [{"concept_id": 201826, "descendants": True, "mapped": True}]}},
+        "entry": {"events": events * 3, "occurrence": "all"},
+        "inclusion_rules": [{"name": "r", "criteria": {"items": [criterion(i) for i in range(criteria)]}}],
+    })  # fmt: skip
+
+
+def test_a_count_past_its_time_limit_is_stopped(population_warehouse: Any) -> None:
+    d = costly(40)
+    for _ in range(2):  # the first compiles (its SQL is kept), the second runs and is interrupted
+        with pytest.raises(CohortTooCostly, match=r"stopped after 0\.05 s"):
+            count_cohort(population_warehouse, d, max_seconds=0.05)
+    assert count_cohort(population_warehouse, parse_definition(POPULATION[0].definition)).persons >= 0

@@ -106,6 +106,7 @@ def test_hostile_shapes_are_refused_without_crashing() -> None:
     )
     assert "larger than 2 MB" in refused(b" " * 2_000_001)
     assert "not valid JSON" in refused("[" * 100_000)  # orjson's own depth limit, no RecursionError
+
     def nested(levels: int) -> dict[str, Any]:
         group: dict[str, Any] = {"items": [{"event": {"domain": "drug"}}]}
         for _ in range(levels - 1):

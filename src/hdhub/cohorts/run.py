@@ -8,11 +8,13 @@ anything is counted.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from hdhub.cohorts.compiler import CompiledCohort, compile_cohort, unbound_tables
@@ -20,6 +22,14 @@ from hdhub.cohorts.concepts import ResolvedSet, resolve_concept_sets
 from hdhub.cohorts.definition import CohortDefinition
 from hdhub.cohorts.sql import fill_lists, sql_template, to_sql
 from hdhub.errors import HdhubError
+
+
+class CohortTooCostly(HdhubError):
+    """A count stopped at its time limit (``cohorts.max_seconds``)."""
+
+    code = "cohort_too_costly"
+    status = 422
+    exit_code = 65
 
 
 class CohortQueryError(HdhubError):
@@ -109,8 +119,11 @@ def count_cohort(
     excluded_persons: Iterable[int] = (),
     *,
     breakdowns: bool = True,
+    max_seconds: float | None = None,
 ) -> CohortCounts:
-    """Exact counts: entry persons, each rule's attrition, final persons, breakdowns."""
+    """Exact counts: entry persons, each rule's attrition, final persons, breakdowns. The
+    queries are stopped after ``max_seconds`` (compiling is not: it is bounded by the
+    definition's size limits)."""
     started = time.perf_counter()
     db = _duckdb(con)
     sets = resolve_concept_sets(con, definition)
@@ -118,10 +131,29 @@ def count_cohort(
     definition_json = definition.model_dump_json(by_alias=True).encode()
     shape = tuple(sorted((n, bool(r.standard), bool(r.source)) for n, r in sets.items()))
 
+    deadline = None if max_seconds is None else started + max_seconds
+
+    def too_costly() -> CohortTooCostly:
+        return CohortTooCostly(
+            f"the count was stopped after {max_seconds:g} s (cohorts.max_seconds): the definition "
+            "is too costly for this warehouse; use fewer criteria or narrower concept sets"
+        )
+
     def run(kind: str) -> list[dict[str, Any]]:
         template, keys = _cohort_sql(definition_json, shape, bool(excluded), kind)
         sql = fill_lists(template, {sentinel: _ids(key, sets, excluded) for sentinel, key in keys.items()})
-        return db.execute(sql).fetch_arrow_table().to_pylist()
+        if deadline is None:
+            return db.execute(sql).fetch_arrow_table().to_pylist()
+        # DuckDB forgets an interrupt that arrives between queries: one timer per query
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise too_costly()
+        timer = threading.Timer(remaining, db.interrupt)
+        timer.start()
+        try:
+            return db.execute(sql).fetch_arrow_table().to_pylist()
+        finally:
+            timer.cancel()
 
     try:
         row = run("summary")[0]
@@ -130,6 +162,8 @@ def count_cohort(
             by_sex_age, by_site = run("sex_age"), run("site")
     except HdhubError:
         raise
+    except duckdb.InterruptException:
+        raise too_costly() from None
     except Exception as exc:  # an engine error: name it, keep the traceback for --debug
         raise CohortQueryError(f"the warehouse could not run the cohort query: {exc}") from exc
     rules = [

@@ -118,7 +118,13 @@ def count_for(
     settings = hub.settings.cohorts
     if not exact:
         _check_rate(hub.catalog, principal.name, fp, settings.max_repeats, settings.repeat_window_hours)
-    counts = count_cohort(con, definition, opposed_person_ids(hub.catalog, con), breakdowns=breakdowns)
+    counts = count_cohort(
+        con,
+        definition,
+        opposed_person_ids(hub.catalog, con),
+        breakdowns=breakdowns,
+        max_seconds=settings.max_seconds,
+    )
     if not exact:
         with Session(hub.catalog) as s, s.begin():
             s.add(CohortCountLog(actor=principal.name, fingerprint=fp))
@@ -146,8 +152,9 @@ def project_count(hub: Any, con: Any, principal: Principal, slug: str) -> dict[s
         raise Conflict(f"project {slug!r} has no cohort in its perimeter")
     row = get_definition(hub.catalog, project.cohort_owner, project.cohort_name, project.cohort_version)
     definition = CohortDefinition.model_validate_json(row.definition)
-    counts = count_cohort(con, definition, opposed_person_ids(hub.catalog, con))
-    everyone = count_cohort(con, definition, breakdowns=False)
+    limit = hub.settings.cohorts.max_seconds
+    counts = count_cohort(con, definition, opposed_person_ids(hub.catalog, con), max_seconds=limit)
+    everyone = count_cohort(con, definition, breakdowns=False, max_seconds=limit)
     return {
         "project": slug,
         **shown(counts, None, row.fingerprint),

@@ -191,6 +191,9 @@ class CohortSettings(_Section):
         5, ge=1, description="How many times one user may ask the same question within the window."
     )
     repeat_window_hours: float = Field(24.0, gt=0, description="The window of max_repeats.")
+    max_seconds: float = Field(
+        60.0, gt=0, description="A count still running after this long is stopped (422 cohort_too_costly)."
+    )
 
 
 class Settings(_Section):
