@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from httpx import Response
@@ -169,3 +170,23 @@ def test_failures_are_counted_when_they_come_at_once(api: Api) -> None:
     with Session(api.hub.catalog) as s:
         row = s.get(LoginFailure, "user-researcher")
     assert row is not None and row.failures == codes.count(401) and row.locked_until is not None
+
+
+def test_an_unexpected_error_is_a_json_500_and_audited(api: Api) -> None:
+    """Found by an API sweep (schemathesis): a route failing with an unexpected exception went
+    out as Starlette's plain-text 500, past the audit middleware: no event, no metric."""
+
+    def broken() -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    api.client.app.add_api_route("/api/v1/broken-on-purpose", broken)  # type: ignore[attr-defined]
+    before = api.hub.audit.count()
+    r = api.client.get("/api/v1/broken-on-purpose", headers=api.as_role("clinician"))
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    assert "OverflowError" not in r.text
+    event = api.hub.audit.search(limit=1)[0]
+    assert api.hub.audit.count() == before + 1
+    assert (event.actor, event.outcome) == ("user-clinician", "failure")
+    assert json.loads(event.detail)["status"] == 500
+    metrics = api.client.get("/metrics", headers=api.as_role("admin")).text
+    assert 'route="/api/v1/broken-on-purpose",status="500"' in metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import FastAPI, Request
@@ -9,9 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hdhub.api.errors import error_response
+from hdhub.api.errors import error_for, error_response
 from hdhub.security.principal import Principal
 
+log = logging.getLogger(__name__)
 UNAUDITED = ("/healthz", "/metrics", "/docs", "/redoc", "/openapi.json", "/favicon.ico", "/static/")
 
 
@@ -49,7 +51,9 @@ def install_middleware(app: FastAPI, metrics: HttpMetrics) -> None:
 
 class AuditAndMeasure:
     """Plain ASGI middleware (no response re-streaming): when the route's answer starts, the
-    request's audit event is written first; if it cannot be, a 503 goes out instead."""
+    request's audit event is written first; if it cannot be, a 503 goes out instead. A route
+    that fails with an unexpected exception answers a JSON 500 through here, so that it too is
+    audited and counted (Starlette's own 500 would pass outside, unrecorded)."""
 
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app, self.metrics = app, metrics
@@ -60,11 +64,12 @@ class AuditAndMeasure:
             return
         start = time.perf_counter()
         request = Request(scope)
-        replaced = False
+        replaced = started = False
 
         async def send_audited(message: Message) -> None:
-            nonlocal replaced
+            nonlocal replaced, started
             if message["type"] == "http.response.start":
+                started = True
                 if not await self._record(request, message["status"], start):
                     replaced = True
                     failure = error_response(
@@ -76,7 +81,14 @@ class AuditAndMeasure:
                 return  # the route's body is dropped: its access was not recorded
             await send(message)
 
-        await self.app(scope, receive, send_audited)
+        try:
+            await self.app(scope, receive, send_audited)
+        except Exception:
+            if started:  # a streamed answer broke off: nothing more can be said to the client
+                raise
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            failure = await error_for(request, 500, "internal", "internal error (logged and audited)")
+            await failure(scope, receive, send_audited)
 
     async def _record(self, request: Request, status: int, start: float) -> bool:
         route = request.scope.get("route")
