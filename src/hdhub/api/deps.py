@@ -17,6 +17,8 @@ from hdhub.security.principal import Principal
 from hdhub.security.tokens import check_token
 from hdhub.security.users import principal_of
 
+MAX_ROW_ID = 2**31 - 1  # catalog ids and versions are 32-bit on PostgreSQL
+
 
 def get_hub(request: Request) -> Hub:
     return request.app.state.hub
@@ -112,7 +114,7 @@ async def read_body(request: Request, limit: int, too_large: str) -> bytes:
     """The request body, refused with 413 ``too_large`` as soon as it exceeds ``limit`` bytes
     (a declared Content-Length above it is refused before reading anything)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not declared.isdecimal() or int(declared) > limit):
         raise PayloadTooLarge(too_large)
     body = bytearray()
     async for chunk in request.stream():

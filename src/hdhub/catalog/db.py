@@ -51,6 +51,12 @@ def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
     return lock
 
 
+def is_row_id(value: int) -> bool:
+    """Whether a row with this id can exist: a positive 64-bit integer. Look nothing else up
+    (SQLite's driver raises OverflowError beyond 64 bits): it is simply not found."""
+    return 0 < value < 2**63
+
+
 def in_chunks(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:
     """``values`` in lists short enough for one ``IN (…)`` each (SQLite binds at most
     32,766 parameters per statement; PostgreSQL 65,535)."""

@@ -12,7 +12,7 @@ app = new_app("DICOM networking (DIMSE) and archive management.")
 def _destination(text: str) -> tuple[str, tuple[str, int]]:
     ae, eq, address = text.partition("=")
     host, colon, port = address.rpartition(":")
-    if not (eq and colon and ae and host and port.isdigit()):
+    if not (eq and colon and ae and host and port.isdecimal()):
         raise typer.BadParameter(f"{text!r}: expected AE=host:port, e.g. VIEWER=10.0.0.5:11112")
     return ae, (host, int(port))
 

@@ -176,7 +176,7 @@ def search_concepts(
     than 2 characters (a concept id may be shorter) or too long, an unknown domain, a limit
     outside 1-100."""
     q = query.strip()
-    if len(q) < 2 and not (q.isascii() and q.isdigit()):
+    if len(q) < 2 and not (q.isascii() and q.isdecimal()):
         raise ValidationError("search: type at least 2 characters (or a concept id)")
     if len(q) > MAX_QUERY_LENGTH:
         raise ValidationError(f"search: at most {MAX_QUERY_LENGTH} characters")
@@ -185,7 +185,7 @@ def search_concepts(
     if not 1 <= limit <= MAX_SEARCH_LIMIT:
         raise ValidationError(f"search: the limit is between 1 and {MAX_SEARCH_LIMIT}")
     params = {
-        "id": int(q) if q.isascii() and q.isdigit() and len(q) <= 10 else -1,
+        "id": int(q) if q.isascii() and q.isdecimal() and len(q) <= 10 else -1,
         "q": q.lower(),
         "domain": OMOP_DOMAINS[domain] if domain else None,
         "limit": limit,

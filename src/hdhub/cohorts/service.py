@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.db import is_row_id
 from hdhub.catalog.models import CohortCountLog, CohortDefinitionRecord, ResearchOpposition, aware
 from hdhub.cohorts.definition import CohortDefinition
 from hdhub.cohorts.disclosure import Obfuscator
@@ -245,6 +246,8 @@ def list_definitions(catalog: Any, owner: str) -> list[CohortDefinitionRecord]:
 
 
 def get_definition(catalog: Any, owner: str, name: str, version: int | None = None) -> CohortDefinitionRecord:
+    if version is not None and not is_row_id(version):
+        raise NotFound(f"no saved cohort definition {name!r} version {version}")
     with Session(catalog) as s:
         q = select(CohortDefinitionRecord).where(
             CohortDefinitionRecord.owner == owner, CohortDefinitionRecord.name == name

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import struct
 from typing import Any
 
@@ -174,10 +175,19 @@ def _raw(raw: RawDataElement, codec: str) -> dict[str, Any]:
     raise _Fallback  # UN, SQ, ambiguous VRs: pydicom's rules
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def integer_string(text: str) -> int | None:
+    """A DICOM IS value (an optional sign and ASCII digits) as an int, else None."""
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
 def _int(text: str) -> int:
-    if not text.lstrip("+-").isdigit():
+    value = integer_string(text)
+    if value is None:
         raise _Fallback  # "1.0", "1e3" and the like: pydicom's IS rules
-    return int(text)
+    return value
 
 
 def _person_name(name: str) -> dict[str, str]:

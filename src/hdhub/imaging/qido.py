@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import ValidationError
+from hdhub.imaging.dicom_json import integer_string
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -107,7 +108,7 @@ def parse_query(params: list[tuple[str, str]], level: str = "study") -> Query:
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not value.isdecimal() or not low <= int(value) <= high:
         raise ValidationError(f"{name}: an integer from {low} to {high}")
     return int(value)
 
@@ -255,7 +256,8 @@ def _element(vr: str, value: Any) -> dict[str, Any]:
         if isinstance(value, int):
             return {"vr": vr, "Value": [value]}
         text = value.strip()
-        return {"vr": vr, "Value": [int(text)]} if text.lstrip("+-").isdigit() else {"vr": vr}
+        number = integer_string(text)
+        return {"vr": vr} if number is None else {"vr": vr, "Value": [number]}
     return {"vr": vr, "Value": value if isinstance(value, list) else [value]}
 
 

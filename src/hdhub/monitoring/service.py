@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.db import writer_lock
+from hdhub.catalog.db import is_row_id, writer_lock
 from hdhub.catalog.models import (
     Alert,
     MonitoredPatient,
@@ -313,7 +313,7 @@ def alert_view(s: Session, alert: Alert, *, values: bool = False) -> dict[str, A
 def acknowledge(s: Session, alert_id: int, by: str) -> Alert:
     from hdhub.errors import Conflict, NotFound
 
-    alert = s.get(Alert, alert_id)
+    alert = s.get(Alert, alert_id) if is_row_id(alert_id) else None
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
     if alert.status != "open":

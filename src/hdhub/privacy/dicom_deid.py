@@ -177,7 +177,7 @@ def _shift_da(value: str, days: int) -> str | None:
     text = value.strip()
     if len(text) == 10 and text[4] == text[7] == ".":  # ACR-NEMA YYYY.MM.DD
         text = text[:4] + text[5:7] + text[8:]
-    if len(text) != 8 or not text.isdigit():
+    if len(text) != 8 or not text.isdecimal():
         return None
     try:
         day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:])) + dt.timedelta(days=days)

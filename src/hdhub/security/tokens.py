@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.db import is_row_id
 from hdhub.catalog.models import ApiToken, Project, ProjectMember, User, UserRole, aware
 from hdhub.errors import AuthenticationError, Conflict, Forbidden, NotFound, ValidationError
 
@@ -150,7 +151,7 @@ def list_tokens(session: Session, username: str | None = None) -> list[ApiToken]
 def revoke_token(session: Session, ident: str) -> ApiToken:
     """Revoke by numeric id, by displayed prefix, or by the secret itself."""
     stmt = select(ApiToken)
-    if ident.isdigit():
+    if ident.isdecimal():
         stmt = stmt.where(ApiToken.id == int(ident))
     elif ident.startswith(TOKEN_PREFIX) and len(ident) > 20:
         stmt = stmt.where(ApiToken.token_hash == _digest(ident))
@@ -170,7 +171,7 @@ def revoke_token(session: Session, ident: str) -> ApiToken:
 def revoke_token_id(session: Session, token_id: int, *, owner: str | None = None) -> ApiToken:
     """Revoke the token with this numeric id (already revoked: unchanged). With ``owner``, only
     a token of that user: someone else's is NotFound, like one that does not exist."""
-    row = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None  # a BIGINT id, or none
+    row = session.get(ApiToken, token_id) if is_row_id(token_id) else None
     if row is None or (owner is not None and row.user.username != owner):
         raise NotFound(f"no token {token_id}")
     if row.revoked_at is None:

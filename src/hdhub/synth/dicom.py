@@ -205,7 +205,7 @@ def _study_days(patient: ImagingPatient, rng: random.Random, count: int) -> list
     recent = [s for s in seen if s[:8] >= RECENT] or seen
     if recent:
         return sorted(rng.sample(recent, k=min(count, len(recent))))
-    born = dt.date(int(patient.birth_date[:4]), 1, 1) if patient.birth_date[:4].isdigit() else LAST_DAY
+    born = dt.date(int(patient.birth_date[:4]), 1, 1) if patient.birth_date[:4].isdecimal() else LAST_DAY
     first = max(born, dt.date(2005, 1, 1))
     span = max((LAST_DAY - first).days, 1)
     day = first + dt.timedelta(days=rng.randrange(span))

@@ -19,7 +19,7 @@ def nir_key(first13: str) -> int:
 
 
 def nir_is_valid(nir: str) -> bool:
-    return len(nir) == 15 and nir.isdigit() and nir_key(nir[:13]) == int(nir[13:])
+    return len(nir) == 15 and nir.isdecimal() and nir_key(nir[:13]) == int(nir[13:])
 
 
 def make_nir(rng: random.Random, sex: str, year: int, month: int) -> str:

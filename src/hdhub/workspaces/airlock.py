@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hdhub.catalog.db import is_row_id
 from hdhub.catalog.models import Project, ReleaseRequest, ReleaseReview, utcnow
 from hdhub.errors import Conflict, Forbidden, NotFound, ValidationError
 from hdhub.hub import Hub
@@ -88,7 +89,7 @@ def request_release(hub: Hub, slug: str, author: str, name: str, data: bytes) ->
 
 
 def _release_row(s: Session, release_id: int) -> tuple[ReleaseRequest, Project]:
-    row = s.get(ReleaseRequest, release_id)
+    row = s.get(ReleaseRequest, release_id) if is_row_id(release_id) else None
     if row is None:
         raise NotFound(f"no release request {release_id}")
     return row, s.get(Project, row.project_id)  # type: ignore[return-value]

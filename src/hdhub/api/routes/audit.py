@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hdhub.api.deps import get_hub, require
+from hdhub.api.deps import MAX_ROW_ID, get_hub, require
 from hdhub.errors import ValidationError
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal
@@ -23,7 +23,7 @@ def _date_bounds(values: list[str]) -> tuple[str | None, str | None]:
     since = until = None
     for raw in values:
         prefix, value = (raw[:2], raw[2:]) if raw[:2] in _PREFIXES else ("eq", raw)
-        if not value or len(value) > 40 or not value[:4].isdigit():
+        if not value or len(value) > 40 or not value[:4].isdecimal():
             raise ValidationError(f"date={raw!r}: expected e.g. ge2026-01-01 or 2026-01-01T10:00:00Z")
         if prefix in ("ge", "gt"):
             since = value
@@ -46,7 +46,7 @@ def search_audit(
     action: Annotated[str | None, Query(max_length=100)] = None,
     date: Annotated[list[str] | None, Query(description="ge/le/gt/lt/eq-prefixed dates")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_ROW_ID)] = 0,
 ) -> JSONResponse:
     from hdhub.audit.fhir import to_bundle
 

@@ -235,7 +235,7 @@ def _fields(pairs: list[tuple[str, str]], lang: str) -> dict[str, list[str]]:
 
 def _digits(value: str, length: int) -> bool:
     """ASCII digits only, at most ``length`` of them (int() takes other scripts' digits too)."""
-    return value.isascii() and value.isdigit() and len(value) <= length
+    return value.isascii() and value.isdecimal() and len(value) <= length
 
 
 def concept_id(value: str, lang: str) -> int:

@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hdhub.api.deps import audit_context, get_hub, read_body, require
+from hdhub.api.deps import MAX_ROW_ID, audit_context, get_hub, read_body, require
 from hdhub.catalog.models import CohortDefinitionRecord
 from hdhub.cohorts.concepts import (
     MAX_QUERY_LENGTH,
@@ -115,8 +115,9 @@ def count(
     if "definition" in body:
         definition = parse_definition(body["definition"])
     else:
-        if not isinstance(body["name"], str) or not isinstance(body.get("version", 0), int):
-            raise ValidationError("'name' is a string and 'version' an integer")
+        version = body.get("version", 1)
+        if not isinstance(body["name"], str) or type(version) is not int or not 1 <= version <= MAX_ROW_ID:
+            raise ValidationError(f"'name' is a string and 'version' an integer from 1 to {MAX_ROW_ID}")
         row = get_definition(hub.catalog, principal.name, body["name"], body.get("version"))
         definition = parse_definition(row.definition)
     breakdowns = body.get("breakdowns", True)
@@ -154,7 +155,7 @@ def one(
     hub: Annotated[Hub, Depends(get_hub)],
     principal: Annotated[Principal, Depends(require("cohorts:define"))],
     name: str,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
 ) -> dict[str, Any]:
     row = load_saved(request, hub, principal, name, version)
     return {**record_summary(row), "definition": orjson.loads(row.definition)}

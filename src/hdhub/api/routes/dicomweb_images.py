@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from hdhub.api.routes.dicomweb import BadRequest, HubDep, Reader, audit_studies
 from hdhub.hub import Hub
+from hdhub.imaging.dicom_json import integer_string
 from hdhub.imaging.render import THUMBNAIL, NotAcceptable, frames_of, parse_viewport, parse_window, render
 from hdhub.imaging.store import instance_rows, read_object, study_patients
 
@@ -131,10 +132,10 @@ def first_image(hub: Hub, study: str, series: str | None = None) -> tuple[str, s
     rows = instance_rows(hub.catalog, study, series)
 
     def order(row: Any) -> tuple[str, int, str]:
-        number = (row.instance_number or "").strip()
+        number = integer_string((row.instance_number or "").strip())
         return (
             row.series_uid,
-            int(number) if number.lstrip("-").isdigit() else 1 << 30,
+            1 << 30 if number is None else number,
             row.sop_instance_uid,
         )
 

@@ -37,6 +37,7 @@ from hdhub.catalog.db import in_chunks
 from hdhub.catalog.models import DicomInstance, DicomSeries, DicomStudy
 from hdhub.errors import NotFound, ValidationError
 from hdhub.hub import Hub
+from hdhub.imaging.dicom_json import integer_string
 from hdhub.imaging.issuers import issuer_names
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.reach import reached
@@ -117,12 +118,12 @@ add_texts({
 
 def _date(value: str | None) -> str:
     v = (value or "").strip()
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdecimal() else v
 
 
 def _time(value: str | None) -> str:
     v = (value or "").strip()
-    return f"{v[:2]}:{v[2:4]}" if len(v) >= 4 and v[:4].isdigit() else ""
+    return f"{v[:2]}:{v[2:4]}" if len(v) >= 4 and v[:4].isdecimal() else ""
 
 
 def _name(value: str | None) -> str:
@@ -133,8 +134,8 @@ def _name(value: str | None) -> str:
 
 
 def _number(value: str | None) -> int:
-    v = (value or "").strip()
-    return int(v) if v.lstrip("+-").isdigit() else 1 << 30
+    number = integer_string((value or "").strip())
+    return 1 << 30 if number is None else number
 
 
 def _valid_uid(value: str) -> bool:
@@ -426,7 +427,7 @@ def series_page(request: Request, study_uid: str, series_uid: str) -> Response:
     if not (_valid_uid(study_uid) and _valid_uid(series_uid)):
         return _not_found(request, principal)
     raw = request.query_params.get("i", "1").strip()
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isdecimal() or len(raw) > 9:
         return render(request, "message.html.j2", principal, status=400, heading="400",
                       text=say(language(request), "img_bad_number"))  # fmt: skip
     with Session(get_hub(request).catalog) as s:

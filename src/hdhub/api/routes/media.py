@@ -67,7 +67,7 @@ def _metadata(header: str) -> dict[str, str]:
 
 def _int_header(request: Request, name: str) -> int:
     value = request.headers.get(name, "")
-    if not value.isdigit():
+    if not value.isdecimal():
         raise TusError(400, "invalid", f"{name}: a non-negative integer is required")
     return int(value)
 

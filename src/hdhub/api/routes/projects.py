@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from hdhub.api.deps import MAX_ROW_ID, audit_context, get_hub, require
 from hdhub.api.deps import DbSession as Db
-from hdhub.api.deps import audit_context, get_hub, require
 from hdhub.catalog.models import Project
 from hdhub.errors import Forbidden
 from hdhub.governance import projects as gov
@@ -40,7 +40,7 @@ class DataItemIn(_Body):
 
 class CohortRef(_Body):
     name: str = Field(max_length=200)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_ROW_ID)
 
 
 class ProjectIn(_Body):
