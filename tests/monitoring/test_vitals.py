@@ -44,6 +44,8 @@ def test_a_bundle_of_valid_vitals() -> None:
         (observation("8867-4", 70, "/min", when="2024-01-01T10:00:00"), "malformed"),
         (observation("8867-4", 70, "/min", when="yesterday at noon, roughly"), "malformed"),
         (heart_rate(70, when=(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()), "future"),
+        (heart_rate(70, when="0001-01-05T00:00:00+00:00"), "too_old"),  # a 500 in the baselines before
+        (heart_rate(70, when=(dt.datetime.now(dt.UTC) - dt.timedelta(days=400)).isoformat()), "too_old"),
         (observation("8867-4", None), "malformed"),
         (observation("8867-4", 70, "/min", status="entered-in-error"), "malformed"),
         ({**heart_rate(70), "valueQuantity": {"value": "70", "code": "/min", "system": "http://unitsofmeasure.org"}},

@@ -27,6 +27,7 @@ BP_PANEL, SYSTOLIC, DIASTOLIC = "85354-9", "8480-6", "8462-4"
 HEART_RATE, SPO2, SPO2_PULSE, WEIGHT, RR = "8867-4", "2708-6", "59408-5", "29463-7", "8637-1"
 ACCEPTED_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_AGE = dt.timedelta(days=366)  # a device's backlog; older readings are history, not monitoring
 MAX_RR_BEATS = 2_000
 
 
@@ -114,6 +115,8 @@ def _when(obs: dict[str, Any], now: dt.datetime) -> dt.datetime | Rejection:
         return Rejection("malformed", "effectiveDateTime: a UTC offset is required")
     if when > now:  # ``now`` already allows the clock skew
         return Rejection("future", f"effectiveDateTime {raw[:40]} is in the future")
+    if when < now - MAX_AGE:
+        return Rejection("too_old", f"effectiveDateTime {raw[:40]} is more than a year old")
     try:
         return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
     except OverflowError:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
