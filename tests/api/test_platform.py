@@ -190,3 +190,13 @@ def test_an_unexpected_error_is_a_json_500_and_audited(api: Api) -> None:
     assert json.loads(event.detail)["status"] == 500
     metrics = api.client.get("/metrics", headers=api.as_role("admin")).text
     assert 'route="/api/v1/broken-on-purpose",status="500"' in metrics
+
+
+def test_a_user_name_no_account_can_have_is_refused_without_being_stored(api: Api) -> None:
+    """Found by an API sweep: a 100,000-character user name was stored in login_failures (the
+    catalog grew at an anonymous caller's will; on PostgreSQL, varchar(150) would refuse it)."""
+    for name in ["u" * 100_000, "user-clinician\n", "", "x"]:
+        r = api.client.post("/api/v1/auth/token", data={"username": name, "password": "wrong guess!"})
+        assert r.status_code in (401, 422), name[:20]
+    with Session(api.hub.catalog) as s:
+        assert s.scalars(select(LoginFailure)).all() == []

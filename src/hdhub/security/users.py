@@ -20,7 +20,7 @@ from hdhub.security.passwords import hash_password, needs_rehash, rehash_passwor
 from hdhub.security.principal import Principal
 from hdhub.security.roles import ROLES
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,149}")  # fullmatch
 DISPLAY_NAME_MAX, EMAIL_MAX = 200, 320  # the catalog's column widths
 # Roles a person's account may hold ("device" belongs to patients' devices, with their own tokens).
 PERSON_ROLES = tuple(r for r in ROLES if r != "device")
@@ -59,7 +59,7 @@ def create_user(
     display_name: str | None = None,
     email: str | None = None,
 ) -> User:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise ValidationError(
             f"invalid user name {username!r}: 2-150 characters, letters, digits and . _ @ - only"
         )
@@ -175,6 +175,8 @@ def authenticate(
     the CNIL's password recommendation (deliberation 2022-100) asks of a password-only sign-in.
     Unknown names are counted alike, so the delay tells nothing about which accounts exist.
     A successful sign-in, or a new password, clears the count."""
+    if not USERNAME_RE.fullmatch(username):  # no account can have it: nothing to count or store
+        raise AuthenticationError("invalid user name or password")
     policy = policy or SecuritySettings()
     now = datetime.now(UTC)
     failed = session.get(LoginFailure, username)
