@@ -196,6 +196,10 @@ def test_partial_failure_and_hostile_requests(api: Api) -> None:
         ('multipart/related; type="application/dicom+json"; boundary=x', b"--x--", 415),
         ('multipart/related; type="application/dicom"', b"--x--", 400),
         ('multipart/related; type="application/dicom"; boundary=x', b"garbage", 400),
+        # Found by a robustness sweep: a body cut short (no close delimiter) stored its last,
+        # truncated instance as complete; 100,000 empty parts took 22 s.
+        (ctype, body[: body.rindex(b"--hdhub-test--") - 40], 400),
+        (ctype, b"--hdhub-test\r\n\r\n\r\n" * 10_001 + b"--hdhub-test--", 413),
     ):
         r = c.post("/dicomweb/studies", content=content, headers=engineer | {"content-type": content_type})
         assert r.status_code == status, (content_type, r.text)
@@ -241,6 +245,9 @@ def test_frames_rendered_thumbnails_and_wado_uri(api: Api, server: str) -> None:
         (f"{instance}/rendered?window=1", 400), (f"{instance}/rendered?viewport=0,0", 400),
         (f"{instance}/rendered?accept=image/gif", 406), (f"{instance}/frames/1,2/rendered", 400),
         (f"{wado}&contentType=text/html", 406), (f"{wado}&frameNumber=9", 404),
+        # found by a robustness sweep: one frame a thousand times (gigabytes), NaN windows
+        (f"{instance}/frames/" + ",".join(["1"] * 1000), 400), (f"{instance}/rendered?window=nan,nan", 400),
+        (f"{instance}/rendered?window=40,inf", 400), (f"{wado}&windowCenter=nan&windowWidth=nan", 400),
         (f"{server}/dicomweb/wado?requestType=WADO&studyUID={STUDY}", 400),
     ):  # fmt: skip
         assert httpx.get(path, headers=headers).status_code == status, path

@@ -226,3 +226,28 @@ def test_c_find_matches_and_returns_the_issuer(scp: tuple[Hub, int, Path]) -> No
     assert finds[2] == finds[3] == [{"patient_id": IPP, "issuer": SUD}]
     assert finds[4] is None and len(finds) == 5  # a C-FIND matching nothing names no patient
     assert _issuers(hub, "imaging.c-move") == [[{"patient_id": IPP, "issuer": SUD}]]
+
+
+def test_a_second_copy_succeeds_only_when_it_is_the_same(scp: tuple[Hub, int, Path]) -> None:
+    """Found by a robustness sweep: other content under a stored SOP Instance UID was answered
+    Success and dropped, so the modality could delete its only copy."""
+    hub, port, _ = scp
+    study = generate_uid()
+    first = pydicom.dcmread(BytesIO(instance(study, PatientID=IPP)))
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(MRImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="HDHUB")
+    try:
+        assert assoc.send_c_store(first).Status == 0x0000
+        assert assoc.send_c_store(first).Status == 0x0000  # sent again, unchanged: success
+        changed = pydicom.dcmread(BytesIO(instance(study, PatientID=IPP)))
+        changed.SeriesInstanceUID = first.SeriesInstanceUID
+        changed.SOPInstanceUID = changed.file_meta.MediaStorageSOPInstanceUID = first.SOPInstanceUID
+        changed.StudyDescription = "something else"
+        status = assoc.send_c_store(changed)
+        assert status.Status != 0x0000 and "already" in status.ErrorComment, status
+    finally:
+        assoc.release()
+    with Session(hub.catalog) as s:
+        same = DicomInstance.sop_instance_uid == first.SOPInstanceUID
+        assert len(s.scalars(select(DicomInstance).where(same)).all()) == 1

@@ -27,6 +27,7 @@ from hdhub.errors import NotFound
 from hdhub.hub import Hub
 from hdhub.imaging.migration import journal_path
 from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance, store_instances
+from hdhub.imaging.workers import WorkersLost
 from hdhub.objects import open_store
 
 runner = CliRunner()
@@ -266,6 +267,25 @@ def test_large_batches_go_through_the_worker_processes(hub: Hub) -> None:
     assert outcomes[24].duplicate and outcomes[24].identical
     assert _counts(hub) == (1, 1, 24)
     assert read_instance(hub.catalog, hub.objects, f"{study}.1.7") == items[7][0]
+
+
+def test_a_dead_worker_fails_its_batch_and_the_next_batch_gets_new_workers(local_hub: Hub) -> None:
+    """Found by a robustness sweep: once one worker died (the kernel's out-of-memory killer, say),
+    every later large batch failed with BrokenProcessPool (a 500) until the server restarted."""
+    hub = local_hub
+    study = f"1.2.826.0.1.3680043.10.{time.time_ns() % 10**9}"
+    items = [(_variant(study, f"{study}.1", f"{study}.1.{i}"), f"part {i}") for i in range(16)]
+    workers = hub.imaging_workers
+    try:
+        workers.start()
+        os.kill(next(iter(workers._pool._processes)), signal.SIGKILL)  # type: ignore[union-attr]
+        with pytest.raises(WorkersLost):
+            store_instances(hub.catalog, hub.objects, items, workers=workers)
+        assert _counts(hub) == (0, 0, 0)  # nothing of the failed batch
+        outcomes = store_instances(hub.catalog, hub.objects, items, workers=workers)
+    finally:
+        workers.close()
+    assert [o.status for o in outcomes] == [STORED] * 16
 
 
 @pytest.mark.integration

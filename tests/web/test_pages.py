@@ -61,13 +61,19 @@ def test_the_menu_and_pages_follow_the_role(browser: TestClient, site: Site) -> 
 
 
 def test_hostile_requests(browser: TestClient, site: Site) -> None:
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+    # "/\t/host": a browser drops the tab, and the OIDC page's refresh went to //host
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example",
+                   "/\n/evil.example"):  # fmt: skip
         r = browser.post("/login", data={"username": "dr-lambert", "password": PASSWORD, "next": target},
                          follow_redirects=False)  # fmt: skip
         assert r.headers["location"] == "/", target  # never an open redirect
     cross = browser.post(f"/alerts/{site.alert_id}/ack", headers={"origin": "https://evil.example"},
                          follow_redirects=False)  # fmt: skip
     assert cross.status_code == 403
+    # "null": a cross-site form redirected here (307) could sign a victim into another account
+    null = browser.post("/login", data={"username": "dr-lambert", "password": PASSWORD},
+                        headers={"origin": "null"}, follow_redirects=False)  # fmt: skip
+    assert null.status_code == 403 and "hdhub_session" not in null.headers.get("set-cookie", "")
     browser.cookies.set("hdhub_session", "hdh_forged", domain="hdhub.test")
     assert browser.get("/alerts", follow_redirects=False).status_code == 303  # a bad session is no session
     sign_in(browser, "dr-lambert")
@@ -142,3 +148,15 @@ def test_a_browser_gets_error_pages_and_a_client_gets_json(browser: TestClient) 
     api = browser.get("/api/v1/projects/no-such-project", headers=html)  # the API answers JSON, always
     assert api.status_code in (401, 404) and api.json()["error"]["status"] == api.status_code
     assert browser.get("/projects/no-such-project").json()["error"]["code"] == "not_found"
+
+
+def test_every_answer_forbids_framing_sniffing_and_caching(browser: TestClient) -> None:
+    """Found by a review: no page said whether it may be framed (a sibling site could frame the
+    admin pages, where SameSite cookies still go) or cached (patients' pages after sign-out)."""
+    sign_in(browser, "dr-lambert")
+    for path in ("/alerts", "/login", "/api/v1/auth/me", "/nowhere"):
+        h = browser.get(path).headers
+        assert h["x-frame-options"] == "SAMEORIGIN"
+        assert "frame-ancestors 'self'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "same-origin"
+        assert h["cache-control"] == "no-store", path

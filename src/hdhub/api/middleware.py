@@ -39,6 +39,28 @@ class HttpMetrics:
         )
 
 
+# On every answer: no framing by another origin (clickjacking: hdhub's forms in a frame of a
+# sibling site of the same registrable domain, where SameSite cookies still go), no content
+# sniffing, page URLs (which may hold an IPP) never sent to other sites; and, unless the route
+# chose otherwise, nothing kept in a browser's or proxy's cache.
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+FRAME_ANCESTORS = b"frame-ancestors 'self'"
+
+
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {name.lower() for name, _ in headers}
+    out = headers + [h for h in SECURITY_HEADERS if h[0] not in names]
+    if b"content-security-policy" not in names:
+        out.append((b"content-security-policy", FRAME_ANCESTORS))
+    if b"cache-control" not in names:
+        out.append((b"cache-control", b"no-store"))
+    return out
+
+
 def _outcome(status: int) -> str:
     if status in (401, 403):
         return "denied"
@@ -53,7 +75,8 @@ class AuditAndMeasure:
     """Plain ASGI middleware (no response re-streaming): when the route's answer starts, the
     request's audit event is written first; if it cannot be, a 503 goes out instead. A route
     that fails with an unexpected exception answers a JSON 500 through here, so that it too is
-    audited and counted (Starlette's own 500 would pass outside, unrecorded)."""
+    audited and counted (Starlette's own 500 would pass outside, unrecorded). Every answer gets
+    the security headers above."""
 
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app, self.metrics = app, metrics
@@ -70,6 +93,7 @@ class AuditAndMeasure:
             nonlocal replaced, started
             if message["type"] == "http.response.start":
                 started = True
+                message["headers"] = with_security_headers(list(message.get("headers", [])))
                 if not await self._record(request, message["status"], start):
                     replaced = True
                     failure = error_response(

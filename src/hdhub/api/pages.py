@@ -214,9 +214,11 @@ def render(request: Request, template: str, principal: Principal | None, status:
 
 
 def same_origin(request: Request) -> None:
-    """Refuse a form posted from another site (on top of the SameSite=Strict cookie)."""
+    """Refuse a form posted from another site (on top of the SameSite=Strict cookie). "null" is
+    another site too: a browser sends it for a cross-site form redirected here (307), which
+    could sign a victim into an attacker's account."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+    if origin and (origin == "null" or urlsplit(origin).netloc != request.headers.get("host")):
         raise Forbidden("a form posted from another site")
 
 

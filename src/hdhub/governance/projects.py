@@ -37,7 +37,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 VOTES = ("approve", "reject", "changes")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,47}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,47}\Z")
 MAX_MONTHS = 120
 
 

@@ -145,8 +145,10 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
             return _status(UNABLE_TO_PROCESS, "audit log unavailable")
         if outcome.status == STORED:
             return SUCCESS
-        if outcome.duplicate:  # a modality sending again what the archive holds is not an error
+        if outcome.duplicate and outcome.identical:  # sent again, byte for byte: not an error
             return SUCCESS
+        if outcome.duplicate:  # never "Success": a modality told so may delete its only copy
+            return _status(CANNOT_UNDERSTAND, "already stored with other content")
         return _status(CANNOT_UNDERSTAND, outcome.reason or "refused")
 
     def on_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
@@ -218,7 +220,8 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            yield PENDING, pydicom.dcmread(BytesIO(read_object(hub.objects, row)))
+            # force: an instance stored without preamble or File Meta (STOW takes them) is sent too
+            yield PENDING, pydicom.dcmread(BytesIO(read_object(hub.objects, row)), force=True)
 
     handlers = [
         (evt.EVT_CONN_OPEN, _nodelay),

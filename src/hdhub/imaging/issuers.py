@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-ISSUER = re.compile(r"^[^\\\x00-\x1f\x7f]{1,64}$")  # DICOM LO: at most 64, no backslash or control
-_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+ISSUER = re.compile(r"^[^\\\x00-\x1f\x7f]{1,64}\Z")  # DICOM LO: at most 64, no backslash or control
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+\Z")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+\Z")
 
 
 def is_system(text: str) -> bool:

@@ -35,8 +35,8 @@ from hdhub.imaging.store import UID_RE
 MAX_SIZE = 1 << 42  # 4 TiB: a whole-slide image or a long surgical video fits
 MAX_CHUNK = 64 << 20  # bytes per PATCH; clients resume with more PATCHes
 UPLOADING, AVAILABLE = "uploading", "available"
-_CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
+_CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
 
 
 def _part_prefix(media_id: str) -> str:
@@ -68,7 +68,7 @@ def create_upload(
     if not patient_id or len(patient_id) > 64:
         raise ValidationError("patient: a Patient ID of 1 to 64 characters is required")
     _check_issuer(issuer)
-    if study_uid is not None and (len(study_uid) > 64 or not UID_RE.match(study_uid)):
+    if study_uid is not None and (len(study_uid) > 64 or not UID_RE.fullmatch(study_uid)):
         raise ValidationError(f"study: {study_uid[:80]!r} is not a DICOM UID")
     if study_uid is not None:
         issuer = _study_issuer(hub, study_uid, patient_id, issuer)

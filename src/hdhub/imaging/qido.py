@@ -69,8 +69,8 @@ LEVELS = {
     "series": STUDY_ATTRIBUTES + SERIES_ATTRIBUTES,
     "instance": STUDY_ATTRIBUTES + SERIES_ATTRIBUTES + INSTANCE_ATTRIBUTES,
 }
-_DATE = re.compile(r"^\d{8}$")
-_TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
+_DATE = re.compile(r"^[0-9]{8}\Z")
+_TIME = re.compile(r"^[0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)?\Z")
 
 
 @dataclass

@@ -11,6 +11,7 @@ to fit the ``viewport`` if one is given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -144,6 +145,8 @@ def parse_window(value: str | None) -> tuple[float, float] | None:
         center, width = float(parts[0]), float(parts[1])
     except (IndexError, ValueError):
         raise ValueError("window: center,width[,linear]") from None
+    if not (math.isfinite(center) and math.isfinite(width)):  # NaN passed "width < 1"
+        raise ValueError("window: finite numbers")
     if width < 1 or (len(parts) > 2 and parts[2].strip().lower() not in ("linear", "")):
         raise ValueError("window: a width of at least 1 and the linear function")
     return center, width

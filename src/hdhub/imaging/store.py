@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from hdhub.imaging.workers import IngestWorkers
 
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
-UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")  # fullmatch: "$" would take a final newline
 MAX_INSTANCE_BYTES = 4 << 30  # larger objects go through the resumable upload (later)
 STORED, REFUSED = "stored", "refused"
 PUT_THREADS = 4  # object writes at once: they wait on fsync or the network, not on the CPU
@@ -97,7 +97,7 @@ def _uid(ds: Dataset, keyword: str) -> str:
         tag = pydicom.datadict.tag_for_keyword(keyword) or 0
         raise ValueError(f"not a DICOM instance: no {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})")
     value = value.strip("\x00 ")
-    if len(value) > 64 or not UID_RE.match(value):
+    if len(value) > 64 or not UID_RE.fullmatch(value):
         raise ValueError(f"{keyword} {value[:80]!r} is not a valid DICOM UID")
     return value
 

@@ -14,9 +14,11 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from hdhub.config import Settings
+from hdhub.errors import HdhubError
 
 MIN_BATCH = 16  # smaller batches are parsed in the calling process: the pipe would cost more
 
@@ -60,6 +62,14 @@ def _put(jobs: list[tuple[str, bytes, str, Any]]) -> list[str | BaseException]:
     return list(_threads.map(put, jobs))
 
 
+class WorkersLost(HdhubError):
+    """A worker process died (killed, out of memory) during the batch: nothing of it is stored."""
+
+    code = "ingest_workers_lost"
+    status = 503
+    exit_code = 75  # EX_TEMPFAIL
+
+
 def default_processes() -> int:
     return min(os.cpu_count() or 1, 8)
 
@@ -87,10 +97,17 @@ class IngestWorkers:
             return []
         pool = self._executor()
         size = -(-len(items) // self.processes)  # one task per worker: few trips through the pipe
-        futures: list[Future[list[Any]]] = [
-            pool.submit(fn, items[i : i + size]) for i in range(0, len(items), size)
-        ]
-        return [result for f in futures for result in f.result()]
+        try:
+            futures: list[Future[list[Any]]] = [
+                pool.submit(fn, items[i : i + size]) for i in range(0, len(items), size)
+            ]
+            return [result for f in futures for result in f.result()]
+        except BrokenProcessPool:
+            # A broken pool refuses every later batch: start a new one at the next, and let
+            # this batch fail (retrying it here could kill a worker again).
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise WorkersLost("an ingest worker process died during this batch; try again") from None
 
     def start(self) -> None:
         """Start every worker now rather than at the first large batch (servers do)."""

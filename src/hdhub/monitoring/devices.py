@@ -24,7 +24,7 @@ from hdhub.errors import AuthenticationError, Conflict, NotFound, ValidationErro
 from hdhub.monitoring.rules import thresholds
 
 DEVICE_TOKEN_PREFIX = "hdd_"  # noqa: S105 (public prefix, not a secret)
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 
 def _digest(secret: str) -> str:

@@ -25,7 +25,7 @@ RESERVED_PREFIX = ".hdhub/"
 MAX_KEY_BYTES = 1024
 CHUNK = 1 << 20
 _BAD_KEY_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
-_META_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_META_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from hdhub.api.deps import audit_context, get_hub, read_body, require
-from hdhub.errors import HdhubError, ValidationError
+from hdhub.errors import HdhubError, PayloadTooLarge, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.reach import PatientRef, reached
@@ -55,10 +55,18 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/dicomweb"
 
 
+MAX_PARTS = 10_000  # instances in one STOW-RS request
+
+
 def split_multipart(body: bytes, boundary: str) -> list[tuple[Message, bytes]]:
-    """The parts of a multipart body, each content byte-exact (RFC 2046)."""
+    """The parts of a multipart body, each content byte-exact (RFC 2046). A body without its
+    close delimiter was cut short: its last part would be a truncated instance, so it is refused."""
     delimiter = b"\r\n--" + boundary.encode("latin-1")
-    chunks = (b"\r\n" + body).split(delimiter)
+    chunks = (b"\r\n" + body).split(delimiter, MAX_PARTS + 1)
+    if len(chunks) > MAX_PARTS + 1 and not chunks[-1].startswith(b"--"):
+        raise PayloadTooLarge(f"multipart body: more than {MAX_PARTS} parts; send them in several requests")
+    if not any(chunk.startswith(b"--") for chunk in chunks[1:]):
+        raise BadRequest("multipart body: no close delimiter (--boundary--): the body was cut short")
     parts = []
     for chunk in chunks[1:]:
         if chunk.startswith(b"--"):  # the close delimiter

@@ -32,6 +32,8 @@ def _numbers(value: str) -> list[int]:
         raise BadRequest("frame numbers: integers from 1, separated by commas") from None
     if not numbers or len(numbers) > 10_000 or min(numbers) < 1:
         raise BadRequest("frame numbers: integers from 1, separated by commas")
+    if len(set(numbers)) < len(numbers):  # 1,1,1,… made a response of gigabytes from one frame
+        raise BadRequest("frame numbers: each frame once")
     return numbers
 
 

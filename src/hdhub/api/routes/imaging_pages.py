@@ -139,7 +139,7 @@ def _number(value: str | None) -> int:
 
 
 def _valid_uid(value: str) -> bool:
-    return len(value) <= 64 and bool(UID_RE.match(value))
+    return len(value) <= 64 and bool(UID_RE.fullmatch(value))
 
 
 def _valid_patient_id(value: str) -> bool:

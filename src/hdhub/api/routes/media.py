@@ -200,7 +200,7 @@ def read_media(request: Request, hub: HubDep, _: Reader, media_id: str) -> Respo
     )
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
 # Shown in the browser; anything else (HTML, SVG, scripts…) is only ever downloaded.
 _INLINE = ("video/", "image/jpeg", "image/png", "image/tiff", "application/pdf", "audio/")
 

@@ -37,8 +37,16 @@ router = APIRouter(include_in_schema=False)
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path of this site (never //host or a scheme): no open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path of this site (never //host or a scheme): no open redirect. Control characters
+    and spaces are refused too: a browser drops tabs and newlines from a URL, so "/\t/host" in a
+    page's refresh or link became "//host"."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(" " < c != "\x7f" for c in target)
+    ):
         return target
     return "/"
 

@@ -182,7 +182,7 @@ LEGAL_BASES = (
 )  # fmt: skip
 FIELDS = ("title", "slug", "purpose", "legal_basis", "pi", "members", "externals", "cohort",
           "date_from", "date_to", "duration_months")  # fmt: skip
-_DATA_FIELD = re.compile(r"^(col|all|just):(.+)$")
+_DATA_FIELD = re.compile(r"^(col|all|just):(.+)\Z")
 
 
 def _row(p: Project) -> dict[str, Any]:

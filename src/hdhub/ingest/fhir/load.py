@@ -33,7 +33,7 @@ from hdhub.ingest.sql import sql_literal
 from hdhub.privacy.identity_store import IdentityRecord, IdentityStore
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"  # French national health identifier (INS-NIR)
-SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")
 EVENT_TABLES = (
     "condition_occurrence",
     "procedure_occurrence",
