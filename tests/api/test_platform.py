@@ -200,3 +200,12 @@ def test_a_user_name_no_account_can_have_is_refused_without_being_stored(api: Ap
         assert r.status_code in (401, 422), name[:20]
     with Session(api.hub.catalog) as s:
         assert s.scalars(select(LoginFailure)).all() == []
+
+
+def test_a_405_names_the_allowed_methods_and_users_carry_their_offset(api: Api) -> None:
+    """Found by an API sweep: the 405 lost its Allow header (RFC 9110), and GET /users gave
+    created_at without a UTC offset where POST gave one."""
+    r = api.client.put("/api/v1/auth/me", headers=api.as_role("admin"))
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    users = api.client.get("/api/v1/users", headers=api.as_role("admin")).json()
+    assert users and all(datetime.fromisoformat(u["created_at"]).tzinfo is not None for u in users)

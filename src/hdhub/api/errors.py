@@ -56,4 +56,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return await error_for(request, exc.status_code, code, str(exc.detail))
+        response = await error_for(request, exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110 15.5.6)
+        return response

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from hdhub.api.deps import DbSession, audit_context, require
-from hdhub.catalog.models import User
+from hdhub.catalog.models import User, aware
 from hdhub.security import users as user_service
 from hdhub.security.passwords import MAX_PASSWORD_LENGTH
 from hdhub.security.principal import Principal
@@ -54,7 +54,7 @@ class UserPublic(BaseModel):
             email=user.email,
             roles=user.role_names,
             disabled=user.disabled,
-            created_at=user.created_at,
+            created_at=aware(user.created_at),  # SQLite gives it back without its UTC offset
         )
 
 
