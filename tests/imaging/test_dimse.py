@@ -251,3 +251,16 @@ def test_a_second_copy_succeeds_only_when_it_is_the_same(scp: tuple[Hub, int, Pa
     with Session(hub.catalog) as s:
         same = DicomInstance.sop_instance_uid == first.SOPInstanceUID
         assert len(s.scalars(select(DicomInstance).where(same)).all()) == 1
+
+
+def test_idle_connections_do_not_keep_modalities_out(scp: tuple[Hub, int, Path]) -> None:
+    """Found by a robustness sweep: 11 idle TCP connections from anywhere filled pynetdicom's
+    default 10 associations for 30 s, and an allowed modality was refused."""
+    _, port, _ = scp
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(15)]
+    try:
+        echo = _run("/usr/bin/echoscu", "-aet", "MODALITY", "-aec", "HDHUB", "127.0.0.1", str(port))
+        assert echo.returncode == 0, echo.stderr
+    finally:
+        for conn in idle:
+            conn.close()

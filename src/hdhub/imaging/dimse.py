@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 LEVEL = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 
 
+MAX_ASSOCIATIONS = 64
+
+
 @dataclass
 class ScpConfig:
     ae_title: str = "HDHUB"
@@ -118,6 +121,11 @@ def make_ae(hub: Any, config: ScpConfig) -> tuple[AE, list[tuple[Any, Any]]]:
     """The application entity and its event handlers (give both to ``start_server``)."""
     ae = AE(ae_title=config.ae_title)
     ae.require_calling_aet = list(config.allowed_callers) or ["\x00nobody"]
+    # A connection counts against maximum_associations from the moment it opens: with
+    # pynetdicom's defaults (10, and 30 s to send the association request), ten idle sockets
+    # from anywhere kept every modality out. Room for more, and 10 s to ask.
+    ae.maximum_associations = MAX_ASSOCIATIONS
+    ae.acse_timeout = 10
     ae.supported_contexts = AllStoragePresentationContexts
     for context in (
         Verification,
