@@ -6,10 +6,12 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
 import warnings
+import zlib
 from io import BytesIO
 from pathlib import Path
 
@@ -311,3 +313,38 @@ def test_workers_exit_when_their_parent_is_killed(local_hub: Hub) -> None:
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert not alive, f"orphaned workers: {alive}"
+
+
+def _deflate_bomb(inflated: int) -> bytes:
+    """A Deflated Explicit VR Little Endian instance whose private OB element is ``inflated``
+    bytes of zeros: about a thousandth of that once deflated."""
+    uid = generate_uid
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID, ds.Modality = uid(), uid(), "BOMB", "OT"
+    body = pydicom.filebase.DicomBytesIO()
+    body.is_implicit_VR, body.is_little_endian = False, True
+    pydicom.filewriter.write_dataset(body, ds)
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.TransferSyntaxUID, meta.MediaStorageSOPClassUID = "1.2.840.10008.1.2.1.99", ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    head = BytesIO()
+    pydicom.filewriter.write_file_meta_info(head, meta, enforce_standard=True)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = deflate.compress(body.getvalue() + b"\x09\x00\x01\x10OB\x00\x00" + struct.pack("<I", inflated))
+    zeros = bytes(16 << 20)
+    for start in range(0, inflated, len(zeros)):
+        out += deflate.compress(zeros[: inflated - start])
+    return b"\x00" * 128 + b"DICM" + head.getvalue() + out + deflate.flush()
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(hub: Hub) -> None:
+    """Found by a robustness sweep: a 1 MB deflated instance inflating to 1 GB was stored, and
+    pydicom inflated it whole, in memory, at its storing and at every frame or render."""
+    small, bomb = _deflate_bomb(1 << 20), _deflate_bomb(300 << 20)
+    assert len(bomb) < 1 << 20
+    outcomes = store_instances(hub.catalog, hub.objects, [(small, "small"), (bomb, "bomb")])
+    small_outcome, bomb_outcome = outcomes
+    assert small_outcome.status == STORED
+    assert bomb_outcome.status == REFUSED and "inflates beyond 256 MiB" in (bomb_outcome.reason or "")
+    assert _counts(hub)[2] == 1

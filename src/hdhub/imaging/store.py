@@ -16,7 +16,9 @@ import io
 import logging
 import os
 import re
+import struct
 import threading
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 # PS3.5 9.1: digits and dots, at most 64 characters, no empty component.
 UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")  # fullmatch: "$" would take a final newline
 MAX_INSTANCE_BYTES = 4 << 30  # larger objects go through the resumable upload (later)
+MAX_INFLATED_BYTES = 256 << 20  # a Deflated Explicit VR Little Endian dataset, once inflated
+DEFLATED = "1.2.840.10008.1.2.1.99"
 STORED, REFUSED = "stored", "refused"
 PUT_THREADS = 4  # object writes at once: they wait on fsync or the network, not on the CPU
 log = logging.getLogger(__name__)
@@ -106,8 +110,34 @@ def _metadata(ds: Dataset) -> str:
     return orjson.dumps(dataset_json(ds)).decode()
 
 
+def _check_inflated_size(data: bytes) -> None:
+    """pydicom inflates a deflated dataset whole, in memory: a 1 MB file of zeros inflating to
+    1 GB (a deflate bomb) took gigabytes at every read. Inflate it once here, in a stream,
+    counting, and refuse it past ``MAX_INFLATED_BYTES``."""
+    if data[128:132] != b"DICM" or data[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
+        return  # no Part 10 File Meta with its group length: not deflated (pydicom says the rest)
+    (meta_length,) = struct.unpack("<I", data[140:144])
+    meta = data[144 : 144 + meta_length]
+    at = meta.find(b"\x02\x00\x10\x00UI")  # (0002,0010) Transfer Syntax UID, explicit VR
+    if at < 0:
+        return
+    (size,) = struct.unpack("<H", meta[at + 6 : at + 8])
+    if meta[at + 8 : at + 8 + size].rstrip(b"\x00 ") != DEFLATED.encode():
+        return
+    inflater, pending, total = zlib.decompressobj(-zlib.MAX_WBITS), data[144 + meta_length :], 0
+    try:
+        while pending and not inflater.eof:
+            total += len(inflater.decompress(pending, 1 << 20))
+            pending = inflater.unconsumed_tail
+            if total > MAX_INFLATED_BYTES:
+                raise ValueError(f"the deflated dataset inflates beyond {MAX_INFLATED_BYTES >> 20} MiB")
+    except zlib.error as exc:
+        raise ValueError(f"the deflated dataset cannot be inflated: {exc}") from None
+
+
 def parse(data: bytes) -> Dataset:
     """The dataset of ``data`` (pixel data not read); raises ValueError with the reason."""
+    _check_inflated_size(data)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
     except Exception as exc:
