@@ -106,3 +106,26 @@ def test_a_frame_too_large_to_decode_is_refused_not_allocated() -> None:
     with pytest.raises(NotAcceptable, match="too large to decode"):
         frame(buf.getvalue(), 1, decode=True)
     assert frame(buf.getvalue(), 1).media_type == "image/dicom-rle"  # as stored: still served
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_jpeg_dcmtk.dcm", "MR_small_jp2klossless.dcm"])
+def test_a_frame_whose_bitstream_claims_another_size_is_not_decoded(name: str) -> None:
+    """Found by a robustness sweep: Rows and Columns said 64x64 while the JPEG header said
+    20000x20000, and the decoder allocated 400 MB before failing (12.9 GB for 65535x65535 RGB),
+    at every thumbnail of the study list."""
+    ds = pydicom.dcmread(BytesIO(_file(name)))
+    data = bytearray(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1).__next__())
+    if data[:2] == b"\xff\xd8":  # JPEG: the start-of-frame segment's height and width
+        sof = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1))
+        data[sof + 5 : sof + 9] = (20_000).to_bytes(2, "big") * 2
+    else:  # JPEG 2000: the SIZ segment's Xsiz and Ysiz
+        siz = bytes(data).find(b"\xff\x4f\xff\x51")
+        data[siz + 8 : siz + 16] = (20_000).to_bytes(4, "big") * 2
+    ds.PixelData = pydicom.encaps.encapsulate([bytes(data)])
+    buf = BytesIO()
+    ds.save_as(buf)
+    with pytest.raises(NotAcceptable, match="in its compressed data"):
+        render(buf.getvalue(), media_type="image/png")
+    with pytest.raises(NotAcceptable, match="in its compressed data"):
+        frame(buf.getvalue(), 1, decode=True)
+    assert frame(buf.getvalue(), 1).data == bytes(data)  # as stored: still served

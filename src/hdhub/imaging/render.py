@@ -12,6 +12,7 @@ to fit the ``viewport`` if one is given.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -103,7 +104,7 @@ def frames_of(data: bytes, numbers: list[int], *, decode: bool = False) -> list[
 
 def _native(ds: Dataset, data: bytes, number: int, syntax: UID) -> Frame:
     if syntax.is_encapsulated or int(ds.BitsAllocated) == 1:
-        _check_size(ds)
+        _check_size(ds, number)
         pixels = _decoded(data, number)
         raw = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
         return Frame(raw, "application/octet-stream", ExplicitVRLittleEndian)
@@ -117,8 +118,50 @@ def _native(ds: Dataset, data: bytes, number: int, syntax: UID) -> Frame:
     return Frame(raw, "application/octet-stream", ExplicitVRLittleEndian)
 
 
-def _check_size(ds: Dataset) -> None:
-    """Decoding allocates the whole frame: a whole-slide image is served as stored, not decoded."""
+_JPEG_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xF7}
+_STANDALONE = {0x01, *range(0xD0, 0xD9)}
+
+
+def bitstream_size(frame: bytes) -> tuple[int, int] | None:
+    """(rows, columns) as a compressed frame's own header says: JPEG (all processes, JPEG-LS)
+    from its start-of-frame segment, JPEG 2000 from its SIZ segment; None when not found."""
+    if frame[:2] == b"\xff\xd8":
+        at = 2
+        while at + 9 <= len(frame) and frame[at] == 0xFF:
+            marker = frame[at + 1]
+            if marker == 0xFF:  # fill byte
+                at += 1
+            elif marker in _STANDALONE:
+                at += 2
+            elif marker in _JPEG_SOF:
+                rows, columns = struct.unpack(">HH", frame[at + 5 : at + 9])
+                return rows, columns
+            elif marker == 0xDA:  # start of scan: no frame header before it
+                return None
+            else:
+                at += 2 + struct.unpack(">H", frame[at + 2 : at + 4])[0]
+        return None
+    siz = frame.find(b"\xff\x4f\xff\x51", 0, 4096)  # JPEG 2000: SOC then SIZ (in a JP2 box or not)
+    if siz < 0 or len(frame) < siz + 24:
+        return None
+    width, height, x0, y0 = struct.unpack(">IIII", frame[siz + 8 : siz + 24])
+    return height - y0, width - x0
+
+
+def _check_size(ds: Dataset, number: int = 1) -> None:
+    """Decoding allocates the whole frame: a whole-slide image is served as stored, not decoded.
+    A compressed frame is decoded to the size its own header says: a 64x64 image whose JPEG
+    says 20000x20000 made the decoder take 400 MB before failing, so the two must agree."""
+    syntax = UID(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
+    if syntax.is_encapsulated:
+        frame = pydicom.encaps.get_frame(ds.PixelData, number - 1, number_of_frames=_frames(ds))
+        size = bitstream_size(frame)
+        said = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+        if size is not None and size != said:
+            raise NotAcceptable(
+                f"frame {number} is {size[1]}x{size[0]} in its compressed data but {said[1]}x{said[0]} "
+                "in its attributes: not decoded"
+            )
     pixels = (
         int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("SamplesPerPixel", 1) or 1)
     )
@@ -181,7 +224,7 @@ def render(
     count = _frames(ds)
     if not 1 <= number <= count:
         raise NotFound(f"no frame {number}: the instance has {count}")
-    _check_size(ds)
+    _check_size(ds, number)
     pixels = _decoded(data, number)
     image = Image.fromarray(_eight_bits(ds, pixels, window))
     if viewport is not None:
