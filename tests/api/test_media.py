@@ -7,12 +7,15 @@ import hashlib
 import io
 import json
 import os
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 from tusclient import client as tus
 
-from hdhub.errors import ObjectLocked, ValidationError
+from hdhub.catalog.models import MediaObject
+from hdhub.errors import Conflict, ObjectLocked, ValidationError
 from hdhub.imaging import media
 from hdhub.imaging.store import store_instance
 from tests.api.conftest import STUDY, Api, dicom_instance
@@ -179,3 +182,29 @@ def test_a_hostile_issuer_is_refused_before_anything_is_stored(api: Api, issuer:
     found = api.client.get("/api/v1/media", params={"patient": "IPP-10", "issuer": issuer},
                            headers=api.as_role("clinician"))  # fmt: skip
     assert found.status_code == 422 and "issuer" in found.text
+
+
+def test_one_request_assembles_an_upload_and_a_dead_assembly_is_taken_over(api: Api) -> None:
+    """Found by a robustness sweep: a tus client polling HEAD while the last PATCH assembled the
+    object started a full assembly at every poll (up to nine locked copies, and a false 404 for
+    the PATCH), and a DELETE meanwhile left a locked orphan object."""
+    hub = api.hub
+    row = media.create_upload(hub, size=6, category="document", patient_id="4MR1", created_by="test")
+    media.append(hub, row.id, 0, b"abc")
+    # The last chunk is in and a request has just claimed the assembly (as append does).
+    hub.objects.put(f"{media._part_prefix(row.id)}{3:020d}", b"def", content_type="application/octet-stream")
+    with hub.catalog.begin() as conn:
+        conn.execute(update(MediaObject).where(MediaObject.id == row.id).values(received=6))
+    assert media._claim(hub, row.id) and not media._claim(hub, row.id)
+    assert media.upload(hub, row.id).status == media.ASSEMBLING  # a HEAD meanwhile assembles nothing
+    with pytest.raises(Conflict, match="being assembled"):
+        media.terminate(hub, row.id)
+    assert list(hub.objects.versions(row.object_key)) == []
+    # The claiming process died: once the claim is stale, the next request assembles, once.
+    with hub.catalog.begin() as conn:
+        stale = datetime.now(UTC) - media.ASSEMBLY_STALE - timedelta(minutes=1)
+        conn.execute(update(MediaObject).where(MediaObject.id == row.id).values(completed_at=stale))
+    assert media.upload(hub, row.id).status == media.AVAILABLE
+    assert media.upload(hub, row.id).status == media.AVAILABLE
+    assert len(list(hub.objects.versions(row.object_key))) == 1
+    assert b"".join(hub.objects.get(row.object_key)) == b"abcdef"

@@ -290,7 +290,7 @@ class MediaObject(Base):
     stay_date: Mapped[str | None] = mapped_column(String(8))  # YYYYMMDD, for the retention
     size: Mapped[int] = mapped_column(BigId)  # declared at creation (Upload-Length)
     received: Mapped[int] = mapped_column(BigId, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | available
+    status: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | assembling | available
     object_key: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str | None] = mapped_column(String(64))
     sha1: Mapped[str | None] = mapped_column(String(40))  # FHIR Attachment.hash

@@ -20,7 +20,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -34,7 +34,10 @@ from hdhub.imaging.store import UID_RE
 
 MAX_SIZE = 1 << 42  # 4 TiB: a whole-slide image or a long surgical video fits
 MAX_CHUNK = 64 << 20  # bytes per PATCH; clients resume with more PATCHes
-UPLOADING, AVAILABLE = "uploading", "available"
+UPLOADING, ASSEMBLING, AVAILABLE = "uploading", "assembling", "available"
+# An assembly claimed this long ago and not done is taken for dead (its process crashed): the
+# next request assembles the object again. Longer than assembling the largest upload takes.
+ASSEMBLY_STALE = timedelta(hours=24)
 _CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
 
@@ -141,7 +144,7 @@ def upload(hub: Any, media_id: str) -> MediaObject:
     """An upload in progress; an upload whose last chunk arrived but was not assembled (a
     crash at that moment) is assembled now."""
     row = get(hub, media_id, any_status=True)
-    if row.status == UPLOADING and row.received == row.size:
+    if row.status in (UPLOADING, ASSEMBLING) and row.received == row.size:
         return _finish(hub, media_id)
     return row
 
@@ -150,7 +153,8 @@ def append(hub: Any, media_id: str, offset: int, data: bytes) -> MediaObject:
     """Add a chunk at ``offset``, which must be the number of bytes received so far."""
     row = get(hub, media_id, any_status=True)
     if row.status != UPLOADING:
-        raise Conflict(f"upload {media_id} is complete")
+        state = "being assembled" if row.status == ASSEMBLING else "complete"
+        raise Conflict(f"upload {media_id} is {state}")
     if offset != row.received:
         raise Conflict(f"Upload-Offset {offset} does not match the {row.received} bytes received")
     if len(data) > MAX_CHUNK:
@@ -176,8 +180,32 @@ def append(hub: Any, media_id: str, offset: int, data: bytes) -> MediaObject:
     return get(hub, media_id, any_status=True)
 
 
+def _claim(hub: Any, media_id: str) -> bool:
+    """Whether this request assembles the object: one at a time (a tus client polling HEAD
+    while the last PATCH assembled started a full assembly at every poll: several locked
+    copies, and parts dropped under the first). While assembling, ``completed_at`` holds when
+    the assembly began."""
+    now = datetime.now(UTC)
+    row = MediaObject
+    with hub.catalog.begin() as conn:
+        return (
+            conn.execute(
+                update(row)
+                .where(row.id == media_id, row.received == row.size)
+                .where(
+                    (row.status == UPLOADING)
+                    | ((row.status == ASSEMBLING) & (row.completed_at < now - ASSEMBLY_STALE))
+                )
+                .values(status=ASSEMBLING, completed_at=now)
+            ).rowcount
+            == 1
+        )
+
+
 def _finish(hub: Any, media_id: str) -> MediaObject:
     """Stream the parts, in order, into the final object; then drop them."""
+    if not _claim(hub, media_id):  # another request assembles it, or has
+        return get(hub, media_id, any_status=True)
     row = get(hub, media_id, any_status=True)
     parts = sorted((info for info in hub.objects.list(_part_prefix(media_id))), key=lambda info: info.key)
     sha256, sha1, counted = hashlib.sha256(), hashlib.sha1(usedforsecurity=False), 0
@@ -226,11 +254,17 @@ def _drop_parts(hub: Any, media_id: str) -> None:
 def terminate(hub: Any, media_id: str) -> None:
     """Abandon an upload in progress: its parts and its row go."""
     row = get(hub, media_id, any_status=True)
+    if row.status == ASSEMBLING:
+        raise Conflict(f"{media_id} is being assembled: it is kept under its storage policy")
     if row.status != UPLOADING:
         raise Conflict(f"{media_id} is complete: it is kept under its storage policy")
+    with hub.catalog.begin() as conn:  # only while no request has begun assembling it
+        gone = conn.execute(
+            MediaObject.__table__.delete().where(MediaObject.id == media_id, MediaObject.status == UPLOADING)
+        ).rowcount
+    if gone != 1:
+        raise Conflict(f"{media_id} is being assembled: it is kept under its storage policy")
     _drop_parts(hub, media_id)
-    with hub.catalog.begin() as conn:
-        conn.execute(MediaObject.__table__.delete().where(MediaObject.id == media_id))
 
 
 def search(
