@@ -27,4 +27,9 @@ def test_audit_search_returns_fhir_bundle_filtered_by_patient_and_user(api: Api)
 def test_audit_search_rejects_bad_dates_and_counts(api: Api) -> None:
     h = api.as_role("dpo")
     assert api.client.get("/api/v1/audit", params={"date": "geyesterday"}, headers=h).status_code == 422
+    # found by an API sweep: these had the form's first four digits and were compared as text
+    for bad in ("ge9999-99-99T99:99", "ge\u00b2\u00b2\u00b2\u00b2-01-01", "2026-02-30", "le2026-01-01T24:00"):
+        assert api.client.get("/api/v1/audit", params={"date": bad}, headers=h).status_code == 422, bad
+    for good in ("ge2026-01-01", "lt2026-01-01T10:00:00Z", "2026-01-01T10:00:00.5+01:00"):
+        assert api.client.get("/api/v1/audit", params={"date": good}, headers=h).status_code == 200, good
     assert api.client.get("/api/v1/audit", params={"_count": 100000}, headers=h).status_code == 422

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +18,18 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 FHIR_JSON = "application/fhir+json"
 _PREFIXES = ("ge", "le", "gt", "lt", "eq")
+_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
+
+
+def _on_the_calendar(value: str) -> bool:
+    """2026-02-30 and 24:61 have the form but no day or time (they compared as text before)."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _date_bounds(values: list[str]) -> tuple[str | None, str | None]:
@@ -23,8 +37,8 @@ def _date_bounds(values: list[str]) -> tuple[str | None, str | None]:
     since = until = None
     for raw in values:
         prefix, value = (raw[:2], raw[2:]) if raw[:2] in _PREFIXES else ("eq", raw)
-        if not value or len(value) > 40 or not value[:4].isdecimal():
-            raise ValidationError(f"date={raw!r}: expected e.g. ge2026-01-01 or 2026-01-01T10:00:00Z")
+        if not _DATE.fullmatch(value) or not _on_the_calendar(value):
+            raise ValidationError(f"date={raw[:60]!r}: expected e.g. ge2026-01-01 or 2026-01-01T10:00:00Z")
         if prefix in ("ge", "gt"):
             since = value
         elif prefix in ("le", "lt"):
