@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
 from hdhub.cli.serve_workers import Workers, listening_sockets
 from hdhub.errors import ConfigError
@@ -180,3 +181,47 @@ def test_a_worker_that_dies_is_started_again_on_its_socket(tmp_path: Path) -> No
         workers.stop.set()
         runner.join(60)
     assert not runner.is_alive() and not workers.processes[0].is_alive()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_only_trusted_proxies_make_the_session_cookie_secure(tmp_path: Path, workers: str) -> None:
+    """Found by a review: the cookie was Secure only when the TLS proxy ran on the same host
+    (uvicorn believes X-Forwarded-Proto from 127.0.0.1 alone); server.trusted_proxies names them."""
+    from hdhub.catalog.migrate import upgrade
+    from hdhub.hub import Hub
+    from hdhub.security import users
+
+    def login_cookie(trusted: str) -> str:
+        home = tmp_path / trusted.replace(".", "-")
+        hdhub_ok("init", str(home))
+        toml = home / "hdhub.toml"
+        setting = f'[server]\ntrusted_proxies = ["{trusted}"]\n'
+        toml.write_text(toml.read_text().replace("[server]\n", setting, 1))
+        hub = Hub.open(home)
+        upgrade(hub.catalog)
+        with Session(hub.catalog) as s, s.begin():
+            users.create_user(s, "dr-lambert", ["clinician"], password="a long enough password")
+        hub.close()
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HDHUB_")}
+        command = [sys.executable, "-m", "hdhub.cli.main", "--home", str(home), "serve", "--port", str(port)]
+        proc = subprocess.Popen([*command, "--workers", workers], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            r = httpx.post(f"http://127.0.0.1:{port}/login", headers={"X-Forwarded-Proto": "https"},
+                           data={"username": "dr-lambert", "password": "a long enough password"})  # fmt: skip
+            assert r.status_code == 303, r.text
+            return r.headers["set-cookie"]
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+    assert "secure" in login_cookie("127.0.0.1").lower()  # the proxy is on this host: believed
+    assert "secure" not in login_cookie("192.0.2.1").lower()  # a request from elsewhere: not believed

@@ -78,7 +78,8 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     load_lazy_modules()
     freeze_startup_heap()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)  # type: ignore[arg-type]
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,  # type: ignore[arg-type]
+                    forwarded_allow_ips=hub.settings.server.trusted_proxies)  # type: ignore[attr-defined]  # fmt: skip
     finally:
         hub.imaging_workers.close()  # type: ignore[attr-defined]
 

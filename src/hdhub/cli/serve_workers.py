@@ -61,10 +61,13 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 def _worker(home: str, sock: socket.socket) -> None:  # pragma: no cover (runs in a child process)
     import uvicorn
 
+    from hdhub.config.settings import load_settings
+
     os.environ["HDHUB_HOME"] = home
     config = uvicorn.Config(
-        "hdhub.api.app:app_from_environment", factory=True, log_level="info", proxy_headers=True
-    )
+        "hdhub.api.app:app_from_environment", factory=True, log_level="info", proxy_headers=True,
+        forwarded_allow_ips=load_settings(home).server.trusted_proxies,
+    )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -33,6 +33,11 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the API.")
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.1"],
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses "
+        "or networks): behind a TLS proxy on another host, name it, or the session cookie is not Secure.",
+    )
 
 
 class SecuritySettings(_Section):
