@@ -198,6 +198,11 @@ def test_c_find_matches_and_returns_the_issuer(scp: tuple[Hub, int, Path]) -> No
             ds = pydicom.dcmread(BytesIO(instance(study, PatientID=IPP, **issuer)))
             assert assoc.send_c_store(ds).Status == 0x0000
         assert find(PatientID=IPP) == {nord: NORD, sud: SUD, unknown: None}
+        # A list of studies above the SERIES level was searched as one odd study: 0 matches.
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID, query.SeriesInstanceUID = "SERIES", [nord, sud], ""
+        ((status, _),) = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+        assert status.Status == 0xC001 and "one UID" in status.ErrorComment
         assert find(PatientID=IPP, IssuerOfPatientID=NORD) == {nord: NORD}
         assert find("SERIES", PatientID=IPP, IssuerOfPatientID=SUD) == {sud: SUD}
         assert find(PatientID=IPP, IssuerOfPatientID="*/ch-sud/*") == {sud: SUD}

@@ -92,6 +92,10 @@ def _find_params(identifier: Dataset) -> tuple[str, list[tuple[str, str]], str |
             params.append((elem.keyword, value))
     study = identifier.get("StudyInstanceUID") or None
     series = identifier.get("SeriesInstanceUID") or None
+    higher = {"StudyInstanceUID": level != "study", "SeriesInstanceUID": level == "instance"}
+    for keyword, above in higher.items():
+        if above and keyword in identifier and identifier[keyword].VM > 1:  # the hierarchical model
+            raise ValidationError(f"{keyword} of a higher level is one UID, not a list")
     return (
         level,
         params,
