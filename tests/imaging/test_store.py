@@ -28,6 +28,7 @@ from hdhub.cli.main import app
 from hdhub.errors import NotFound
 from hdhub.hub import Hub
 from hdhub.imaging.migration import journal_path
+from hdhub.imaging.render import NotAcceptable, render
 from hdhub.imaging.store import REFUSED, STORED, read_instance, store_instance, store_instances
 from hdhub.imaging.workers import WorkersLost
 from hdhub.objects import open_store
@@ -348,3 +349,5 @@ def test_a_deflate_bomb_is_refused_before_it_is_inflated(hub: Hub) -> None:
     assert small_outcome.status == STORED
     assert bomb_outcome.status == REFUSED and "inflates beyond 256 MiB" in (bomb_outcome.reason or "")
     assert _counts(hub)[2] == 1
+    with pytest.raises(NotAcceptable, match="inflates beyond"):  # one stored before: never rendered
+        render(bomb)

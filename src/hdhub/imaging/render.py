@@ -25,6 +25,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from hdhub.errors import HdhubError, NotFound
+from hdhub.imaging.store import check_inflated_size
 
 THUMBNAIL = (128, 128)
 MAX_VIEWPORT = 4096
@@ -62,6 +63,10 @@ class Frame:
 
 
 def _dataset(data: bytes) -> Dataset:
+    try:
+        check_inflated_size(data)  # one stored before deflate bombs were refused
+    except ValueError as exc:
+        raise NotAcceptable(str(exc)) from None
     ds = pydicom.dcmread(BytesIO(data), force=True)
     if "PixelData" not in ds:
         raise NotFound("this instance has no pixel data (not an image)")

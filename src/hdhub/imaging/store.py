@@ -110,7 +110,7 @@ def _metadata(ds: Dataset) -> str:
     return orjson.dumps(dataset_json(ds)).decode()
 
 
-def _check_inflated_size(data: bytes) -> None:
+def check_inflated_size(data: bytes) -> None:
     """pydicom inflates a deflated dataset whole, in memory: a 1 MB file of zeros inflating to
     1 GB (a deflate bomb) took gigabytes at every read. Inflate it once here, in a stream,
     counting, and refuse it past ``MAX_INFLATED_BYTES``."""
@@ -137,7 +137,7 @@ def _check_inflated_size(data: bytes) -> None:
 
 def parse(data: bytes) -> Dataset:
     """The dataset of ``data`` (pixel data not read); raises ValueError with the reason."""
-    _check_inflated_size(data)
+    check_inflated_size(data)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
     except Exception as exc:
