@@ -17,8 +17,6 @@ from hdhub.security.principal import Principal
 from hdhub.security.tokens import check_token
 from hdhub.security.users import principal_of
 
-MAX_ROW_ID = 2**31 - 1  # catalog ids and versions are 32-bit on PostgreSQL
-
 
 def get_hub(request: Request) -> Hub:
     return request.app.state.hub

@@ -51,10 +51,12 @@ def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
     return lock
 
 
+MAX_ROW_ID = 2**63 - 1  # SQLite's driver raises OverflowError beyond: bound every id and version
+
+
 def is_row_id(value: int) -> bool:
-    """Whether a row with this id can exist: a positive 64-bit integer. Look nothing else up
-    (SQLite's driver raises OverflowError beyond 64 bits): it is simply not found."""
-    return 0 < value < 2**63
+    """Whether a row with this id can exist (look nothing else up: it is simply not found)."""
+    return 0 < value <= MAX_ROW_ID
 
 
 def in_chunks(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:

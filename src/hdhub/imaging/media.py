@@ -253,10 +253,7 @@ def _drop_parts(hub: Any, media_id: str) -> None:
 
 def terminate(hub: Any, media_id: str) -> None:
     """Abandon an upload in progress: its parts and its row go."""
-    row = get(hub, media_id, any_status=True)
-    if row.status == ASSEMBLING:
-        raise Conflict(f"{media_id} is being assembled: it is kept under its storage policy")
-    if row.status != UPLOADING:
+    if get(hub, media_id, any_status=True).status == AVAILABLE:
         raise Conflict(f"{media_id} is complete: it is kept under its storage policy")
     with hub.catalog.begin() as conn:  # only while no request has begun assembling it
         gone = conn.execute(

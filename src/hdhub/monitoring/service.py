@@ -310,12 +310,19 @@ def alert_view(s: Session, alert: Alert, *, values: bool = False) -> dict[str, A
     return out
 
 
-def acknowledge(s: Session, alert_id: int, by: str) -> Alert:
-    from hdhub.errors import Conflict, NotFound
+def get_alert(s: Session, alert_id: int) -> Alert:
+    from hdhub.errors import NotFound
 
     alert = s.get(Alert, alert_id) if is_row_id(alert_id) else None
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
+    return alert
+
+
+def acknowledge(s: Session, alert_id: int, by: str) -> Alert:
+    from hdhub.errors import Conflict
+
+    alert = get_alert(s, alert_id)
     if alert.status != "open":
         raise Conflict(f"alert {alert_id} is already {alert.status}")
     alert.status, alert.acknowledged_by, alert.acknowledged_at = "acknowledged", by, utcnow()

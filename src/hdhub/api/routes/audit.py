@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hdhub.api.deps import MAX_ROW_ID, get_hub, require
+from hdhub.api.deps import get_hub, require
+from hdhub.catalog.db import MAX_ROW_ID
 from hdhub.errors import ValidationError
 from hdhub.hub import Hub
 from hdhub.security.principal import Principal

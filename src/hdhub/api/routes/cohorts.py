@@ -17,7 +17,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hdhub.api.deps import MAX_ROW_ID, audit_context, get_hub, read_body, require
+from hdhub.api.deps import audit_context, get_hub, read_body, require
+from hdhub.catalog.db import MAX_ROW_ID
 from hdhub.catalog.models import CohortDefinitionRecord
 from hdhub.cohorts.concepts import (
     MAX_QUERY_LENGTH,

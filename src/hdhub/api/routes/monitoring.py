@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from hdhub.api.deps import DbSession as Db
 from hdhub.api.deps import audit_context, get_hub, read_body, require
-from hdhub.catalog.db import is_row_id
-from hdhub.catalog.models import Alert, aware
-from hdhub.errors import Forbidden, NotFound, ValidationError
+from hdhub.catalog.models import aware
+from hdhub.errors import Forbidden, ValidationError
 from hdhub.hub import Hub
 from hdhub.monitoring import service
 from hdhub.monitoring.vitals import observations
@@ -118,9 +117,7 @@ def alert_stream(request: Request, hub: Hub, severity: str | None, seconds: floa
 @router.get("/alerts/{alert_id}", summary="One alert with the values that raised it")
 def get_alert(request: Request, s: Db, _p: Annotated[Principal, Depends(require("alerts:read"))],
               alert_id: int) -> dict[str, Any]:  # fmt: skip
-    alert = s.get(Alert, alert_id) if is_row_id(alert_id) else None
-    if alert is None:
-        raise NotFound(f"no alert {alert_id}")
+    alert = service.get_alert(s, alert_id)
     audit_context(request, resource_type="alert", resource_id=str(alert_id), patient_id=alert.person_key)
     return service.alert_view(s, alert, values=True)
 

@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from hdhub.api.deps import MAX_ROW_ID, audit_context, get_hub, require
 from hdhub.api.deps import DbSession as Db
+from hdhub.api.deps import audit_context, get_hub, require
+from hdhub.catalog.db import MAX_ROW_ID
 from hdhub.catalog.models import Project
 from hdhub.errors import Forbidden
 from hdhub.governance import projects as gov
