@@ -94,6 +94,10 @@ def test_replays_and_bad_messages_are_refused_and_counted(monitored: Monitored, 
     try:
         publish(monitored.device, reading)
         publish(monitored.device, reading)  # replayed
+        # A Bundle, as over HTTP (its entries were taken as one unreadable Observation)
+        entry = [{"resource": heart_rate(72, at(3))}]
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entry}
+        publish(monitored.device, orjson.dumps(bundle))
         publish(monitored.device, b"{not json")
         publish(monitored.device, orjson.dumps(heart_rate(950, at(1))))
         publish(
@@ -102,13 +106,13 @@ def test_replays_and_bad_messages_are_refused_and_counted(monitored: Monitored, 
         )
         publish(f"ghost-{secrets.token_hex(3)}", orjson.dumps(heart_rate(70, at(1))))
         deadline = time.monotonic() + 10
-        while subscriber.stats.messages < 6 and time.monotonic() < deadline:
+        while subscriber.stats.messages < 7 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)
     finally:
         subscriber.stop()
     with Session(monitored.hub.catalog) as s:
-        assert s.scalar(select(func.count()).select_from(VitalValue)) == 1  # only the first reading
+        assert s.scalar(select(func.count()).select_from(VitalValue)) == 2  # the first reading, the Bundle's
     admin = bearer(monitored, "admin")
     with live_server(monitored.hub) as url:
         counts = httpx.get(f"{url}/api/v1/monitoring/rejections", headers=admin).json()

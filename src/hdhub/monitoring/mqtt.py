@@ -119,6 +119,7 @@ class Subscriber:
         from sqlalchemy.orm import Session
 
         from hdhub.monitoring.service import ingest, record_rejections
+        from hdhub.monitoring.vitals import observations as observations_of
 
         by_device: dict[str, list[Any]] = {}
         unreadable: Counter[str] = Counter()
@@ -131,7 +132,7 @@ class Subscriber:
             except ValueError:
                 unreadable[device or ""] += 1
                 continue
-            by_device.setdefault(device, []).extend(body if isinstance(body, list) else [body])
+            by_device.setdefault(device, []).extend(observations_of(body))  # one, an array or a Bundle
         if unreadable and None not in done:
             with Session(self.catalog) as s, s.begin():
                 why = {"malformed": "the payload is not JSON, too large, or the topic names no device"}
