@@ -40,7 +40,9 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, st
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                # A long read timeout: a request queued at a worker still starting is never given
+                # up on, to be answered (and counted) later behind the test's back.
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -211,12 +213,13 @@ def test_only_trusted_proxies_make_the_session_cookie_secure(tmp_path: Path, wor
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60)
                     break
                 except httpx.TransportError:
                     time.sleep(0.2)
             r = httpx.post(f"http://127.0.0.1:{port}/login", headers={"X-Forwarded-Proto": "https"},
-                           data={"username": "dr-lambert", "password": "a long enough password"})  # fmt: skip
+                           data={"username": "dr-lambert", "password": "a long enough password"},
+                           timeout=60)  # fmt: skip
             assert r.status_code == 303, r.text
             return r.headers["set-cookie"]
         finally:
