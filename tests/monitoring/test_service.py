@@ -131,3 +131,52 @@ def test_irregular_rhythm_screening(monitored: Monitored) -> None:
     ingest(monitored.hub.catalog, monitored.device, [rr_series(af, at(10))], "http")
     [alert] = alerts(monitored)
     assert alert.rule == "irregular_rhythm" and "confirm on an ECG" in alert.message
+
+
+def test_an_alert_names_the_stored_values_that_raised_it(monitored: Monitored) -> None:
+    """The rules run before the write, on values not yet stored: the alert still names the
+    rows they were stored as."""
+    when = at(3)
+    ingest(
+        monitored.hub.catalog,
+        monitored.device,
+        [heart_rate(70, at(4)), blood_pressure(188, 96, when)],
+        "http",
+    )
+    [alert] = alerts(monitored)
+    with Session(monitored.hub.catalog) as s:
+        rows = s.execute(
+            select(VitalValue.id, VitalValue.code, VitalValue.value).where(
+                VitalValue.id.in_(__import__("orjson").loads(alert.value_ids))
+            )
+        ).all()
+    assert sorted((code, value) for _, code, value in rows) == [("8462-4", 96.0), ("8480-6", 188.0)]
+
+
+def test_replays_in_a_message_raise_nothing_and_its_new_values_do(monitored: Monitored) -> None:
+    crisis = blood_pressure(190, 112, at(3))
+    ingest(monitored.hub.catalog, monitored.device, [crisis], "http")
+    [bp] = alerts(monitored)
+    assert bp.count == 1
+    result = ingest(monitored.hub.catalog, monitored.device, [crisis, heart_rate(150, at(1))], "http")
+    assert (result.accepted, result.duplicates) == (1, 2)
+    by_rule = {a.rule: a for a in alerts(monitored)}
+    assert by_rule["bp_grade"].count == 1  # the replayed crisis is not a second reading
+    tachycardia = by_rule["tachycardia"]
+    with Session(monitored.hub.catalog) as s:
+        [value] = s.scalars(select(VitalValue.value).where(
+            VitalValue.id.in_(__import__("orjson").loads(tachycardia.value_ids))))  # fmt: skip
+    assert value == 150.0
+
+
+def test_drift_judges_the_latest_new_value_when_the_latest_is_a_replay(monitored: Monitored) -> None:
+    """The rules ran before the write on the message's latest heart rate (60, usual); it was a
+    replay, so they run again on what the write stored: the 89."""
+    rng = random.Random(3)
+    baseline = [heart_rate(round(58 + rng.gauss(0, 2)), at(60 * (30 - i))) for i in range(30)]
+    ingest(monitored.hub.catalog, monitored.device, baseline, "http")
+    latest = heart_rate(60, at(1))
+    ingest(monitored.hub.catalog, monitored.device, [latest], "http")
+    ingest(monitored.hub.catalog, monitored.device, [heart_rate(89, at(2)), latest], "http")
+    [alert] = alerts(monitored)
+    assert alert.rule == "drift_8867-4" and "89" in alert.message

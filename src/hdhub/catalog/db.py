@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -24,19 +26,74 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-_WRITERS: dict[Path, AbstractContextManager[Any]] = {}
+class _Writers:
+    """The writers of one SQLite file, in every process: a re-entrant lock queues this process's
+    threads, then an exclusive ``flock`` on ``<file>.writers`` queues the processes (the workers
+    of ``hdhub serve --workers N``, the MQTT subscriber, the CLI). A waiting writer is woken the
+    moment the holder is done; at SQLite's own file lock it would sleep 1, 2, 5 … up to 100 ms
+    between tries while the lock sat free (two workers spent a third of their time so)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".writers")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def _file(self) -> int | None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # a read-only folder: SQLite's lock alone then
+                return None
+        return self._fd
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._depth == 0:
+            try:
+                fd = self._file()
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def after_fork(self) -> None:
+        """A forked child holds none of its parent's locks (nor shares its open lock file)."""
+        if self._fd is not None:
+            os.close(self._fd)
+        self._reset()
+
+
+_WRITERS: dict[Path, _Writers] = {}
 _BY_ENGINE: weakref.WeakKeyDictionary[Engine, AbstractContextManager[Any]] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()
 
 
+def _after_fork() -> None:
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
+    for writers in _WRITERS.values():
+        writers.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """Hold while writing to the catalog. For an SQLite file, a re-entrant lock shared by this
-    process's writers (one per file, whichever engine opened it): a waiting writer is woken the
-    moment the previous one is done. Without it, threads meet at SQLite's file lock, whose busy
-    handler makes a waiting writer sleep 1, 2, 5 … up to 100 ms between tries while the lock
-    sits free. Other processes still meet at the file lock (a file lock between processes, tried
-    here, let the holding process take it back before the other woke). Nothing for PostgreSQL
-    (its writers wait on row locks) or an in-memory database."""
+    """Hold while writing to the catalog: for an SQLite file, one writer at a time among all
+    processes and threads, each waiting one woken as soon as the lock is free (:class:`_Writers`).
+    Nothing for PostgreSQL (its writers wait on row locks) or an in-memory database."""
     lock = _BY_ENGINE.get(engine)
     if lock is not None:
         return lock
@@ -46,7 +103,7 @@ def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
     else:
         path = Path(database).resolve()
         with _WRITERS_LOCK:
-            lock = _WRITERS.setdefault(path, threading.RLock())
+            lock = _WRITERS.get(path) or _WRITERS.setdefault(path, _Writers(path))
     _BY_ENGINE[engine] = lock
     return lock
 

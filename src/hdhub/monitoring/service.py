@@ -9,18 +9,22 @@ is visible the moment the message is acknowledged. Values reach OMOP ``measureme
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import os
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.db import is_row_id, writer_lock
+from hdhub.catalog.db import MAX_ROW_ID, is_row_id, writer_lock
 from hdhub.catalog.models import (
     Alert,
     MonitoredPatient,
@@ -120,55 +124,150 @@ def _received(now: dt.datetime, dialect: str) -> Any:
     return now
 
 
+class _Device(NamedTuple):
+    person_key: str
+    revoked: bool
+    thresholds: str | None
+    heart_failure: bool
+
+
+def _device(conn: Connection, device_id: str) -> _Device | None:
+    row = conn.execute(
+        select(MonitoringDevice.person_key, MonitoringDevice.revoked_at,
+               MonitoredPatient.thresholds, MonitoredPatient.heart_failure)
+        .outerjoin(MonitoredPatient, MonitoredPatient.person_key == MonitoringDevice.person_key)
+        .where(MonitoringDevice.device_id == device_id)
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    return _Device(row.person_key, row.revoked_at is not None, row.thresholds, bool(row.heart_failure))
+
+
+_INGESTER: tuple[int, ThreadPoolExecutor] | None = None  # (process id, thread)
+_INGESTER_LOCK = threading.Lock()
+
+
+def ingester() -> ThreadPoolExecutor:
+    """This process's one thread for device messages, first come first served. One at a time:
+    a second message parsed beside a write takes the interpreter from it, and made each write
+    last half as long again when two server processes took turns at the writer lock; and a
+    thread of its own: messages waiting never hold the threads the server's other requests use
+    (an alert stream's polls waited behind them). A forked child starts its own."""
+    global _INGESTER
+    with _INGESTER_LOCK:
+        if _INGESTER is None or _INGESTER[0] != os.getpid():
+            _INGESTER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="hdhub-vitals"))
+        return _INGESTER[1]
+
+
 def ingest(
     catalog: Engine, device_id: str, body: Any, source: str, now: dt.datetime | None = None
 ) -> IngestResult:
-    """Store one message of ``device_id`` and raise its alerts; see the module docstring."""
+    """Store one message of ``device_id`` and raise its alerts; see the module docstring.
+
+    Writers are one at a time across processes (:func:`~hdhub.catalog.db.writer_lock`), so the
+    write bounds the rate, and all else is done before it: the parse, the device, the rows, and
+    the rules and detectors, on the values stored so far. The write inserts the rows; if all
+    were new, it raises the alerts found; if some were replays, it runs the rules again on the
+    new ones alone. Call it from :func:`ingester` in a server."""
     now = now or dt.datetime.now(dt.UTC)
     result = IngestResult()
     parsed = parse(body, device_id, now)
-    with writer_lock(catalog), Session(catalog) as s, s.begin():
-        device = s.execute(
-            select(MonitoringDevice.person_key, MonitoringDevice.revoked_at,
-                   MonitoredPatient.thresholds, MonitoredPatient.heart_failure)
-            .outerjoin(MonitoredPatient, MonitoredPatient.person_key == MonitoringDevice.person_key)
-            .where(MonitoringDevice.device_id == device_id)
-        ).first()  # fmt: skip
-        reasons = Counter(r.reason for r in parsed.rejections)
-        details = {r.reason: r.detail for r in reversed(parsed.rejections)}
-        if device is None or device.revoked_at is not None:
-            why = "unknown_device" if device is None else "revoked_device"
-            reasons = Counter({why: len(parsed.vitals) + len(parsed.rejections) or 1})
-            details = {why: f"device {device_id[:64]!r} is not registered" if device is None
-                       else f"device {device_id!r} was revoked"}  # fmt: skip
+    reasons = Counter(r.reason for r in parsed.rejections)
+    details = {r.reason: r.detail for r in reversed(parsed.rejections)}
+    with catalog.connect() as conn:  # reads: they wait for no writer
+        device = _device(conn, device_id)
+        if device is not None and not device.revoked and parsed.vitals:
+            unique = _unique(parsed.vitals)
+            rules = _Rules(device, parsed.vitals)
+            planned = [Value(0, code, v.value, v.effective) for (code, _), v in unique.items()]
+            found = rules.findings(_Stored(conn, device.person_key), planned)
+    if device is None or device.revoked:
+        why = "unknown_device" if device is None else "revoked_device"
+        reasons = Counter({why: len(parsed.vitals) + len(parsed.rejections) or 1})
+        details = {why: f"device {device_id[:64]!r} is not registered" if device is None
+                   else f"device {device_id!r} was revoked"}  # fmt: skip
+    if device is None or device.revoked or not parsed.vitals:
+        with writer_lock(catalog), Session(catalog) as s, s.begin():
             record_rejections(s, source, device_id, reasons, details)
-            result.rejected = dict(reasons)
-            return result
-        unique: dict[tuple[str, str], Vital] = {}
-        stamps: dict[dt.datetime, str] = {}  # a panel's values share their time
-        for v in parsed.vitals:
-            at = stamps.get(v.effective) or stamps.setdefault(v.effective, stamp(v.effective))
-            unique.setdefault((v.code, at), v)
-        received = _received(now, s.get_bind().dialect.name)
-        rows = [
-            (device.person_key, device_id, code, v.value, at, received, source)
-            for (code, at), v in unique.items()
-        ]
+        result.rejected = dict(reasons)
+        return result
+    received = _received(now, catalog.dialect.name)
+    rows = [(device.person_key, device_id, code, v.value, at, received, source)
+            for (code, at), v in unique.items()]  # fmt: skip
+    with writer_lock(catalog), Session(catalog) as s, s.begin():
         inserted = _insert(s, rows)
         result.accepted = len(inserted)
         result.duplicates = len(parsed.vitals) - len(inserted)
         record_rejections(s, source, device_id, reasons, details)
         result.rejected = dict(reasons)
-        if inserted:
+        if len(inserted) == len(rows):  # all new: the findings stand, with the values' ids
+            ids = {(code, at): i for i, code, _, at in inserted}
+            findings = [_with_ids(f, ids) for f in found]
+        else:  # replays among them: the rules see the new values alone
             new = [Value(i, code, value, unique[(code, at)].effective) for i, code, value, at in inserted]
-            rr = {(v.code, stamp(v.effective)): v.rr for v in parsed.vitals if v.code == RR}
-            config = thresholds(orjson.loads(device.thresholds) if device.thresholds else None)
-            findings = _findings(s, device.person_key, new, rr, config, bool(device.heart_failure))
-            result.alerts = [_raise(s, device.person_key, f, now).id for f in findings]
+            before = min((v.id for v in new), default=0)
+            findings = rules.findings(_Stored(s.connection(), device.person_key, before), new) if new else []
+        result.alerts = [_raise(s, device.person_key, f, now).id for f in findings]
     return result
 
 
-RRSeries = dict[tuple[str, str], tuple[float, ...]]
+def _unique(vitals: list[Vital]) -> dict[tuple[str, str], Vital]:
+    """The message's values by (code, stamped time): the first of any repeated in it."""
+    unique: dict[tuple[str, str], Vital] = {}
+    stamps: dict[dt.datetime, str] = {}  # a panel's values share their time
+    for v in vitals:
+        at = stamps.get(v.effective) or stamps.setdefault(v.effective, stamp(v.effective))
+        unique.setdefault((v.code, at), v)
+    return unique
+
+
+def _with_ids(finding: Finding, ids: dict[tuple[str, str], int]) -> Finding:
+    """A finding on values planned (id 0) with the ids they were stored under."""
+    values = tuple(v._replace(id=ids[(v.code, stamp(v.at))]) if v.id == 0 else v for v in finding.values)
+    return dataclasses.replace(finding, values=values)
+
+
+class _Stored:
+    """A patient's values stored before id ``before`` (all, by default), as the rules and the
+    drift detector read them."""
+
+    def __init__(self, connection: Connection, person_key: str, before: int = MAX_ROW_ID) -> None:
+        self.connection, self.person_key, self.before = connection, person_key, before
+
+    def history(self, code: str, since: dt.datetime) -> list[Value]:
+        rows = self.connection.execute(
+            select(VitalValue.id, VitalValue.value, VitalValue.effective_at)
+            .where(
+                VitalValue.person_key == self.person_key,
+                VitalValue.code == code,
+                VitalValue.id < self.before,
+                VitalValue.effective_at >= stamp(since),
+            )
+            .order_by(VitalValue.effective_at.desc())
+            .limit(1_000)
+        )
+        return [Value(i, code, value, _at(at)) for i, value, at in rows]
+
+    def baselines(self, latest: list[Value]) -> dict[str, list[float]]:
+        """Each code's baseline, in one statement: the values in the ``DRIFT_DAYS`` before the
+        code's latest new value, most recent first."""
+        if not latest:
+            return {}
+        params: list[Any] = []
+        for v in latest:
+            since = v.at - dt.timedelta(days=detectors.DRIFT_DAYS)
+            params += [self.person_key, v.code, self.before, stamp(since), stamp(v.at)]
+        cursor = self.connection.connection.cursor()  # the driver's rows (up to 1,200), unwrapped
+        try:
+            cursor.execute(_baseline_sql(self.connection.dialect.name, len(latest)), params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        out: dict[str, list[float]] = {}
+        for code, value in rows:
+            out.setdefault(code, []).append(value)
+        return out
 
 
 @functools.cache
@@ -182,65 +281,37 @@ def _baseline_sql(dialect: str, codes: int) -> str:
     return " UNION ALL ".join(f"{one}{k}" for k in range(codes))
 
 
-def _baselines(s: Session, person_key: str, before: int, latest: list[Value]) -> dict[str, list[float]]:
-    """Each code's baseline, in one statement: the patient's values stored before this message
-    (a smaller id) in the ``DRIFT_DAYS`` before the code's latest new value, most recent first."""
-    if not latest:
-        return {}
-    connection = s.connection()
-    params: list[Any] = []
-    for v in latest:
-        since = v.at - dt.timedelta(days=detectors.DRIFT_DAYS)
-        params += [person_key, v.code, before, stamp(since), stamp(v.at)]
-    cursor = connection.connection.cursor()  # the driver's rows: up to 1,200 of them, no wrapping
-    try:
-        cursor.execute(_baseline_sql(connection.dialect.name, len(latest)), params)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    out: dict[str, list[float]] = {}
-    for code, value in rows:
-        out.setdefault(code, []).append(value)
-    return out
+class _Rules:
+    """The rules and detectors for one message of a device's patient."""
 
+    def __init__(self, device: _Device, vitals: list[Vital]) -> None:
+        self.config = thresholds(orjson.loads(device.thresholds) if device.thresholds else None)
+        self.heart_failure = device.heart_failure
+        self.rr = {stamp(v.effective): v.rr for v in vitals if v.code == RR}
 
-def _findings(s: Session, person_key: str, new: list[Value], rr: RRSeries, config: dict[str, Any],
-              heart_failure: bool) -> list[Finding]:  # fmt: skip
-
-    def history(code: str, since: dt.datetime) -> list[Value]:
-        rows = s.execute(
-            select(VitalValue.id, VitalValue.value, VitalValue.effective_at)
-            .where(
-                VitalValue.person_key == person_key,
-                VitalValue.code == code,
-                VitalValue.effective_at >= stamp(since),
-            )
-            .order_by(VitalValue.effective_at.desc())
-            .limit(1_000)
-        )
-        return [Value(i, code, value, _at(at)) for i, value, at in rows]
-
-    findings = evaluate(new, config, heart_failure=heart_failure, history=history)
-    latest = {}  # the latest new value of each code, against the patient's baseline
-    for v in new:
-        if v.code in DRIFT_CODES and (v.code not in latest or v.at > latest[v.code].at):
-            latest[v.code] = v
-    baselines = _baselines(s, person_key, min(v.id for v in new), list(latest.values()))
-    for code, value in latest.items():
-        z = detectors.robust_z(value.value, baselines.get(code, []))
-        if z is not None and abs(z) >= detectors.DRIFT_Z:
-            message = f"{value.value:g} is far from this patient's usual values (robust z {z:+.1f})"
-            findings.append(Finding(f"drift_{code}", "low", message, (value,)))
-    for v in new:
-        if v.code == RR:
-            screen = detectors.screen_rr(rr.get((RR, stamp(v.at)), ()))
-            if screen is not None and screen.irregular:
-                message = (
-                    f"irregular rhythm, possible atrial fibrillation (nRMSSD {screen.nrmssd:.2f}, "
-                    f"entropy {screen.entropy:.2f}, TPR {screen.tpr:.2f}): confirm on an ECG"
-                )
-                findings.append(Finding("irregular_rhythm", "medium", message, (v,)))
-    return findings
+    def findings(self, stored: _Stored, new: list[Value]) -> list[Finding]:
+        """The findings of the patient's ``new`` values against those ``stored``."""
+        found = evaluate(new, self.config, heart_failure=self.heart_failure, history=stored.history)
+        latest: dict[str, Value] = {}  # the latest new value of each code, against its baseline
+        for v in new:
+            if v.code in DRIFT_CODES and (v.code not in latest or v.at > latest[v.code].at):
+                latest[v.code] = v
+        baselines = stored.baselines(list(latest.values()))
+        for code, value in latest.items():
+            z = detectors.robust_z(value.value, baselines.get(code, []))
+            if z is not None and abs(z) >= detectors.DRIFT_Z:
+                message = f"{value.value:g} is far from this patient's usual values (robust z {z:+.1f})"
+                found.append(Finding(f"drift_{code}", "low", message, (value,)))
+        for v in new:
+            if v.code == RR:
+                screen = detectors.screen_rr(self.rr.get(stamp(v.at), ()))
+                if screen is not None and screen.irregular:
+                    message = (
+                        f"irregular rhythm, possible atrial fibrillation (nRMSSD {screen.nrmssd:.2f}, "
+                        f"entropy {screen.entropy:.2f}, TPR {screen.tpr:.2f}): confirm on an ECG"
+                    )
+                    found.append(Finding("irregular_rhythm", "medium", message, (v,)))
+        return found
 
 
 def _raise(s: Session, person_key: str, finding: Finding, now: dt.datetime) -> Alert:
