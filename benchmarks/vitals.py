@@ -209,10 +209,11 @@ def wrk_load(url: str, devices: list[str], tokens: dict[str, str], seconds: floa
     command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{duration}s", "--timeout", "30s", "-s", fh.name, url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     os.unlink(fh.name)
-    requests, elapsed, unit = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).groups()
+    requests, elapsed, unit = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out).groups()
     if "Non-2xx" in out:
         raise SystemExit(f"wrk: some requests failed\n{out}")
-    return int(requests) * batch / (float(elapsed) / (1000 if unit == "ms" else 1))
+    seconds_taken = float(elapsed) * {"ms": 0.001, "s": 1, "m": 60}[unit]  # wrk: "1.00m" past a minute
+    return int(requests) * batch / seconds_taken
 
 
 def http_phase(url: str, devices: list[str], tokens: dict[str, str], clinician: str, seconds: float,
