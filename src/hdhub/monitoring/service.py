@@ -147,16 +147,18 @@ _INGESTER: tuple[int, ThreadPoolExecutor] | None = None  # (process id, thread)
 _INGESTER_LOCK = threading.Lock()
 
 
-def ingester() -> ThreadPoolExecutor:
-    """This process's one thread for device messages, first come first served. One at a time:
-    a second message parsed beside a write takes the interpreter from it, and made each write
-    last half as long again when two server processes took turns at the writer lock; and a
-    thread of its own: messages waiting never hold the threads the server's other requests use
-    (an alert stream's polls waited behind them). A forked child starts its own."""
+def ingester(catalog: Engine) -> ThreadPoolExecutor:
+    """This process's threads for device messages, first come first served: one for an SQLite
+    catalog, whose writers take turns (a second message parsed beside a write took the
+    interpreter from it, and made each write last half as long again when two server processes
+    shared the writer lock), four for PostgreSQL's, whose writers do not. Threads of their own:
+    messages waiting never hold those the server's other requests use (an alert stream's polls
+    waited behind them). A forked child starts its own."""
     global _INGESTER
     with _INGESTER_LOCK:
         if _INGESTER is None or _INGESTER[0] != os.getpid():
-            _INGESTER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="hdhub-vitals"))
+            threads = 1 if catalog.dialect.name == "sqlite" else 4
+            _INGESTER = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="hdhub-vitals"))
         return _INGESTER[1]
 
 

@@ -37,7 +37,7 @@ async def post_vitals(
         raise Forbidden("vitals come from a device, with its own device token")
     raw = await read_body(request, MAX_BATCH_BYTES, f"a vitals batch holds at most {MAX_BATCH_BYTES} bytes")
     loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(service.ingester(), _ingest, hub, principal.device, raw)
+    result = await loop.run_in_executor(service.ingester(hub.catalog), _ingest, hub, principal.device, raw)
     audit_context(request, resource_type="device", resource_id=principal.device,
                   detail={"accepted": result.accepted, "duplicates": result.duplicates,
                           "rejected": result.rejected})  # fmt: skip
