@@ -1,7 +1,7 @@
 """Device vitals: sustained ingest over HTTP and over MQTT, and alert latency under that load.
 
-An embedded deployment (SQLite catalog) with 200 registered devices. ``hdhub serve`` runs in
-its own process; this process is the devices.
+An embedded deployment (SQLite catalog) with 200 registered devices. ``hdhub serve --workers
+N`` (``--workers``, one per core by default) runs in its own processes; this one is the devices.
 
 1. **HTTP**: 8 client threads post batches of ``--batch`` Observations (heart rate, blood
    pressure panels, SpO2, weights, each device's times increasing) to ``POST /api/v1/vitals``
@@ -20,7 +20,7 @@ throwaway database of the local PostgreSQL instead of the embedded SQLite catalo
 
 Targets: >= 50,000 observations/s over HTTP on 2 cores; alert latency p99 <= 1 s.
 
-    python benchmarks/vitals.py [--seconds 20] [--batch 500] [--skip-mqtt]
+    python benchmarks/vitals.py [--seconds 20] [--batch 500] [--workers N] [--skip-mqtt]
 """
 
 from __future__ import annotations
@@ -147,11 +147,11 @@ def setup(home: Path, catalog_url: str | None = None) -> tuple[list[str], dict[s
     return devices, secrets_by_device, token
 
 
-def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HDHUB_HOME": str(home)}
     prefix = os.environ.get("BENCH_SERVER_PROFILER", "").split()  # e.g. "py-spy record -o server.svg --"
     command = [*prefix, sys.executable, "-m", "hdhub.cli.main", "serve", "--port", str(port), "--workers",
-               os.environ.get("BENCH_SERVER_WORKERS", "1")]  # fmt: skip
+               str(workers)]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -349,6 +349,9 @@ def main() -> None:
     parser.add_argument("--mqtt-messages", type=int, default=400)
     parser.add_argument("--skip-mqtt", action="store_true")
     parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="Server processes: one per core by default."
+    )
+    parser.add_argument(
         "--catalog",
         choices=("sqlite", "postgresql"),
         default="sqlite",
@@ -365,7 +368,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         devices, tokens, clinician = setup(home, url)
         port = free_port()
-        server = serve(home, port)
+        server = serve(home, port, args.workers)
         try:
             rate, latencies = http_phase(f"http://127.0.0.1:{port}", devices, tokens, clinician, args.seconds,
                                          args.batch, args.client)  # fmt: skip
@@ -378,7 +381,7 @@ def main() -> None:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     print(
         f"{DEVICES} devices, batches of {args.batch} observations, {args.seconds:g} s, "
-        f"{args.catalog} catalog, {os.environ.get('BENCH_SERVER_WORKERS', '1')} server worker(s), "
+        f"{args.catalog} catalog, {args.workers} server worker(s), "
         f"load: {args.client}"
     )
     print("| measure | figure | target |")
