@@ -41,9 +41,11 @@ from hdhub.security.oidc_login import BrowserSignIn
 def app_from_environment() -> FastAPI:
     """The app of the deployment named by ``HDHUB_HOME``: the factory each worker process of
     ``hdhub serve --workers N`` calls (a Hub cannot cross processes)."""
+    from hdhub.catalog.checkpoints import Checkpoints
     from hdhub.heap import freeze_startup_heap, load_lazy_modules
 
     app = create_app(Hub.open())
+    Checkpoints(app.state.hub.catalog).start()  # for the process's life
     load_lazy_modules()
     freeze_startup_heap()
     return app

@@ -63,6 +63,7 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from hdhub.api.app import create_app
+    from hdhub.catalog.checkpoints import Checkpoints
     from hdhub.heap import freeze_startup_heap, load_lazy_modules
 
     check_servable(hub, host)
@@ -75,12 +76,14 @@ def run_server(hub: object, host: str, port: int, workers: int = 1) -> None:
         return
     app = create_app(hub)
     hub.imaging_workers.start()  # type: ignore[attr-defined]
+    checkpoints = Checkpoints(hub.catalog).start()  # type: ignore[attr-defined]
     load_lazy_modules()
     freeze_startup_heap()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,  # type: ignore[arg-type]
                     forwarded_allow_ips=hub.settings.server.trusted_proxies)  # type: ignore[attr-defined]  # fmt: skip
     finally:
+        checkpoints.stop()
         hub.imaging_workers.close()  # type: ignore[attr-defined]
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import orjson
 from sqlalchemy.engine import Engine
 
+from hdhub.catalog.checkpoints import Checkpoints
 from hdhub.errors import ConfigError
 
 TOPIC = "hdhub/devices/+/vitals"
@@ -192,6 +193,7 @@ class Subscriber:
         except OSError as exc:
             raise ConfigError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from None
         self.client.loop_start()
+        self._checkpoints = Checkpoints(self.catalog).start()
         self._worker = threading.Thread(target=self._work, name="hdhub-mqtt-worker", daemon=True)
         self._worker.start()
         if not self._ready.wait(timeout):
@@ -204,6 +206,8 @@ class Subscriber:
         self.client.disconnect()
         if hasattr(self, "_worker"):
             self._worker.join(5)
+        if hasattr(self, "_checkpoints"):
+            self._checkpoints.stop()
 
     def run(self, seconds: float | None = None) -> Stats:
         self.start()
