@@ -143,8 +143,8 @@ def _device(conn: Connection, device_id: str) -> _Device | None:
     return _Device(row.person_key, row.revoked_at is not None, row.thresholds, bool(row.heart_failure))
 
 
-_INGESTER: tuple[int, ThreadPoolExecutor] | None = None  # (process id, thread)
-_INGESTER_LOCK = threading.Lock()
+_INGESTERS: dict[tuple[int, str], ThreadPoolExecutor] = {}  # (process id, catalog dialect)
+_INGESTERS_LOCK = threading.Lock()
 
 
 def ingester(catalog: Engine) -> ThreadPoolExecutor:
@@ -154,12 +154,14 @@ def ingester(catalog: Engine) -> ThreadPoolExecutor:
     shared the writer lock), four for PostgreSQL's, whose writers do not. Threads of their own:
     messages waiting never hold those the server's other requests use (an alert stream's polls
     waited behind them). A forked child starts its own."""
-    global _INGESTER
-    with _INGESTER_LOCK:
-        if _INGESTER is None or _INGESTER[0] != os.getpid():
-            threads = 1 if catalog.dialect.name == "sqlite" else 4
-            _INGESTER = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="hdhub-vitals"))
-        return _INGESTER[1]
+    dialect = catalog.dialect.name
+    with _INGESTERS_LOCK:
+        pool = _INGESTERS.get((os.getpid(), dialect))
+        if pool is None:
+            threads = 1 if dialect == "sqlite" else 4
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="hdhub-vitals")
+            _INGESTERS[(os.getpid(), dialect)] = pool
+        return pool
 
 
 def ingest(
