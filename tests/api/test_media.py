@@ -8,6 +8,7 @@ import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import update
 from tusclient import client as tus
 
 from hdhub.catalog.models import MediaObject
-from hdhub.errors import Conflict, ObjectLocked, ValidationError
+from hdhub.errors import Conflict, NotFound, ObjectLocked, ValidationError
 from hdhub.imaging import media
 from hdhub.imaging.store import store_instance
 from tests.api.conftest import STUDY, Api, dicom_instance
@@ -208,3 +209,46 @@ def test_one_request_assembles_an_upload_and_a_dead_assembly_is_taken_over(api: 
     assert media.upload(hub, row.id).status == media.AVAILABLE
     assert len(list(hub.objects.versions(row.object_key))) == 1
     assert b"".join(hub.objects.get(row.object_key)) == b"abcdef"
+
+
+def test_unfinished_uploads_expire_a_week_after_they_began(api: Api) -> None:
+    """tus expiration: a client that gave up never sends its DELETE; its parts must not stay
+    (up to 4 TiB declared) for ever."""
+    hub, headers = api.hub, api.as_role("data_engineer") | {"Tus-Resumable": "1.0.0"}
+    options = api.client.options("/api/v1/media/uploads", headers=headers)
+    assert "expiration" in options.headers["tus-extension"].split(",")
+    meta = _meta(category="document", patient="4MR1", filetype="application/pdf")
+    r = api.client.post(
+        "/api/v1/media/uploads", headers=headers | {"Upload-Length": "9", "Upload-Metadata": meta}
+    )
+    expires = parsedate_to_datetime(r.headers["upload-expires"])
+    assert abs(expires - datetime.now(UTC) - media.UPLOAD_EXPIRY) < timedelta(minutes=1)
+
+    def begun() -> str:
+        row = media.create_upload(hub, size=9, category="document", patient_id="4MR1", created_by="test")
+        media.append(hub, row.id, 0, b"abc")
+        return row.id
+
+    def aged(media_id: str, days: float) -> None:
+        with hub.catalog.begin() as conn:
+            when = datetime.now(UTC) - timedelta(days=days)
+            conn.execute(update(MediaObject).where(MediaObject.id == media_id).values(created_at=when))
+
+    old, recent, resumed = begun(), begun(), begun()
+    for media_id, days in ((old, 8), (recent, 6), (resumed, 8)):
+        aged(media_id, days)
+    path = f"/api/v1/media/uploads/{resumed}"
+    assert api.client.head(path, headers=headers).status_code == 404  # expired: removed when asked for
+    assert list(hub.objects.list(f"uploads/{resumed}/")) == []
+    assert media.expire_uploads(hub) == 1  # the other old one; the recent one stays
+    assert list(hub.objects.list(f"uploads/{old}/")) == []
+    assert media.upload(hub, recent).received == 3
+    assert list(hub.objects.list(f"uploads/{recent}/")) != []
+    assert media.get(hub, api.media_id).status == media.AVAILABLE  # complete objects are never expired
+    with hub.catalog.begin() as conn:
+        conn.execute(
+            update(MediaObject).where(MediaObject.id == recent).values(created_at=datetime(2000, 1, 1))
+        )
+    media.create_upload(hub, size=1, category="document", patient_id="4MR1", created_by="test")
+    with pytest.raises(NotFound):  # each new upload sweeps the expired ones first
+        media.get(hub, recent, any_status=True)

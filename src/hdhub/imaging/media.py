@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from hdhub.catalog.models import DicomStudy, MediaObject
+from hdhub.catalog.models import DicomStudy, MediaObject, aware
 from hdhub.errors import Conflict, IntegrityError, NotFound, ValidationError
 from hdhub.imaging.issuers import ISSUER, patient_identifier
 from hdhub.imaging.policies import effective, prefix, retention_for, stay_date
@@ -38,6 +38,7 @@ UPLOADING, ASSEMBLING, AVAILABLE = "uploading", "assembling", "available"
 # An assembly claimed this long ago and not done is taken for dead (its process crashed): the
 # next request assembles the object again. Longer than assembling the largest upload takes.
 ASSEMBLY_STALE = timedelta(hours=24)
+UPLOAD_EXPIRY = timedelta(days=7)  # tus expiration: an upload unfinished a week after it began goes
 _CATEGORY = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
 
@@ -61,7 +62,8 @@ def create_upload(
     filename: str | None = None,
     date: str | None = None,
 ) -> MediaObject:
-    """A new upload of ``size`` bytes (checked before anything is stored)."""
+    """A new upload of ``size`` bytes (checked before anything is stored); expired uploads go
+    first (:func:`expire_uploads`)."""
     if not 0 <= size <= MAX_SIZE:
         raise ValidationError(f"size: from 0 to {MAX_SIZE} bytes")
     policies = effective(hub.settings)
@@ -81,6 +83,7 @@ def create_upload(
         raise ValidationError(f"content type {content_type[:80]!r} is not a media type")
     if date is not None and stay_date(date) is None:
         raise ValidationError(f"date {date[:20]!r}: YYYYMMDD")
+    expire_uploads(hub)
     media_id = secrets.token_hex(16)
     row = MediaObject(
         id=media_id,
@@ -143,7 +146,7 @@ def get(hub: Any, media_id: str, *, any_status: bool = False) -> MediaObject:
 def upload(hub: Any, media_id: str) -> MediaObject:
     """An upload in progress; an upload whose last chunk arrived but was not assembled (a
     crash at that moment) is assembled now."""
-    row = get(hub, media_id, any_status=True)
+    row = _unexpired(hub, get(hub, media_id, any_status=True))
     if row.status in (UPLOADING, ASSEMBLING) and row.received == row.size:
         return _finish(hub, media_id)
     return row
@@ -151,7 +154,7 @@ def upload(hub: Any, media_id: str) -> MediaObject:
 
 def append(hub: Any, media_id: str, offset: int, data: bytes) -> MediaObject:
     """Add a chunk at ``offset``, which must be the number of bytes received so far."""
-    row = get(hub, media_id, any_status=True)
+    row = _unexpired(hub, get(hub, media_id, any_status=True))
     if row.status != UPLOADING:
         state = "being assembled" if row.status == ASSEMBLING else "complete"
         raise Conflict(f"upload {media_id} is {state}")
@@ -178,6 +181,53 @@ def append(hub: Any, media_id: str, offset: int, data: bytes) -> MediaObject:
     if offset + len(data) == row.size:
         return _finish(hub, media_id)
     return get(hub, media_id, any_status=True)
+
+
+def expires(row: MediaObject) -> datetime | None:
+    """When an upload in progress will be removed (tus ``Upload-Expires``); None once complete."""
+    return aware(row.created_at).astimezone(UTC) + UPLOAD_EXPIRY if row.status == UPLOADING else None
+
+
+def _unexpired(hub: Any, row: MediaObject) -> MediaObject:
+    now = datetime.now(UTC)
+    if row.status == UPLOADING and row.received < row.size and aware(row.created_at) < now - UPLOAD_EXPIRY:
+        _remove_upload(hub, row.id, now - UPLOAD_EXPIRY)
+        raise NotFound(f"upload {row.id} expired: it was not finished within {UPLOAD_EXPIRY.days} days")
+    return row
+
+
+def expire_uploads(hub: Any, now: datetime | None = None, limit: int = 100) -> int:
+    """Remove up to ``limit`` uploads begun more than ``UPLOAD_EXPIRY`` ago and still
+    unfinished, parts and rows (a client that gave up never sends its DELETE); returns how many."""
+    cutoff = (now or datetime.now(UTC)) - UPLOAD_EXPIRY
+    with Session(hub.catalog) as session:
+        ids = list(
+            session.scalars(
+                select(MediaObject.id)
+                .where(MediaObject.status == UPLOADING, MediaObject.received < MediaObject.size)
+                .where(MediaObject.created_at < cutoff)
+                .limit(limit)
+            )
+        )
+    return sum(_remove_upload(hub, media_id, cutoff) for media_id in ids)
+
+
+def _remove_upload(hub: Any, media_id: str, created_before: datetime) -> bool:
+    """Remove an unfinished upload begun before ``created_before``, unless a request has begun
+    assembling it meanwhile."""
+    row = MediaObject
+    with hub.catalog.begin() as conn:
+        gone = conn.execute(
+            row.__table__.delete().where(
+                row.id == media_id,
+                row.status == UPLOADING,
+                row.received < row.size,
+                row.created_at < created_before,
+            )
+        ).rowcount
+    if gone == 1:
+        _drop_parts(hub, media_id)
+    return gone == 1
 
 
 def _claim(hub: Any, media_id: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from email.utils import format_datetime
 from typing import Annotated
 
 import orjson
@@ -73,11 +74,14 @@ def _int_header(request: Request, name: str) -> int:
 
 
 def _upload_headers(row: media.MediaObject) -> dict[str, str]:
-    return TUS_HEADERS | {
+    headers = TUS_HEADERS | {
         "Upload-Offset": str(row.received),
         "Upload-Length": str(row.size),
         "Cache-Control": "no-store",
     }
+    if (expires := media.expires(row)) is not None:
+        headers["Upload-Expires"] = format_datetime(expires, usegmt=True)  # RFC 9110 date
+    return headers
 
 
 @router.options("/uploads", summary="tus: what this server supports")
@@ -87,7 +91,7 @@ def tus_options(_: Writer) -> Response:
         headers=TUS_HEADERS
         | {
             "Tus-Version": TUS_VERSION,
-            "Tus-Extension": "creation,termination",
+            "Tus-Extension": "creation,termination,expiration",
             "Tus-Max-Size": str(media.MAX_SIZE),
         },
     )
