@@ -273,3 +273,40 @@ def test_reject_over_http(api: Api) -> None:
     assert api.client.get(f"{base}/metadata", headers=reader).status_code == 404
     event = api.hub.audit.search(action="POST /dicomweb/studies/{study}/series/{series}/reject/{code}")[0]
     assert event.resource_id == STUDY and event.outcome == "success"
+
+
+@pytest.mark.parametrize(
+    ("resource", "accept", "status"),
+    [
+        ("instance", None, 200),
+        ("instance", "*/*", 200),
+        ("instance", 'multipart/related; type="application/dicom"; transfer-syntax=*', 200),
+        ("instance", "multipart/related", 200),
+        ("instance", "multipart/*, application/json;q=0.5", 200),
+        ("instance", "application/json", 406),
+        ("instance", "image/jpeg", 406),
+        ("instance", 'multipart/related; type="application/octet-stream"', 406),
+        ("instance", 'multipart/related; type="application/dicom"; q=0, image/png', 406),
+        ("metadata", None, 200),
+        ("metadata", "application/dicom+json", 200),
+        ("metadata", "application/json", 200),
+        ("metadata", "application/*", 200),
+        ("metadata", 'multipart/related; type="application/dicom"', 406),
+        ("metadata", "image/jpeg", 406),
+        ("metadata?accept=image/jpeg", "application/dicom+json", 406),  # the query parameter decides
+    ],
+)
+def test_a_representation_the_client_excludes_is_406(
+    api: Api, resource: str, accept: str | None, status: int
+) -> None:
+    """PS3.18 §8.7.3: a client is answered what its Accept takes, or 406; it used to get
+    application/dicom whatever it asked for."""
+    path = f"/dicomweb/studies/{STUDY}/series/{SERIES}/instances/{INSTANCE}"
+    path += "" if resource == "instance" else f"/{resource}"
+    headers = api.as_role("clinician") | ({"Accept": accept} if accept else {})
+    r = api.client.get(path, headers=headers)
+    assert r.status_code == status, r.text
+    if status == 406:
+        assert r.json()["error"]["code"] == "not_acceptable"
+    elif resource == "instance":
+        assert r.headers["content-type"].startswith('multipart/related; type="application/dicom"')

@@ -18,12 +18,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from hdhub.api.accept import accepts
 from hdhub.api.deps import audit_context, get_hub, read_body, require
 from hdhub.errors import HdhubError, PayloadTooLarge, ValidationError
 from hdhub.hub import Hub
 from hdhub.imaging.qido import parse_query, search
 from hdhub.imaging.reach import PatientRef, reached
 from hdhub.imaging.rejection import REASONS, reason_code, reject
+from hdhub.imaging.render import NotAcceptable
 from hdhub.imaging.store import (
     STORED,
     StoreOutcome,
@@ -240,6 +242,7 @@ def _retrieve(
     request: Request, hub: Hub, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
     """The instances, as stored, one part each (read one at a time while the answer streams)."""
+    _acceptable(request, "multipart/related", part="application/dicom")
     rows = instance_rows(hub.catalog, study, series, instance)
     audit_studies(request, [study], study_patients(hub.catalog, [study]))
     boundary = secrets.token_hex(16)
@@ -255,10 +258,20 @@ def _retrieve(
     return StreamingResponse(parts(), media_type=media_type)
 
 
+def _acceptable(request: Request, media: str, part: str | None = None, aliases: tuple[str, ...] = ()) -> None:
+    """406 unless the request's Accept (or its ``accept`` query parameter, PS3.18 §8.3.3.1)
+    takes ``media``."""
+    header = request.query_params.get("accept") or request.headers.get("accept")
+    if not accepts(header, media, part, aliases):
+        what = f'{media}; type="{part}"' if part else media
+        raise NotAcceptable(f"this resource is {what}, which the Accept header excludes")
+
+
 def _metadata(
     request: Request, hub: Hub, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
     """DICOM JSON of the instances, from the index: no stored object is read."""
+    _acceptable(request, DICOM_JSON, aliases=("application/json",))  # JSON, whatever its suffix
     rows = instance_rows(hub.catalog, study, series, instance)
     audit_studies(request, [study], study_patients(hub.catalog, [study]))
     body = b"[" + b",".join(row.metadata_json.encode() for row in rows) + b"]"
