@@ -63,9 +63,19 @@ def test_a_minimal_definition_gets_the_defaults() -> None:
         (minimal(exit={"type": "soon"}), "exit"),
         # a non-finite bound would vanish through JSON and match every value
         *[
-            ({"entry": {"events": [{"domain": "measurement", "value": {side: word}}]}}, "a finite number")
-            for side, word in [("min", "Infinity"), ("max", "-Infinity"), ("min", "NaN"), ("max", 1e999)]
+            ({"entry": {"events": [{"domain": "measurement", "value": {side: word}}]}}, why)
+            for side, word, why in [
+                ("min", "Infinity", "a valid number"),
+                ("max", "-Infinity", "a valid number"),
+                ("min", "NaN", "a valid number"),
+                ("max", 1e999, "a finite number"),
+            ]
         ],
+        # JSON's own types: lax mode read false as 0, 1 as true and "5" as 5
+        (minimal(exit={"type": "fixed_offset", "days": False}), "exit.days: Input should be a valid integer"),
+        (minimal(concept_sets={"c": {"items": [{"concept_id": 1, "descendants": 1}]}}), "a valid boolean"),
+        ({"entry": {"events": [{"domain": "measurement", "value": {"min": "5"}}]}}, "a valid number"),
+        (minimal(demographics={"age": {"min": 18.0}}), "a valid integer"),
         ({"entry": {"events": [{"domain": "measurement", "units": [2**63]}]}}, "equal to 2147483647"),
         (minimal(concept_sets={"c": {"items": [{"concept_id": 10**30}]}}), "equal to 2147483647"),
         ({"entry": {"events": [{"domain": "note", "text": "ab\x00"}]}}, "control characters"),

@@ -56,8 +56,12 @@ SearchText = Annotated[str, Field(min_length=2, max_length=200), AfterValidator(
 
 class _Model(BaseModel):
     # allow_inf_nan: a bound of NaN or ±Infinity ("NaN" is a number to pydantic's lax mode)
-    # would vanish on the way through JSON and let every value match
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # would vanish on the way through JSON and let every value match. strict: JSON's own types
+    # (lax mode read "days": false as 0 and "descendants": 1 as true); dates alone are read
+    # from their ISO strings.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True
+    )
 
 
 class ConceptItem(_Model):
@@ -81,8 +85,8 @@ class ConceptSet(_Model):
 
 
 class DateRange(_Model):
-    start: dt.date | None = Field(None, description="On or after this date.")
-    end: dt.date | None = Field(None, description="On or before this date.")
+    start: dt.date | None = Field(None, strict=False, description="On or after this date (ISO 8601).")
+    end: dt.date | None = Field(None, strict=False, description="On or before this date (ISO 8601).")
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
