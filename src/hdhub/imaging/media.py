@@ -190,7 +190,8 @@ def expires(row: MediaObject) -> datetime | None:
 
 def _unexpired(hub: Any, row: MediaObject) -> MediaObject:
     now = datetime.now(UTC)
-    if row.status == UPLOADING and row.received < row.size and aware(row.created_at) < now - UPLOAD_EXPIRY:
+    until = expires(row)
+    if until is not None and until < now and row.received < row.size:
         _remove_upload(hub, row.id, now - UPLOAD_EXPIRY)
         raise NotFound(f"upload {row.id} expired: it was not finished within {UPLOAD_EXPIRY.days} days")
     return row
